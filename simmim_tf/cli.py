@@ -1,0 +1,189 @@
+"""`simmim-tf`: the command line. Each subcommand parses arguments and calls
+the library; TensorFlow is imported only by the subcommands that need it
+(`predict` and the TFLite `evaluate` run without it)."""
+
+import argparse
+import json
+import os
+import sys
+
+from simmim_tf.errors import SimMIMInputError
+
+
+def _data_sort_of_clevr(args):
+    from simmim_tf.data import sort_of_clevr
+
+    n = sort_of_clevr.generate(args.out, args.num_images, args.seed, args.num_test)
+    print(f"wrote {args.num_images} images and {n} questions to {args.out}")
+
+
+def _train(args):
+    from simmim_tf.training.run_config import RunConfig
+    from simmim_tf.training.vqa_trainer import train
+
+    config = RunConfig(
+        data=args.data,
+        preset=args.preset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_sequence_length=args.max_sequence_length,
+        seed=args.seed,
+    )
+    model = train(config, args.out)
+    print(f"saved {os.path.join(args.out, 'model.keras')} ({model.count_params():,} parameters)")
+
+
+def _evaluate(args):
+    from simmim_tf.evaluation import format_accuracy
+
+    if bool(args.run) == bool(args.model):
+        raise SimMIMInputError("give exactly one of --run RUN (Keras) or --model FILE.tflite")
+    if args.run:
+        from simmim_tf.training.vqa_trainer import evaluate
+
+        result = evaluate(args.run, args.data, args.split)
+        title = f"Keras model {args.run} on {args.data} [{args.split}]"
+    else:
+        result = evaluate_tflite(args.model, args.data, args.split)
+        title = f"TFLite model {args.model} on {args.data} [{args.split}]"
+    print(format_accuracy(result, title))
+
+
+def evaluate_tflite(model_path, data_dir, split="test"):
+    """Accuracy per family of a .tflite model; writes <model>.eval.json beside it."""
+    from tqdm import tqdm
+
+    from simmim_tf.data.vqa_dataset import load_split
+    from simmim_tf.edge import EdgePredictor
+    from simmim_tf.evaluation import accuracy_by_family
+
+    predictor = EdgePredictor(model_path)
+    questions = load_split(data_dir, split, image_size=predictor.image_size)
+    predicted = [
+        predictor.predict(questions.images[i], q, top_k=1).answer
+        for i, q in tqdm(
+            zip(questions.image_index, questions.questions),
+            total=len(questions),
+            desc=os.path.basename(model_path),
+            unit="q",
+            disable=not sys.stderr.isatty(),
+        )
+    ]
+    result = accuracy_by_family(predicted, questions.answers, questions.families)
+    with open(os.path.splitext(model_path)[0] + ".eval.json", "w") as f:
+        json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)
+    return result
+
+
+def _export(args):
+    from simmim_tf.export.litert_exporter import VARIANTS, export_run
+
+    variants = [v.strip() for v in args.quantize.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise SimMIMInputError(f"--quantize: unknown variant(s) {unknown}; choose from {VARIANTS}")
+    report = export_run(args.run, args.out, args.data, variants, args.calibration_size)
+    print(f"wrote {os.path.join(args.out, 'saved_model')}")
+    for name, size in report["files"].items():
+        print(f"  {name:<24} {size / 1e6:7.3f} MB")
+    for variant, problems in report["gpu_delegate_problems"].items():
+        status = "all ops accepted" if not problems else "; ".join(problems)
+        print(f"  GPU-delegate op check, {variant}: {status}")
+
+
+def _predict(args):
+    from simmim_tf.edge import EdgePredictor
+    from simmim_tf.preprocessing.image_loading import load_image
+
+    predictor = EdgePredictor(args.model)
+    image = load_image(args.image, predictor.image_size)
+    prediction = predictor.predict(image, args.question, top_k=args.top_k)
+    print(f"{prediction.answer} ({prediction.probability:.1%})")
+    for answer, p in prediction.top_k[1:]:
+        print(f"  or {answer} ({p:.1%})")
+    if args.explain:
+        from simmim_tf.plotting import save_attention_overlay
+
+        save_attention_overlay(
+            image, prediction.attention_map, args.question, prediction.answer, args.explain,
+            prediction.probability,
+        )
+        print(f"attention heatmap: {args.explain}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="simmim-tf",
+        description="SimMIM visual question answering: make data, train, evaluate, "
+        "export to TFLite and answer questions on-device.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="generate data sets").add_subparsers(
+        dest="generator", required=True, metavar="GENERATOR"
+    )
+    soc = data.add_parser(
+        "sort-of-clevr",
+        help="Sort-of-CLEVR (Santoro et al. 2017): 75x75 images, 6 objects, 20 questions each",
+    )
+    soc.add_argument("--out", required=True, help="output folder")
+    soc.add_argument("--num-images", type=int, default=10000, help="images (default 10000)")
+    soc.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    soc.add_argument(
+        "--num-test", type=int, default=None,
+        help="test images, taken last (default: 200, at most a tenth of the images)",
+    )
+    soc.set_defaults(func=_data_sort_of_clevr)
+
+    tr = sub.add_parser("train", help="train SimMIMVQA with model.fit")
+    tr.add_argument("--data", required=True, help="data folder with questions.jsonl and images/")
+    tr.add_argument("--out", required=True, help="run folder to write (resumes if interrupted)")
+    tr.add_argument("--preset", default="tiny", help="tiny, small or base (default tiny)")
+    tr.add_argument("--epochs", type=int, default=10)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate")
+    tr.add_argument("--max-sequence-length", type=int, default=16, help="question tokens")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.set_defaults(func=_train)
+
+    ev = sub.add_parser("evaluate", help="accuracy per question family")
+    ev.add_argument("--run", help="run folder (evaluates the Keras model; writes RUN/eval.json)")
+    ev.add_argument("--model", help=".tflite file (evaluates it with ai-edge-litert)")
+    ev.add_argument("--data", required=True, help="data folder")
+    ev.add_argument("--split", default="test")
+    ev.set_defaults(func=_evaluate)
+
+    ex = sub.add_parser("export", help="SavedModel and TFLite (builtin ops only)")
+    ex.add_argument("--run", required=True, help="trained run folder")
+    ex.add_argument("--out", required=True, help="export folder")
+    ex.add_argument("--data", help="calibration data folder (default: the run's training data)")
+    ex.add_argument(
+        "--quantize", default="float32,int8",
+        help="comma-separated variants: float32, float16, int8 (default float32,int8)",
+    )
+    ex.add_argument("--calibration-size", type=int, default=200, help="int8 calibration questions")
+    ex.set_defaults(func=_export)
+
+    pr = sub.add_parser("predict", help="answer a question about an image with a .tflite model")
+    pr.add_argument("--model", required=True, help="exported .tflite (simmim_meta.json beside it)")
+    pr.add_argument("--image", required=True, help="PNG or JPEG, RGB")
+    pr.add_argument("--question", required=True)
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--explain", metavar="PNG", help="write the visual-attention heatmap here")
+    pr.set_defaults(func=_predict)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SimMIMInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data sets: the package's generators and the on-disk question format."""

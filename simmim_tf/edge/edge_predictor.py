@@ -1,0 +1,79 @@
+"""Answering questions with an exported .tflite and its sidecar metadata."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from simmim_tf.errors import SimMIMInputError
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+
+META_FILE = "simmim_meta.json"
+
+
+@dataclasses.dataclass
+class Prediction:
+    answer: str
+    probability: float
+    top_k: list  # [(answer, probability), ...], best first
+    words: list  # the question's words the model saw
+    attention_map: np.ndarray  # (rows, cols), visual attention over regions, sums to 1
+
+
+class EdgePredictor:
+    """Loads `model_*.tflite` and `simmim_meta.json` (from the same folder by default).
+
+    Args:
+        model_path: str. Path of the .tflite file.
+        meta_path: str or None. Sidecar with tokenizer and answers.
+        num_threads: int or None. CPU threads for the interpreter.
+
+    Example:
+    >>> predictor = EdgePredictor("export/model_int8.tflite")
+    >>> predictor.predict(image, "what is the shape of the red object?").answer
+    'circle'
+    """
+
+    def __init__(self, model_path, meta_path=None, num_threads=None):
+        if not os.path.isfile(model_path):
+            raise SimMIMInputError(f"model not found: {model_path}")
+        meta_path = meta_path or os.path.join(os.path.dirname(model_path) or ".", META_FILE)
+        if not os.path.isfile(meta_path):
+            raise SimMIMInputError(
+                f"{meta_path}: not found; it is written by `simmim-tf export` beside the model"
+            )
+        with open(meta_path) as f:
+            meta = json.load(f)
+        self.tokenizer = QuestionTokenizer(**meta["tokenizer"])
+        self.answers = meta["answers"]
+        self.image_size = meta["image_size"]
+        self.grid_shape = tuple(meta["grid_shape"])
+        try:
+            self.interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
+        except ValueError as e:
+            raise SimMIMInputError(f"{model_path}: not a loadable .tflite model ({e})") from None
+        signatures = self.interpreter.get_signature_list()
+        self._runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+
+    def predict(self, image, question, top_k=3):
+        """Answers one question about one uint8 (S, S, 3) image."""
+        image = np.asarray(image)
+        expected = (self.image_size, self.image_size, 3)
+        if image.shape != expected:
+            raise SimMIMInputError(f"image has shape {image.shape}; this model expects {expected}")
+        ids, mask = self.tokenizer.encode(question)
+        out = self._runner(images=image[None].astype(np.float32), token_ids=ids[None])
+        probabilities = out["probabilities"][0]
+        order = np.argsort(-probabilities)[:top_k]
+        # Mean over heads and over the question's real words → one map.
+        attention = out["visual_attention"][0][:, mask].mean(axis=(0, 1))
+        attention = attention / max(attention.sum(), 1e-9)
+        return Prediction(
+            answer=self.answers[order[0]],
+            probability=float(probabilities[order[0]]),
+            top_k=[(self.answers[i], float(probabilities[i])) for i in order],
+            words=self.tokenizer.words(question),
+            attention_map=attention.reshape(self.grid_shape),
+        )

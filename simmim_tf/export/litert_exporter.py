@@ -1,0 +1,158 @@
+"""Run folder → SavedModel + TFLite float32 / float16 / int8 + sidecar metadata.
+
+What worked with TF 2.21 / Keras 3.15 (and what did not):
+- `keras.export.ExportArchive` with batch-1 `tf.TensorSpec`s gives static
+  shapes, which the GPU delegate needs; `model.export` relaxes the batch to
+  None even for `batch_size=1` inputs.
+- `TFLiteConverter.from_saved_model` then converts with a representative
+  dataset; `from_keras_model` failed in int8 calibration on attention
+  (RESHAPE element-count mismatch).
+- Builtin ops only (no SELECT_TF_OPS): a model needing Flex ops fails here,
+  at conversion, instead of later on the device.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
+from simmim_tf.export.tflite_model_ops import non_builtin_ops, read_ops
+from simmim_tf.training.run_config import RunConfig
+from simmim_tf.training.vqa_trainer import load_run
+
+META_FILE = "simmim_meta.json"
+VARIANTS = ("float32", "float16", "int8")
+
+
+def serving_function(model):
+    """(images float32 0..255, token_ids int32) → probabilities and visual attention.
+
+    Images come in as float32 because the GPU delegate has no uint8→float
+    CAST; the padding mask is computed in the graph from id 0.
+    """
+
+    def serve(images, token_ids):
+        out = model.answer_with_attention(
+            {"images": images, "token_ids": token_ids, "padding_mask": ops.not_equal(token_ids, 0)}
+        )
+        return {
+            "probabilities": ops.softmax(out["logits"], axis=-1),
+            "visual_attention": out["visual_attention"],  # (batch, heads, tokens, regions)
+        }
+
+    return serve
+
+
+def write_saved_model(model, sequence_length, path):
+    """SavedModel with `serving_default` (any batch) and `single` (batch 1, static)."""
+    size = model.backbone.image_size
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    serve = serving_function(model)
+    for name, batch in (("serving_default", None), ("single", 1)):
+        archive.add_endpoint(
+            name,
+            serve,
+            input_signature=[
+                tf.TensorSpec((batch, size, size, 3), tf.float32, name="images"),
+                tf.TensorSpec((batch, sequence_length), tf.int32, name="token_ids"),
+            ],
+        )
+    archive.write_out(path, verbose=False)
+
+
+def representative_samples(data_dir, tokenizer, image_size, count, seed=0):
+    """`count` training questions with their images, as the converter wants them."""
+    train = load_split(data_dir, "train", image_size=image_size)
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(train), size=min(count, len(train)), replace=False)
+    samples = []
+    for i in picks:
+        ids, _ = tokenizer.encode(train.questions[i])
+        samples.append(
+            {
+                "images": train.images[train.image_index[i]][None].astype(np.float32),
+                "token_ids": ids[None],
+            }
+        )
+    return samples
+
+
+def convert(saved_model_dir, variant, samples=None):
+    """One TFLite flatbuffer (bytes) of `variant` from the `single` signature."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["single"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        if not samples:
+            raise ValueError("int8 conversion needs representative samples")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: iter(samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif variant != "float32":
+        raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+    flatbuffer = converter.convert()
+    flex = non_builtin_ops(read_ops(flatbuffer))
+    if flex:
+        raise RuntimeError(f"{variant} model needs non-builtin ops: {flex}")
+    return flatbuffer
+
+
+def _write_atomically(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def export_run(run_dir, out_dir, data_dir=None, variants=("float32", "int8"), calibration_size=200):
+    """Writes OUT/saved_model, OUT/model_<variant>.tflite and OUT/simmim_meta.json.
+
+    Returns {"files": {name: bytes}, "gpu_delegate_problems": {variant: [...]}}.
+    """
+    model, tokenizer, answers = load_run(run_dir)
+    if data_dir is None:
+        data_dir = RunConfig.load(os.path.join(run_dir, "run_config.json")).data
+    os.makedirs(out_dir, exist_ok=True)
+    saved_model = os.path.join(out_dir, "saved_model")
+    tmp_dir = tempfile.mkdtemp(dir=out_dir, prefix=".saved_model.")
+    write_saved_model(model, tokenizer.sequence_length, tmp_dir)
+    shutil.rmtree(saved_model, ignore_errors=True)
+    os.replace(tmp_dir, saved_model)
+
+    samples = None
+    if "int8" in variants:
+        samples = representative_samples(
+            data_dir, tokenizer, model.backbone.image_size, calibration_size
+        )
+    report = {"files": {}, "gpu_delegate_problems": {}}
+    for variant in variants:
+        flatbuffer = convert(saved_model, variant, samples)
+        path = os.path.join(out_dir, f"model_{variant}.tflite")
+        _write_atomically(path, flatbuffer)
+        report["files"][os.path.basename(path)] = len(flatbuffer)
+        if variant != "int8":
+            report["gpu_delegate_problems"][variant] = gpu_delegate_problems(flatbuffer)
+
+    meta = {
+        "tokenizer": tokenizer.get_config(),
+        "answers": answers.answers,
+        "image_size": model.backbone.image_size,
+        "grid_shape": list(model.backbone.grid_shape),
+        "inputs": {"images": "float32 (1, S, S, 3), pixel values 0..255", "token_ids": "int32 (1, L)"},
+        "outputs": {
+            "probabilities": "(1, num_answers)",
+            "visual_attention": "(1, heads, L, regions), regions row-major on grid_shape",
+        },
+    }
+    _write_atomically(os.path.join(out_dir, META_FILE), json.dumps(meta, indent=1))
+    return report

@@ -1,0 +1,25 @@
+"""SimMIM's Keras layers (keras.ops only: TensorFlow, JAX and PyTorch backends)."""
+
+from simmim_tf.layers.answer_head import AnswerHead
+from simmim_tf.layers.cross_attention_block import CrossAttentionBlock
+from simmim_tf.layers.layer_norm import LayerNorm
+from simmim_tf.layers.multi_head_attention import MultiHeadAttention
+from simmim_tf.layers.patch_embedding import PatchEmbedding
+from simmim_tf.layers.question_encoder import QuestionEncoder
+from simmim_tf.layers.semantic_memory import SemanticMemory
+from simmim_tf.layers.textual_attention import TextualAttention
+from simmim_tf.layers.transformer_block import TransformerBlock
+from simmim_tf.layers.visual_attention import VisualAttention
+
+__all__ = [
+    "AnswerHead",
+    "CrossAttentionBlock",
+    "LayerNorm",
+    "MultiHeadAttention",
+    "PatchEmbedding",
+    "QuestionEncoder",
+    "SemanticMemory",
+    "TextualAttention",
+    "TransformerBlock",
+    "VisualAttention",
+]

@@ -1,0 +1,112 @@
+"""Multi-head scaled dot-product attention that returns its weights."""
+
+import math
+
+import keras
+from keras import ops
+
+from simmim_tf.api_export import simmim_export
+
+
+@simmim_export
+class MultiHeadAttention(keras.layers.Layer):
+    """softmax(Q Kᵀ / √d) V over several heads, returning the weights.
+
+    Written with `keras.ops` for every backend and for a clean TFLite graph:
+    4-D transposes, BATCH_MATMUL, SOFTMAX and elementwise ops only, which the
+    GPU delegate and full-integer quantization both accept.
+
+    Masked keys are removed *after* the softmax (weights × mask, then
+    renormalised over the kept keys) rather than by writing -1e9 into the
+    scores as `keras.layers.Softmax` does: a -1e9 in the scores tensor would
+    set its int8 calibration range and leave no resolution for real scores.
+
+    Args:
+        num_heads: int. Number of attention heads.
+        key_dim: int. Size of each head's queries and keys (and values).
+        output_dim: int or None. Size of the output projection; None uses the
+            query's last dimension.
+        dropout: float. Dropout rate on the attention weights.
+
+    Call arguments:
+        query: (batch, queries, query_dim).
+        value: (batch, keys, value_dim); serves as keys and values.
+        key_mask: optional bool (batch, keys); False marks keys to ignore.
+
+    Returns:
+        (outputs, weights): (batch, queries, output_dim) and
+        (batch, heads, queries, keys), the weights summing to 1 over the kept
+        keys.
+
+    Example:
+    >>> attn = MultiHeadAttention(num_heads=2, key_dim=8)
+    >>> out, w = attn(np.zeros((1, 3, 16)), np.zeros((1, 5, 16)))
+    >>> w.shape
+    (1, 2, 3, 5)
+    """
+
+    def __init__(self, num_heads, key_dim, output_dim=None, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.output_dim = output_dim
+        self.dropout = dropout
+
+    def build(self, query_shape, value_shape, key_mask_shape=None):
+        inner = self.num_heads * self.key_dim
+        self.query_dense = keras.layers.Dense(inner, name="query", dtype=self.dtype_policy)
+        self.key_dense = keras.layers.Dense(inner, name="key", dtype=self.dtype_policy)
+        self.value_dense = keras.layers.Dense(inner, name="value", dtype=self.dtype_policy)
+        out_dim = self.output_dim or query_shape[-1]
+        self.output_dense = keras.layers.Dense(out_dim, name="output", dtype=self.dtype_policy)
+        self.weights_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.query_dense.build(query_shape)
+        self.key_dense.build(value_shape)
+        self.value_dense.build(value_shape)
+        self.output_dense.build(tuple(query_shape[:-1]) + (inner,))
+
+    def _split_heads(self, x):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        x = ops.reshape(x, (batch, length, self.num_heads, self.key_dim))
+        return ops.transpose(x, (0, 2, 1, 3))  # (batch, heads, length, key_dim)
+
+    def call(self, query, value, key_mask=None, training=None):
+        q = self._split_heads(self.query_dense(query))  # (batch, heads, queries, key_dim)
+        k = self._split_heads(self.key_dense(value))  # (batch, heads, keys, key_dim)
+        v = self._split_heads(self.value_dense(value))  # (batch, heads, keys, key_dim)
+        q = q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (batch, heads, queries, keys)
+        # Softmax in float32 so that mixed float16 does not overflow.
+        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        if key_mask is not None:
+            num_keys = ops.shape(key_mask)[1]
+            mask = ops.reshape(ops.cast(key_mask, "float32"), (-1, 1, 1, num_keys))
+            weights = weights * mask
+            weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-9)
+        weights = ops.cast(weights, self.compute_dtype)
+        attended = ops.matmul(self.weights_dropout(weights, training=training), v)
+        attended = ops.transpose(attended, (0, 2, 1, 3))  # (batch, queries, heads, key_dim)
+        batch, length = ops.shape(attended)[0], ops.shape(attended)[1]
+        attended = ops.reshape(attended, (batch, length, self.num_heads * self.key_dim))
+        return self.output_dense(attended), weights
+
+    def compute_output_spec(self, query, value, key_mask=None, training=None):
+        out_dim = self.output_dim or query.shape[-1]
+        out = keras.KerasTensor(query.shape[:-1] + (out_dim,), dtype=self.compute_dtype)
+        w = keras.KerasTensor(
+            (query.shape[0], self.num_heads, query.shape[1], value.shape[1]),
+            dtype=self.compute_dtype,
+        )
+        return out, w
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "output_dim": self.output_dim,
+                "dropout": self.dropout,
+            }
+        )
+        return config

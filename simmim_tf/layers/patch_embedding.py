@@ -1,0 +1,122 @@
+"""Image to region tokens with a 2-D position embedding."""
+
+import math
+
+import keras
+from keras import ops
+
+from simmim_tf.api_export import simmim_export
+
+STEMS = ("patchify", "conv")
+
+
+@simmim_export
+class PatchEmbedding(keras.layers.Layer):
+    """Turns uint8 images into a sequence of region tokens.
+
+    Two stems:
+    - `"patchify"`: a `patch_size`×`patch_size` convolution with the same
+      stride, as in ViT (one token per non-overlapping patch);
+    - `"conv"`: a small convolutional stem, `log2(patch_size)` 3×3 convolutions
+      of stride 2 with ReLU, then a 1×1 projection; its tokens see a little
+      context around their patch, which helps on small images.
+
+    Both give a grid of ceil(H / patch_size) × ceil(W / patch_size) regions
+    ("same" padding), to which a learned row embedding and a learned column
+    embedding are added.
+
+    Args:
+        hidden_dim: int. Size of each region token.
+        patch_size: int. Side of the patch in pixels; a power of two for the
+            `"conv"` stem.
+        stem: str. `"patchify"` or `"conv"`.
+
+    Call arguments:
+        images: (batch, height, width, 3), uint8 or float in [0, 255].
+
+    Returns:
+        (batch, regions, hidden_dim), regions in row-major grid order.
+
+    Example:
+    >>> layer = PatchEmbedding(hidden_dim=32, patch_size=8, stem="conv")
+    >>> layer(np.zeros((2, 64, 64, 3), "uint8")).shape
+    (2, 64, 32)
+    """
+
+    def __init__(self, hidden_dim, patch_size=8, stem="conv", **kwargs):
+        super().__init__(**kwargs)
+        if stem not in STEMS:
+            raise ValueError(f"`stem` must be one of {STEMS}; received stem={stem!r}")
+        if stem == "conv" and (patch_size < 2 or patch_size & (patch_size - 1)):
+            raise ValueError(
+                f"The 'conv' stem halves the image log2(patch_size) times, so "
+                f"`patch_size` must be a power of two >= 2; received {patch_size}"
+            )
+        self.hidden_dim = hidden_dim
+        self.patch_size = patch_size
+        self.stem = stem
+
+    def grid_shape(self, image_height, image_width):
+        """The (rows, columns) of the region grid for an image size."""
+        return (
+            math.ceil(image_height / self.patch_size),
+            math.ceil(image_width / self.patch_size),
+        )
+
+    def build(self, images_shape):
+        policy = self.dtype_policy
+        rows, cols = self.grid_shape(images_shape[1], images_shape[2])
+        self.stem_layers = []
+        if self.stem == "patchify":
+            self.stem_layers.append(
+                keras.layers.Conv2D(
+                    self.hidden_dim, self.patch_size, strides=self.patch_size,
+                    padding="same", name="patchify", dtype=policy,
+                )
+            )
+        else:
+            num_convs = int(math.log2(self.patch_size))
+            for i in range(num_convs):
+                # Widths grow towards hidden_dim: hidden/2^(n-1-i), at least 16.
+                width = max(16, self.hidden_dim // 2 ** (num_convs - 1 - i))
+                self.stem_layers.append(
+                    keras.layers.Conv2D(
+                        width, 3, strides=2, padding="same", activation="relu",
+                        name=f"stem_conv_{i}", dtype=policy,
+                    )
+                )
+            self.stem_layers.append(
+                keras.layers.Conv2D(self.hidden_dim, 1, name="stem_projection", dtype=policy)
+            )
+        shape = tuple(images_shape)
+        for layer in self.stem_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.row_embedding = self.add_weight(
+            shape=(rows, 1, self.hidden_dim), initializer=keras.initializers.RandomNormal(stddev=0.02),
+            name="row_embedding",
+        )
+        self.column_embedding = self.add_weight(
+            shape=(1, cols, self.hidden_dim), initializer=keras.initializers.RandomNormal(stddev=0.02),
+            name="column_embedding",
+        )
+
+    def call(self, images):
+        x = ops.cast(images, self.compute_dtype) * ops.cast(1.0 / 255.0, self.compute_dtype)
+        for layer in self.stem_layers:
+            x = layer(x)  # finally (batch, rows, cols, hidden_dim)
+        position = ops.cast(self.row_embedding + self.column_embedding, self.compute_dtype)
+        x = x + position  # (rows, cols, hidden) broadcast over the batch
+        batch, rows, cols = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
+        return ops.reshape(x, (batch, rows * cols, self.hidden_dim))
+
+    def compute_output_shape(self, images_shape):
+        rows, cols = self.grid_shape(images_shape[1], images_shape[2])
+        return (images_shape[0], rows * cols, self.hidden_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"hidden_dim": self.hidden_dim, "patch_size": self.patch_size, "stem": self.stem}
+        )
+        return config

@@ -1,0 +1,44 @@
+"""Named architecture configurations of SimMIM.
+
+Task-dependent sizes (vocabulary, answers, image size, question length) are
+not part of a preset: they come from the data and are passed to
+`SimMIMVQA.from_preset`.
+"""
+
+SIMMIM_PRESETS = {
+    # Trains on 2 CPU cores in minutes: 10×10 regions for 75×75 images.
+    "tiny": {
+        "hidden_dim": 64,
+        "num_heads": 4,
+        "question_layers": 1,
+        "memory_slots": 8,
+        "memory_layers": 2,
+        "intermediate_dim": 128,
+        "patch_size": 8,
+        "stem": "conv",
+        "dropout": 0.0,
+    },
+    "small": {
+        "hidden_dim": 128,
+        "num_heads": 4,
+        "question_layers": 2,
+        "memory_slots": 16,
+        "memory_layers": 3,
+        "intermediate_dim": 256,
+        "patch_size": 8,
+        "stem": "conv",
+        "dropout": 0.1,
+    },
+    # For GPUs: ViT-S-like width.
+    "base": {
+        "hidden_dim": 384,
+        "num_heads": 6,
+        "question_layers": 4,
+        "memory_slots": 32,
+        "memory_layers": 4,
+        "intermediate_dim": 1536,
+        "patch_size": 8,
+        "stem": "conv",
+        "dropout": 0.1,
+    },
+}

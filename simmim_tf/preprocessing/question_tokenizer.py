@@ -1,0 +1,88 @@
+"""Word-level question tokenizer, the same in training and on the device."""
+
+import collections
+import json
+import re
+
+import numpy as np
+
+from simmim_tf.errors import SimMIMInputError
+
+PAD, OOV = "[PAD]", "[OOV]"
+PAD_ID, OOV_ID = 0, 1
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def split_words(text):
+    """Lower-cased words and numbers; punctuation is dropped."""
+    return _WORD.findall(text.lower())
+
+
+class QuestionTokenizer:
+    """Maps a question to `sequence_length` token ids and a padding mask.
+
+    Id 0 is padding and id 1 the out-of-vocabulary token: a word never seen in
+    training maps to it (no error). Longer questions are truncated.
+
+    Args:
+        vocabulary: list of str. Words, index = id; must start with
+            `[PAD]`, `[OOV]`.
+        sequence_length: int. Fixed length of the encoded question.
+
+    Example:
+    >>> tok = QuestionTokenizer.fit(["is the red object on the left?"], 8)
+    >>> ids, mask = tok.encode("is the purple object on the left?")
+    >>> int(ids[2]) == 1  # "purple" is out of vocabulary
+    True
+    """
+
+    def __init__(self, vocabulary, sequence_length):
+        if list(vocabulary[:2]) != [PAD, OOV]:
+            raise ValueError(f"vocabulary must start with {PAD!r}, {OOV!r}")
+        self.vocabulary = list(vocabulary)
+        self.sequence_length = int(sequence_length)
+        self._ids = {word: i for i, word in enumerate(self.vocabulary)}
+
+    @classmethod
+    def fit(cls, questions, sequence_length, min_count=1):
+        """Builds the vocabulary from training questions, most frequent first."""
+        counts = collections.Counter(w for q in questions for w in split_words(q))
+        words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        return cls([PAD, OOV] + words, sequence_length)
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    def encode(self, question):
+        """Returns (ids int32 (sequence_length,), padding_mask bool (sequence_length,))."""
+        words = split_words(question)
+        if not words:
+            raise SimMIMInputError(f"empty question: {question!r} has no words")
+        ids = np.zeros(self.sequence_length, np.int32)
+        words = words[: self.sequence_length]
+        ids[: len(words)] = [self._ids.get(w, OOV_ID) for w in words]
+        return ids, ids != PAD_ID
+
+    def encode_batch(self, questions):
+        """Returns (ids int32 (n, sequence_length), padding_mask bool (n, sequence_length))."""
+        ids = np.stack([self.encode(q)[0] for q in questions]) if questions else np.zeros(
+            (0, self.sequence_length), np.int32
+        )
+        return ids, ids != PAD_ID
+
+    def words(self, question):
+        """The words the model sees, truncated as `encode` truncates them."""
+        return split_words(question)[: self.sequence_length]
+
+    def get_config(self):
+        return {"vocabulary": self.vocabulary, "sequence_length": self.sequence_length}
+
+    def save(self, path):
+        with open(path, "w") as f:
+            json.dump(self.get_config(), f)
+
+    @classmethod
+    def load(cls, path):
+        with open(path) as f:
+            return cls(**json.load(f))

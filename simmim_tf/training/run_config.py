@@ -1,0 +1,30 @@
+"""Training settings of a run, recorded as RUN/run_config.json.
+
+The architecture is not here: it is the model's own config, saved inside
+RUN/model.keras. Tests and `make demo` use small values through the same
+dataclass.
+"""
+
+import dataclasses
+import json
+
+
+@dataclasses.dataclass
+class RunConfig:
+    data: str
+    preset: str = "tiny"
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_fraction: float = 0.05
+    max_sequence_length: int = 16
+    seed: int = 0
+
+    def save(self, path):
+        with open(path, "w") as f:
+            json.dump(dataclasses.asdict(self), f, indent=2)
+
+    @classmethod
+    def load(cls, path):
+        with open(path) as f:
+            return cls(**json.load(f))

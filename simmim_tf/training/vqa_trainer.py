@@ -1,0 +1,117 @@
+"""`train` and `evaluate` for SimMIMVQA, as `simmim-tf train|evaluate` run them.
+
+A run folder holds:
+    model.keras          the trained model (architecture + weights)
+    tokenizer.json       question vocabulary and sequence length
+    answers.json         answer vocabulary with training counts
+    run_config.json      the training settings
+    history.json         per-epoch loss and accuracy
+    eval.json            written by `evaluate`
+    backup/              BackupAndRestore state while training runs
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.errors import SimMIMInputError
+from simmim_tf.evaluation import accuracy_by_family
+from simmim_tf.models.simmim_vqa import SimMIMVQA
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.training.input_pipeline import make_dataset
+from simmim_tf.training.run_config import RunConfig
+
+
+def _encode_answers(vocab, answers):
+    return np.array([vocab.id(a) for a in answers], np.int32)
+
+
+def _schedule(learning_rate, total_steps, warmup_fraction):
+    warmup = max(1, int(total_steps * warmup_fraction))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=max(1, total_steps - warmup),
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
+    )
+
+
+def train(config: RunConfig, out_dir, verbose="auto"):
+    """Trains SimMIMVQA on `config.data` and writes the run folder. Returns the model."""
+    keras.utils.set_random_seed(config.seed)
+    os.makedirs(out_dir, exist_ok=True)
+    config.save(os.path.join(out_dir, "run_config.json"))
+
+    train_set = load_split(config.data, "train")
+    tokenizer = QuestionTokenizer.fit(train_set.questions, config.max_sequence_length)
+    answers = AnswerVocabulary.fit(train_set.answers)
+    token_ids, _ = tokenizer.encode_batch(train_set.questions)
+    answer_ids = _encode_answers(answers, train_set.answers)
+    tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
+    answers.save(os.path.join(out_dir, "answers.json"))
+
+    image_size = train_set.images.shape[1]
+    if train_set.images.shape[2] != image_size:
+        raise SimMIMInputError(f"{config.data}: images must be square; got {train_set.images.shape[1:3]}")
+    model = SimMIMVQA.from_preset(
+        config.preset,
+        num_answers=len(answers),
+        vocabulary_size=tokenizer.vocabulary_size,
+        image_size=image_size,
+        max_sequence_length=config.max_sequence_length,
+    )
+    steps = int(np.ceil(len(train_set) / config.batch_size)) * config.epochs
+    model.compile(learning_rate=_schedule(config.learning_rate, steps, config.warmup_fraction))
+    dataset = make_dataset(train_set, token_ids, answer_ids, config.batch_size, True, config.seed)
+    callbacks = [
+        # A killed run started again with the same command resumes from the
+        # last finished epoch.
+        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    if not np.all(np.isfinite(history.history.get("loss", [0.0]))):
+        raise RuntimeError("training stopped: the loss became NaN; the model was not saved")
+    _save_atomically(model, os.path.join(out_dir, "model.keras"))
+    with open(os.path.join(out_dir, "history.json"), "w") as f:
+        json.dump(history.history, f, indent=2)
+    return model
+
+
+def _save_atomically(model, path):
+    tmp = path + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_run(run_dir):
+    """(model, tokenizer, answers) of a finished run."""
+    model_path = os.path.join(run_dir, "model.keras")
+    if not os.path.isfile(model_path):
+        raise SimMIMInputError(f"{run_dir}: no model.keras (not a finished simmim_tf run)")
+    model = keras.saving.load_model(model_path)
+    tokenizer = QuestionTokenizer.load(os.path.join(run_dir, "tokenizer.json"))
+    answers = AnswerVocabulary.load(os.path.join(run_dir, "answers.json"))
+    return model, tokenizer, answers
+
+
+def evaluate(run_dir, data_dir, split="test", batch_size=256):
+    """Accuracy per question family of the run's Keras model; writes RUN/eval.json."""
+    model, tokenizer, answers = load_run(run_dir)
+    question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
+    token_ids, mask = tokenizer.encode_batch(question_set.questions)
+    logits = model.predict(
+        {"images": question_set.images[question_set.image_index], "token_ids": token_ids,
+         "padding_mask": mask},
+        batch_size=batch_size,
+        verbose=0,
+    )
+    predicted = [answers.answers[i] for i in np.argmax(logits, axis=-1)]
+    result = accuracy_by_family(predicted, question_set.answers, question_set.families)
+    with open(os.path.join(run_dir, "eval.json"), "w") as f:
+        json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)
+    return result
