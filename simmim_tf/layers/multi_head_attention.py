@@ -7,6 +7,9 @@ from keras import ops
 
 from simmim_tf.api_export import simmim_export
 
+# How far below a row's lowest score masked keys are put: e^-20 ≈ 2e-9.
+MASK_MARGIN = 20.0
+
 
 @simmim_export
 class MultiHeadAttention(keras.layers.Layer):
@@ -16,10 +19,14 @@ class MultiHeadAttention(keras.layers.Layer):
     4-D transposes, BATCH_MATMUL, SOFTMAX and elementwise ops only, which the
     GPU delegate and full-integer quantization both accept.
 
-    Masked keys are removed *after* the softmax (weights × mask, then
-    renormalised over the kept keys) rather than by writing -1e9 into the
-    scores as `keras.layers.Softmax` does: a -1e9 in the scores tensor would
-    set its int8 calibration range and leave no resolution for real scores.
+    Masked keys are pushed 20 below the row's lowest score before the
+    softmax, so each gets at most e^-20 ≈ 2e-9 of the weight of the row's
+    best key. Not `keras.layers.Softmax`'s -1e9: that value would set the
+    int8 calibration range of the scores and leave no resolution for the real
+    ones. Not renormalising after the softmax either: its DIV crashed the int8
+    kernel (`div.cc: data[i] != zero_point`) when a row's kept weight
+    quantized to zero. The masking uses SUB/MUL/REDUCE_MIN whose operands
+    broadcast the way the GPU delegate accepts.
 
     Args:
         num_heads: int. Number of attention heads.
@@ -35,8 +42,8 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Returns:
         (outputs, weights): (batch, queries, output_dim) and
-        (batch, heads, queries, keys), the weights summing to 1 over the kept
-        keys.
+        (batch, heads, queries, keys), the weights summing to 1, masked keys
+        holding less than 1e-8 of it.
 
     Example:
     >>> attn = MultiHeadAttention(num_heads=2, key_dim=8)
@@ -77,13 +84,14 @@ class MultiHeadAttention(keras.layers.Layer):
         q = q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (batch, heads, queries, keys)
         # Softmax in float32 so that mixed float16 does not overflow.
-        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        scores = ops.cast(scores, "float32")
         if key_mask is not None:
             num_keys = ops.shape(key_mask)[1]
-            mask = ops.reshape(ops.cast(key_mask, "float32"), (-1, 1, 1, num_keys))
-            weights = weights * mask
-            weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-9)
-        weights = ops.cast(weights, self.compute_dtype)
+            dropped = 1.0 - ops.reshape(ops.cast(key_mask, "float32"), (-1, 1, 1, num_keys))
+            floor = ops.min(scores, axis=-1, keepdims=True) - MASK_MARGIN  # (batch, heads, queries, 1)
+            # scores - (scores - floor) * dropped: masked keys land on `floor`.
+            scores = scores - (scores - floor) * dropped
+        weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         attended = ops.matmul(self.weights_dropout(weights, training=training), v)
         attended = ops.transpose(attended, (0, 2, 1, 3))  # (batch, queries, heads, key_dim)
         batch, length = ops.shape(attended)[0], ops.shape(attended)[1]

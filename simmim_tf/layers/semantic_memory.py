@@ -12,6 +12,11 @@ from simmim_tf.layers.transformer_block import TransformerBlock
 class SemanticMemory(keras.layers.Layer):
     """K learned memory slots, refined over N layers.
 
+    The slots start as learned vectors plus a projection of the question's
+    mean word feature, so that the first read already depends on the
+    question (with identical starting slots for every question, the first
+    read can only be generic, and training on Sort-of-CLEVR stalled).
+
     Each layer (1) reads: the slots attend, by multi-head cross-attention,
     over the concatenation of the visual and the textual features (padding
     words masked out); (2) updates: the slots exchange information by
@@ -60,6 +65,8 @@ class SemanticMemory(keras.layers.Layer):
             initializer=keras.initializers.RandomNormal(stddev=0.02),
             name="slots",
         )
+        self.question_projection = keras.layers.Dense(dim, name="question_projection", dtype=policy)
+        self.question_projection.build((visual_shape[0], dim))
         memory_shape = (visual_shape[0], self.num_slots, dim)
         context_length = None
         if visual_shape[1] is not None and textual_shape[1] is not None:
@@ -83,8 +90,13 @@ class SemanticMemory(keras.layers.Layer):
         context_mask = ops.concatenate(
             [ops.ones((batch, regions), dtype="bool"), ops.cast(padding_mask, "bool")], axis=1
         )
+        # Mean over the real words: (batch, dim).
+        word_mask = ops.cast(padding_mask, self.compute_dtype)  # (batch, tokens)
+        summed = ops.sum(textual * ops.expand_dims(word_mask, -1), axis=1)
+        question = summed / ops.maximum(ops.sum(word_mask, axis=1, keepdims=True), 1.0)
+        question = ops.expand_dims(self.question_projection(question), 1)  # (batch, 1, dim)
         # TILE rather than broadcast_to: the GPU delegate has no BROADCAST_TO.
-        memory = ops.tile(ops.cast(self.slots, self.compute_dtype), (batch, 1, 1))
+        memory = ops.tile(ops.cast(self.slots, self.compute_dtype), (batch, 1, 1)) + question
         weights = None
         for read, update in zip(self.read_blocks, self.update_blocks):
             memory, weights = read(memory, context, context_mask=context_mask, training=training)

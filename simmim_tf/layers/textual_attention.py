@@ -20,8 +20,8 @@ class TextualAttention(CrossAttentionBlock):
 
     Returns:
         (attended_regions, weights): (batch, regions, dim) and
-        (batch, heads, regions, question_tokens), zero on padding tokens and
-        summing to 1 over the real ones.
+        (batch, heads, regions, question_tokens), summing to 1, padding
+        tokens holding less than 1e-8 of it.
 
     Example:
     >>> layer = TextualAttention(num_heads=2, key_dim=8)

@@ -24,7 +24,7 @@ _LAYER_NAMES = (
 
 def _forward(layers, images, token_ids, padding_mask, training=None):
     """The fusion graph, shared by the functional model and `features`."""
-    regions = layers["patch_embedding"](images)  # (batch, regions, dim)
+    regions = layers["patch_embedding"](images, training=training)  # (batch, regions, dim)
     words = layers["question_encoder"](token_ids, padding_mask, training=training)  # (batch, tokens, dim)
     attended_words, visual_weights = layers["visual_attention"](words, regions, training=training)
     attended_regions, textual_weights = layers["textual_attention"](

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny configurations, and one trained + exported run that
+the export, edge and CLI tests share (so the suite converts to TFLite once)."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+TINY_BACKBONE = dict(
+    vocabulary_size=30,
+    image_size=32,
+    max_sequence_length=10,
+    hidden_dim=32,
+    num_heads=2,
+    question_layers=1,
+    memory_slots=4,
+    memory_layers=2,
+    intermediate_dim=64,
+    patch_size=8,
+    stem="conv",
+    dropout=0.0,
+)
+
+
+def tiny_inputs(batch=2, length=8, real=5, seed=0, image_size=32, vocabulary_size=30):
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((batch, length), np.int32)
+    ids[:, :real] = rng.integers(2, vocabulary_size, (batch, real))
+    return {
+        "images": rng.integers(0, 256, (batch, image_size, image_size, 3)).astype(np.uint8),
+        "token_ids": ids,
+        "padding_mask": ids != 0,
+    }
+
+
+@pytest.fixture(scope="session")
+def trained_export(tmp_path_factory):
+    """A tiny Sort-of-CLEVR set, a run trained on it with the CLI, and its export."""
+    from simmim_tf.cli import main
+
+    root = tmp_path_factory.mktemp("pipeline")
+    data, run, export = (str(root / d) for d in ("data", "run", "export"))
+    assert main(["data", "sort-of-clevr", "--out", data, "--num-images", "300", "--seed", "3"]) == 0
+    assert main(["train", "--data", data, "--out", run, "--epochs", "4", "--batch-size", "32"]) == 0
+    assert main(["export", "--run", run, "--out", export, "--quantize", "float32,float16,int8",
+                 "--calibration-size", "100"]) == 0
+    return {"data": data, "run": run, "export": export}

@@ -1,0 +1,102 @@
+"""The command line end to end (on the shared trained run) and its errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from simmim_tf.cli import main
+
+
+def test_evaluate_writes_eval_json(trained_export, capsys):
+    assert main(["evaluate", "--run", trained_export["run"], "--data", trained_export["data"]]) == 0
+    result = json.load(open(os.path.join(trained_export["run"], "eval.json")))["accuracy"]
+    assert set(result) == {"overall", "non_relational", "relational"}
+    assert result["overall"]["questions"] == 30 * 20
+    assert "non_relational" in capsys.readouterr().out
+
+
+def test_evaluate_tflite(trained_export):
+    model = os.path.join(trained_export["export"], "model_int8.tflite")
+    assert main(["evaluate", "--model", model, "--data", trained_export["data"]]) == 0
+    result = json.load(open(model.replace(".tflite", ".eval.json")))["accuracy"]
+    assert result["overall"]["questions"] == 600
+
+
+def test_predict_and_explain(trained_export, tmp_path, capsys):
+    image = os.path.join(trained_export["data"], "images", "000299.png")
+    heatmap = str(tmp_path / "explain.png")
+    assert main([
+        "predict", "--model", os.path.join(trained_export["export"], "model_int8.tflite"),
+        "--image", image, "--question", "what is the shape of the red object?",
+        "--explain", heatmap,
+    ]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    answer, probability = first.split(" (")
+    assert answer in json.load(open(os.path.join(trained_export["export"], "simmim_meta.json")))[
+        "answers"
+    ]
+    assert 0 < float(probability.rstrip("%)")) <= 100
+    picture = np.asarray(Image.open(heatmap).convert("RGB"), np.float32)
+    assert picture.shape[0] > 200 and picture.std() > 10  # a real picture, not a blank one
+
+
+def _predict(trained_export, **overrides):
+    args = {
+        "--model": os.path.join(trained_export["export"], "model_float32.tflite"),
+        "--image": os.path.join(trained_export["data"], "images", "000000.png"),
+        "--question": "is the red object on the left?",
+        **overrides,
+    }
+    return main(["predict", *[x for kv in args.items() for x in kv]])
+
+
+@pytest.mark.parametrize(
+    "make_bad, message",
+    [
+        (lambda d: {"--question": "  ?"}, "empty question"),
+        (lambda d: {"--model": os.path.join(d, "nope.tflite")}, "model not found"),
+        (lambda d: {"--image": os.path.join(d, "missing.png")}, "image not found"),
+        (lambda d: {"--image": _write(d, "text.png", b"hello")}, "not a readable PNG or JPEG"),
+        (lambda d: {"--image": _gray(d)}, "has 1 channel"),
+    ],
+)
+def test_bad_input_gives_one_line_error(trained_export, tmp_path, capsys, make_bad, message):
+    assert _predict(trained_export, **make_bad(str(tmp_path))) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def _write(d, name, data):
+    path = os.path.join(d, name)
+    open(path, "wb").write(data)
+    return path
+
+
+def _gray(d):
+    path = os.path.join(d, "gray.png")
+    Image.new("L", (75, 75)).save(path)
+    return path
+
+
+def test_unknown_word_is_not_an_error(trained_export, capsys):
+    assert _predict(trained_export, **{"--question": "is the zorblax object on the left?"}) == 0
+
+
+def test_bad_data_names_file_and_line(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "questions.jsonl").write_text('{"image": "images/a.png", "question": "q?"\n')
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "questions.jsonl:1: not valid JSON" in err
+
+
+def test_help_explains_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("data", "train", "evaluate", "export", "predict"):
+        assert command in out

@@ -1,0 +1,94 @@
+import collections
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from simmim_tf.data import sort_of_clevr
+from simmim_tf.data.sort_of_clevr import COLORS, IMAGE_SIZE, OBJECT_SIZE
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("soc"))
+    n = sort_of_clevr.generate(out, num_images=60, seed=7, progress=False)
+    questions = [json.loads(line) for line in open(os.path.join(out, "questions.jsonl"))]
+    scenes = [json.loads(line) for line in open(os.path.join(out, "scenes.jsonl"))]
+    return out, n, questions, scenes
+
+
+def test_counts_and_fields(dataset):
+    out, n, questions, scenes = dataset
+    assert n == len(questions) == 60 * 20
+    assert len(scenes) == 60
+    assert collections.Counter(q["family"] for q in questions) == {
+        "non_relational": 600, "relational": 600,
+    }
+    assert {"image", "question", "answer", "family", "subtype", "split"} <= questions[0].keys()
+    assert sum(s["split"] == "test" for s in scenes) == sort_of_clevr.default_num_test(60) == 6
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+
+
+def test_scenes_follow_the_specification(dataset):
+    out, _, _, scenes = dataset
+    for scene in scenes:
+        objects = scene["objects"]
+        assert sorted(o["color"] for o in objects) == sorted(COLORS)
+        assert {o["shape"] for o in objects} <= {"square", "circle"}
+        for i, a in enumerate(objects):
+            assert OBJECT_SIZE / 2 <= a["x"] <= IMAGE_SIZE - OBJECT_SIZE / 2
+            for b in objects[i + 1:]:
+                assert max(abs(a["x"] - b["x"]), abs(a["y"] - b["y"])) > OBJECT_SIZE  # no overlap
+        image = np.asarray(Image.open(os.path.join(out, scene["image"])))
+        assert image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+        for o in objects:  # each object's centre pixel has its colour (x right, y down)
+            assert tuple(image[o["y"], o["x"]]) == COLORS[o["color"]]
+
+
+def _independent_answer(question, objects):
+    """Recomputes an answer from the question text and the scene, without the generator."""
+    text = question["question"]
+    color = next(c for c in COLORS if f" {c} " in text)
+    target = next(o for o in objects if o["color"] == color)
+    others = [o for o in objects if o is not target]
+    dist = [np.hypot(o["x"] - target["x"], o["y"] - target["y"]) for o in others]
+    if text.startswith("what is the shape of the object closest"):
+        return others[int(np.argmin(dist))]["shape"]
+    if text.startswith("what is the shape of the object furthest"):
+        return others[int(np.argmax(dist))]["shape"]
+    if text.startswith("how many"):
+        return str(sum(o["shape"] == target["shape"] for o in objects))
+    if text.startswith("what is the shape"):
+        return target["shape"]
+    if text.endswith("on the left?"):
+        return "yes" if target["x"] < 37.5 else "no"
+    if text.endswith("on the top?"):
+        return "yes" if target["y"] < 37.5 else "no"
+    raise AssertionError(f"unrecognised question {text!r}")
+
+
+def test_every_answer_matches_the_scene(dataset):
+    _, _, questions, scenes = dataset
+    objects = {s["image"]: s["objects"] for s in scenes}
+    for q in questions:
+        assert q["answer"] == _independent_answer(q, objects[q["image"]]), q
+
+
+def test_answer_distribution(dataset):
+    _, _, questions, _ = dataset
+    answers = collections.Counter(q["answer"] for q in questions if q["family"] == "relational")
+    assert set(answers) <= {"square", "circle", "1", "2", "3", "4", "5", "6"}
+    counts = collections.Counter(q["answer"] for q in questions if q["subtype"] == "horizontal")
+    assert 0.3 < counts["yes"] / sum(counts.values()) < 0.7
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    a, b, c = (str(tmp_path / d) for d in "abc")
+    for out, seed in ((a, 1), (b, 1), (c, 2)):
+        sort_of_clevr.generate(out, num_images=5, seed=seed, progress=False)
+    read = lambda d, f: open(os.path.join(d, f), "rb").read()  # noqa: E731
+    assert read(a, "questions.jsonl") == read(b, "questions.jsonl")
+    assert read(a, "images/000004.png") == read(b, "images/000004.png")
+    assert read(a, "scenes.jsonl") != read(c, "scenes.jsonl")
