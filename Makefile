@@ -25,7 +25,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check simmim_tf tests export benchmarks
+	$(BIN)/ruff check simmim_tf tests export
+	$(BIN)/ruff format --check simmim_tf tests export
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

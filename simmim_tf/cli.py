@@ -63,7 +63,7 @@ def evaluate_tflite(model_path, data_dir, split="test"):
     predicted = [
         predictor.predict(questions.images[i], q, top_k=1).answer
         for i, q in tqdm(
-            zip(questions.image_index, questions.questions),
+            zip(questions.image_index, questions.questions, strict=True),
             total=len(questions),
             desc=os.path.basename(model_path),
             unit="q",
@@ -106,7 +106,11 @@ def _predict(args):
         from simmim_tf.plotting import save_attention_overlay
 
         save_attention_overlay(
-            image, prediction.attention_map, args.question, prediction.answer, args.explain,
+            image,
+            prediction.attention_map,
+            args.question,
+            prediction.answer,
+            args.explain,
             prediction.probability,
         )
         print(f"attention heatmap: {args.explain}")
@@ -131,7 +135,9 @@ def build_parser():
     soc.add_argument("--num-images", type=int, default=10000, help="images (default 10000)")
     soc.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     soc.add_argument(
-        "--num-test", type=int, default=None,
+        "--num-test",
+        type=int,
+        default=None,
         help="test images, taken last (default: 200, at most a tenth of the images)",
     )
     soc.set_defaults(func=_data_sort_of_clevr)
@@ -159,7 +165,8 @@ def build_parser():
     ex.add_argument("--out", required=True, help="export folder")
     ex.add_argument("--data", help="calibration data folder (default: the run's training data)")
     ex.add_argument(
-        "--quantize", default="float32,int8",
+        "--quantize",
+        default="float32,int8",
         help="comma-separated variants: float32, float16, int8 (default float32,int8)",
     )
     ex.add_argument("--calibration-size", type=int, default=200, help="int8 calibration questions")

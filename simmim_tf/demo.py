@@ -37,8 +37,12 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
     print(f"\n== Training the tiny preset for {epochs} epochs ==")
     t = time.time()
     config = RunConfig(
-        data=data, preset="tiny", epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, seed=seed,
+        data=data,
+        preset="tiny",
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
     )
     model = train(config, run_dir, verbose=2)
     timings["train_s"] = time.time() - t
@@ -63,14 +67,23 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
     for i in range(0, len(test), max(1, len(test) // 6))[:6]:
         p = predictor.predict(test.images[test.image_index[i]], test.questions[i])
         examples.append(
-            {"image": test.image_paths[test.image_index[i]], "question": test.questions[i],
-             "expected": test.answers[i], "answer": p.answer, "probability": p.probability}
+            {
+                "image": test.image_paths[test.image_index[i]],
+                "question": test.questions[i],
+                "expected": test.answers[i],
+                "answer": p.answer,
+                "probability": p.probability,
+            }
         )
     first = examples[0]
     heatmap = os.path.join(out, "attention.png")
     p = predictor.predict(test.images[test.image_index[0]], first["question"])
     save_attention_overlay(
-        test.images[test.image_index[0]], p.attention_map, first["question"], p.answer, heatmap,
+        test.images[test.image_index[0]],
+        p.attention_map,
+        first["question"],
+        p.answer,
+        heatmap,
         p.probability,
     )
 
@@ -96,8 +109,10 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
     print("Questions answered by the int8 model:")
     for e in examples:
         mark = "ok " if e["answer"] == e["expected"] else "NO "
-        print(f"  [{mark}] {e['image']}: {e['question']} -> {e['answer']} "
-              f"({e['probability']:.0%}; expected {e['expected']})")
+        print(
+            f"  [{mark}] {e['image']}: {e['question']} -> {e['answer']} "
+            f"({e['probability']:.0%}; expected {e['expected']})"
+        )
     print(f"Attention heatmap: {heatmap}")
     print("Timings: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     return results

@@ -45,6 +45,20 @@ def trained_export(tmp_path_factory):
     data, run, export = (str(root / d) for d in ("data", "run", "export"))
     assert main(["data", "sort-of-clevr", "--out", data, "--num-images", "300", "--seed", "3"]) == 0
     assert main(["train", "--data", data, "--out", run, "--epochs", "4", "--batch-size", "32"]) == 0
-    assert main(["export", "--run", run, "--out", export, "--quantize", "float32,float16,int8",
-                 "--calibration-size", "100"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--run",
+                run,
+                "--out",
+                export,
+                "--quantize",
+                "float32,float16,int8",
+                "--calibration-size",
+                "100",
+            ]
+        )
+        == 0
+    )
     return {"data": data, "run": run, "export": export}

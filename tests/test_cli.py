@@ -28,16 +28,28 @@ def test_evaluate_tflite(trained_export):
 def test_predict_and_explain(trained_export, tmp_path, capsys):
     image = os.path.join(trained_export["data"], "images", "000299.png")
     heatmap = str(tmp_path / "explain.png")
-    assert main([
-        "predict", "--model", os.path.join(trained_export["export"], "model_int8.tflite"),
-        "--image", image, "--question", "what is the shape of the red object?",
-        "--explain", heatmap,
-    ]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                os.path.join(trained_export["export"], "model_int8.tflite"),
+                "--image",
+                image,
+                "--question",
+                "what is the shape of the red object?",
+                "--explain",
+                heatmap,
+            ]
+        )
+        == 0
+    )
     first = capsys.readouterr().out.splitlines()[0]
     answer, probability = first.split(" (")
-    assert answer in json.load(open(os.path.join(trained_export["export"], "simmim_meta.json")))[
-        "answers"
-    ]
+    assert (
+        answer
+        in json.load(open(os.path.join(trained_export["export"], "simmim_meta.json")))["answers"]
+    )
     assert 0 < float(probability.rstrip("%)")) <= 100
     picture = np.asarray(Image.open(heatmap).convert("RGB"), np.float32)
     assert picture.shape[0] > 200 and picture.std() > 10  # a real picture, not a blank one

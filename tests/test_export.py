@@ -51,7 +51,10 @@ def test_builtin_ops_only_and_static_shapes(trained_export, variant):
     )
     interpreter = Interpreter(path)
     interpreter.allocate_tensors()
-    shapes = {d["name"].split("_")[-1].split(":")[0]: tuple(d["shape"]) for d in interpreter.get_input_details()}
+    shapes = {
+        d["name"].split("_")[-1].split(":")[0]: tuple(d["shape"])
+        for d in interpreter.get_input_details()
+    }
     assert shapes["images"][0] == 1 and shapes["ids"] == (1, 16)
     if variant == "int8":
         weight_types = {t.type for op in ops for t in op.inputs if t and t.is_const}
@@ -116,6 +119,8 @@ def test_saved_model_loads_without_simmim_or_keras(trained_export):
     )
     result = subprocess.run(
         [sys.executable, "-c", script, os.path.join(trained_export["export"], "saved_model")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert "SAVED_MODEL_OK" in result.stdout, result.stderr[-2000:]

@@ -57,7 +57,7 @@ def test_semantic_memory_reads_both_modalities():
     memory, read = run_layer_test(layer, (REGIONS, QUESTION, MASK), [(2, 3, 16), (2, 2, 3, 15)])
     read = np.asarray(read)
     np.testing.assert_allclose(read.sum(-1), 1.0, atol=1e-5)
-    assert np.all(read[0, ..., 9 + 4:] < 1e-8)  # regions first, then words; padding unread
+    assert np.all(read[0, ..., 9 + 4 :] < 1e-8)  # regions first, then words; padding unread
     # The memory depends on the image and on the question.
     m_image, _ = layer(REGIONS * 2.0, QUESTION, MASK)
     m_text, _ = layer(REGIONS, QUESTION * 2.0, MASK)

@@ -24,7 +24,8 @@ def test_counts_and_fields(dataset):
     assert n == len(questions) == 60 * 20
     assert len(scenes) == 60
     assert collections.Counter(q["family"] for q in questions) == {
-        "non_relational": 600, "relational": 600,
+        "non_relational": 600,
+        "relational": 600,
     }
     assert {"image", "question", "answer", "family", "subtype", "split"} <= questions[0].keys()
     assert sum(s["split"] == "test" for s in scenes) == sort_of_clevr.default_num_test(60) == 6
@@ -39,7 +40,7 @@ def test_scenes_follow_the_specification(dataset):
         assert {o["shape"] for o in objects} <= {"square", "circle"}
         for i, a in enumerate(objects):
             assert OBJECT_SIZE / 2 <= a["x"] <= IMAGE_SIZE - OBJECT_SIZE / 2
-            for b in objects[i + 1:]:
+            for b in objects[i + 1 :]:
                 assert max(abs(a["x"] - b["x"]), abs(a["y"] - b["y"])) > OBJECT_SIZE  # no overlap
         image = np.asarray(Image.open(os.path.join(out, scene["image"])))
         assert image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)

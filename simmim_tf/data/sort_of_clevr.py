@@ -57,7 +57,7 @@ def sample_scene(rng):
             centres.append((int(x), int(y)))
     return [
         {"color": color, "shape": SHAPES[rng.integers(2)], "x": x, "y": y, "size": OBJECT_SIZE}
-        for color, (x, y) in zip(COLORS, centres)
+        for color, (x, y) in zip(COLORS, centres, strict=True)
     ]
 
 

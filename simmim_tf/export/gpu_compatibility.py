@@ -14,19 +14,67 @@ from simmim_tf.export.tflite_model_ops import read_ops
 
 # Ops the delegate accepts with no constraint beyond input/output counts.
 _PLAIN = {
-    "ADD", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CONCATENATION", "CONV_2D",
-    "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE", "DEQUANTIZE", "FULLY_CONNECTED",
-    "HARD_SWISH", "MAX_POOL_2D", "PACK", "PRELU", "QUANTIZE", "RELU", "RELU6",
-    "RELU_N1_TO_1", "LEAKY_RELU", "RESHAPE", "RESIZE_BILINEAR",
-    "RESIZE_NEAREST_NEIGHBOR", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "TILE",
-    "TRANSPOSE", "TRANSPOSE_CONV",
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "BATCH_MATMUL",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "DEPTH_TO_SPACE",
+    "DEQUANTIZE",
+    "FULLY_CONNECTED",
+    "HARD_SWISH",
+    "MAX_POOL_2D",
+    "PACK",
+    "PRELU",
+    "QUANTIZE",
+    "RELU",
+    "RELU6",
+    "RELU_N1_TO_1",
+    "LEAKY_RELU",
+    "RESHAPE",
+    "RESIZE_BILINEAR",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "SPACE_TO_DEPTH",
+    "SPLIT",
+    "SPLIT_V",
+    "TILE",
+    "TRANSPOSE",
+    "TRANSPOSE_CONV",
     # One-argument elementwise.
-    "ABS", "CEIL", "COS", "ELU", "EXP", "FLOOR", "GELU", "LOG", "LOGISTIC",
-    "NEG", "RSQRT", "SIGN", "SIN", "SQRT", "SQUARE", "TANH",
+    "ABS",
+    "CEIL",
+    "COS",
+    "ELU",
+    "EXP",
+    "FLOOR",
+    "GELU",
+    "LOG",
+    "LOGISTIC",
+    "NEG",
+    "RSQRT",
+    "SIGN",
+    "SIN",
+    "SQRT",
+    "SQUARE",
+    "TANH",
     # Two-argument elementwise.
-    "ATAN2", "DIV", "EQUAL", "FLOOR_DIV", "FLOOR_MOD", "GREATER",
-    "GREATER_EQUAL", "LOGICAL_AND", "LESS", "LESS_EQUAL", "MAXIMUM", "MINIMUM",
-    "NOT_EQUAL", "POW", "SQUARED_DIFFERENCE", "SUB",
+    "ATAN2",
+    "DIV",
+    "EQUAL",
+    "FLOOR_DIV",
+    "FLOOR_MOD",
+    "GREATER",
+    "GREATER_EQUAL",
+    "LOGICAL_AND",
+    "LESS",
+    "LESS_EQUAL",
+    "MAXIMUM",
+    "MINIMUM",
+    "NOT_EQUAL",
+    "POW",
+    "SQUARED_DIFFERENCE",
+    "SUB",
 }
 _REDUCE = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"}
 _FLOATS = {"FLOAT32", "FLOAT16"}
@@ -42,7 +90,8 @@ def _op_problem(op):
     if name == "MUL":
         a, b = ins[0].shape, ins[1].shape
         if len(a) == len(b):
-            if any(x < y for x, y in zip(a, b)) and any(y < x for x, y in zip(a, b)):
+            pairs = list(zip(a, b, strict=True))
+            if any(x < y for x, y in pairs) and any(y < x for x, y in pairs):
                 return f"MUL where neither input covers the other ({a} × {b})"
         return None
     if name in _REDUCE:
@@ -81,7 +130,11 @@ def _op_problem(op):
             return "ONE_HOT needs constant float on/off values"
         return None
     if name in {"SELECT", "SELECT_V2"}:
-        if ins[0].type not in _FLOATS | {"BOOL"} or ins[1].type not in _FLOATS or ins[2].type not in _FLOATS:
+        if (
+            ins[0].type not in _FLOATS | {"BOOL"}
+            or ins[1].type not in _FLOATS
+            or ins[2].type not in _FLOATS
+        ):
             return f"{name} on {ins[1].type} tensors (floats only)"
         return None
     if name in {"SLICE", "STRIDED_SLICE"}:
@@ -101,7 +154,19 @@ def _op_problem(op):
 def gpu_delegate_problems(path_or_bytes):
     """A list of 'OP: why' strings; empty when every op passes."""
     problems = []
-    for op in read_ops(path_or_bytes):
+    ops = read_ops(path_or_bytes)
+    # A float16 model stores constants as FLOAT16 behind a DEQUANTIZE; the
+    # delegate folds those, so their outputs count as constants here.
+    folded = {
+        op.outputs[0].name
+        for op in ops
+        if op.name == "DEQUANTIZE" and op.inputs[0].is_const and op.inputs[0].type == "FLOAT16"
+    }
+    for op in ops:
+        for t in op.inputs:
+            if t is not None and t.name in folded:
+                t.is_const = True
+    for op in ops:
         why = _op_problem(op)
         if why:
             problems.append(f"{op.name}: {why}")

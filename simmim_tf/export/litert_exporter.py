@@ -148,7 +148,10 @@ def export_run(run_dir, out_dir, data_dir=None, variants=("float32", "int8"), ca
         "answers": answers.answers,
         "image_size": model.backbone.image_size,
         "grid_shape": list(model.backbone.grid_shape),
-        "inputs": {"images": "float32 (1, S, S, 3), pixel values 0..255", "token_ids": "int32 (1, L)"},
+        "inputs": {
+            "images": "float32 (1, S, S, 3), pixel values 0..255",
+            "token_ids": "int32 (1, L)",
+        },
         "outputs": {
             "probabilities": "(1, num_answers)",
             "visual_attention": "(1, heads, L, regions), regions row-major on grid_shape",

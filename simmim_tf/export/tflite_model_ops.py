@@ -61,8 +61,12 @@ def read_ops(path_or_bytes):
             ops.append(
                 OpInfo(
                     name=name,
-                    inputs=[tensor(int(i)) for i in op.InputsAsNumpy()] if op.InputsLength() else [],
-                    outputs=[tensor(int(i)) for i in op.OutputsAsNumpy()] if op.OutputsLength() else [],
+                    inputs=[tensor(int(i)) for i in op.InputsAsNumpy()]
+                    if op.InputsLength()
+                    else [],
+                    outputs=[tensor(int(i)) for i in op.OutputsAsNumpy()]
+                    if op.OutputsLength()
+                    else [],
                     options=op.BuiltinOptions(),
                 )
             )

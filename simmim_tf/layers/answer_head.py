@@ -29,7 +29,9 @@ class AnswerHead(keras.layers.Layer):
 
     def build(self, pooled_shape):
         policy = self.dtype_policy
-        self.hidden = keras.layers.Dense(self.hidden_dim, activation="gelu", name="hidden", dtype=policy)
+        self.hidden = keras.layers.Dense(
+            self.hidden_dim, activation="gelu", name="hidden", dtype=policy
+        )
         self.hidden_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
         # Logits in float32: a softmax cross-entropy on float16 logits loses
         # precision (the usual mixed-precision rule).
@@ -46,6 +48,10 @@ class AnswerHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"num_answers": self.num_answers, "hidden_dim": self.hidden_dim, "dropout": self.dropout}
+            {
+                "num_answers": self.num_answers,
+                "hidden_dim": self.hidden_dim,
+                "dropout": self.dropout,
+            }
         )
         return config

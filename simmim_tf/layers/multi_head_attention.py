@@ -88,7 +88,9 @@ class MultiHeadAttention(keras.layers.Layer):
         if key_mask is not None:
             num_keys = ops.shape(key_mask)[1]
             dropped = 1.0 - ops.reshape(ops.cast(key_mask, "float32"), (-1, 1, 1, num_keys))
-            floor = ops.min(scores, axis=-1, keepdims=True) - MASK_MARGIN  # (batch, heads, queries, 1)
+            floor = (
+                ops.min(scores, axis=-1, keepdims=True) - MASK_MARGIN
+            )  # (batch, heads, queries, 1)
             # scores - (scores - floor) * dropped: masked keys land on `floor`.
             scores = scores - (scores - floor) * dropped
         weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)

@@ -75,8 +75,12 @@ class PatchEmbedding(keras.layers.Layer):
         if self.stem == "patchify":
             self.stem_layers.append(
                 keras.layers.Conv2D(
-                    self.hidden_dim, self.patch_size, strides=self.patch_size,
-                    padding="same", name="patchify", dtype=policy,
+                    self.hidden_dim,
+                    self.patch_size,
+                    strides=self.patch_size,
+                    padding="same",
+                    name="patchify",
+                    dtype=policy,
                 )
             )
         else:
@@ -103,11 +107,13 @@ class PatchEmbedding(keras.layers.Layer):
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.row_embedding = self.add_weight(
-            shape=(rows, 1, self.hidden_dim), initializer=keras.initializers.RandomNormal(stddev=POSITION_STDDEV),
+            shape=(rows, 1, self.hidden_dim),
+            initializer=keras.initializers.RandomNormal(stddev=POSITION_STDDEV),
             name="row_embedding",
         )
         self.column_embedding = self.add_weight(
-            shape=(1, cols, self.hidden_dim), initializer=keras.initializers.RandomNormal(stddev=POSITION_STDDEV),
+            shape=(1, cols, self.hidden_dim),
+            initializer=keras.initializers.RandomNormal(stddev=POSITION_STDDEV),
             name="column_embedding",
         )
 

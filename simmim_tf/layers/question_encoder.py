@@ -90,6 +90,10 @@ class QuestionEncoder(keras.layers.Layer):
         one_hot = ops.cast(
             ops.equal(ops.reshape(flat_ids, (-1, 1)), vocabulary), self.compute_dtype
         )  # (batch * tokens, vocabulary)
+        # The ReLU is a no-op on 0/1 values; it keeps the TFLite converter from
+        # rewriting the product into EMBEDDING_LOOKUP, whose int8 kernel copies
+        # table bytes into an output of another scale (wrong embeddings).
+        one_hot = ops.relu(one_hot)
         x = ops.matmul(one_hot, ops.cast(self.token_embeddings, self.compute_dtype))
         x = ops.reshape(x, (batch, length, self.hidden_dim))  # (batch, tokens, hidden)
         x = x + self.position_embedding(x)

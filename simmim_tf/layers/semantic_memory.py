@@ -74,10 +74,16 @@ class SemanticMemory(keras.layers.Layer):
         context_shape = (visual_shape[0], context_length, dim)
         self.read_blocks, self.update_blocks = [], []
         for i in range(self.num_layers):
-            read = CrossAttentionBlock(self.num_heads, key_dim, self.dropout, name=f"read_{i}", dtype=policy)
+            read = CrossAttentionBlock(
+                self.num_heads, key_dim, self.dropout, name=f"read_{i}", dtype=policy
+            )
             update = TransformerBlock(
-                self.num_heads, key_dim, self.intermediate_dim, self.dropout,
-                name=f"update_{i}", dtype=policy,
+                self.num_heads,
+                key_dim,
+                self.intermediate_dim,
+                self.dropout,
+                name=f"update_{i}",
+                dtype=policy,
             )
             read.build(memory_shape, context_shape)
             update.build(memory_shape)
@@ -98,7 +104,7 @@ class SemanticMemory(keras.layers.Layer):
         # TILE rather than broadcast_to: the GPU delegate has no BROADCAST_TO.
         memory = ops.tile(ops.cast(self.slots, self.compute_dtype), (batch, 1, 1)) + question
         weights = None
-        for read, update in zip(self.read_blocks, self.update_blocks):
+        for read, update in zip(self.read_blocks, self.update_blocks, strict=True):
             memory, weights = read(memory, context, context_mask=context_mask, training=training)
             memory = update(memory, training=training)
         return memory, weights

@@ -11,7 +11,6 @@ from simmim_tf.layers.semantic_memory import SemanticMemory
 from simmim_tf.layers.textual_attention import TextualAttention
 from simmim_tf.layers.visual_attention import VisualAttention
 
-
 _LAYER_NAMES = (
     "patch_embedding",
     "question_encoder",
@@ -25,7 +24,9 @@ _LAYER_NAMES = (
 def _forward(layers, images, token_ids, padding_mask, training=None):
     """The fusion graph, shared by the functional model and `features`."""
     regions = layers["patch_embedding"](images, training=training)  # (batch, regions, dim)
-    words = layers["question_encoder"](token_ids, padding_mask, training=training)  # (batch, tokens, dim)
+    words = layers["question_encoder"](
+        token_ids, padding_mask, training=training
+    )  # (batch, tokens, dim)
     attended_words, visual_weights = layers["visual_attention"](words, regions, training=training)
     attended_regions, textual_weights = layers["textual_attention"](
         regions, words, padding_mask, training=training
@@ -111,16 +112,34 @@ class SimMIMBackbone(keras.Model):
         key_dim = hidden_dim // num_heads
         kwargs.setdefault("name", "simmim_backbone")
         # === Layers ===
-        patch_embedding = PatchEmbedding(hidden_dim, patch_size, stem, name="patch_embedding", dtype=dtype)
-        question_encoder = QuestionEncoder(
-            vocabulary_size, max_sequence_length, hidden_dim, question_layers, num_heads,
-            intermediate_dim, dropout, name="question_encoder", dtype=dtype,
+        patch_embedding = PatchEmbedding(
+            hidden_dim, patch_size, stem, name="patch_embedding", dtype=dtype
         )
-        visual_attention = VisualAttention(num_heads, key_dim, dropout, name="visual_attention", dtype=dtype)
-        textual_attention = TextualAttention(num_heads, key_dim, dropout, name="textual_attention", dtype=dtype)
+        question_encoder = QuestionEncoder(
+            vocabulary_size,
+            max_sequence_length,
+            hidden_dim,
+            question_layers,
+            num_heads,
+            intermediate_dim,
+            dropout,
+            name="question_encoder",
+            dtype=dtype,
+        )
+        visual_attention = VisualAttention(
+            num_heads, key_dim, dropout, name="visual_attention", dtype=dtype
+        )
+        textual_attention = TextualAttention(
+            num_heads, key_dim, dropout, name="textual_attention", dtype=dtype
+        )
         memory_layer = SemanticMemory(
-            memory_slots, memory_layers, num_heads, intermediate_dim, dropout,
-            name="semantic_memory", dtype=dtype,
+            memory_slots,
+            memory_layers,
+            num_heads,
+            intermediate_dim,
+            dropout,
+            name="semantic_memory",
+            dtype=dtype,
         )
         final_norm = LayerNorm(1e-5, name="final_norm", dtype=dtype)
 
@@ -133,8 +152,15 @@ class SimMIMBackbone(keras.Model):
         layers = dict(
             zip(
                 _LAYER_NAMES,
-                (patch_embedding, question_encoder, visual_attention, textual_attention,
-                 memory_layer, final_norm),
+                (
+                    patch_embedding,
+                    question_encoder,
+                    visual_attention,
+                    textual_attention,
+                    memory_layer,
+                    final_norm,
+                ),
+                strict=True,
             )
         )
         outputs = _forward(layers, inputs["images"], inputs["token_ids"], inputs["padding_mask"])

@@ -64,9 +64,7 @@ class SimMIMVQA(keras.Model):
             **overrides: backbone arguments that replace the preset's.
         """
         if preset not in SIMMIM_PRESETS:
-            raise ValueError(
-                f"Unknown preset {preset!r}; available: {', '.join(SIMMIM_PRESETS)}"
-            )
+            raise ValueError(f"Unknown preset {preset!r}; available: {', '.join(SIMMIM_PRESETS)}")
         config = {**SIMMIM_PRESETS[preset], **overrides}
         backbone = SimMIMBackbone(
             vocabulary_size=vocabulary_size,

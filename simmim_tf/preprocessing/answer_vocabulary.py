@@ -1,12 +1,12 @@
 """The fixed answer vocabulary of the VQA classifier: top-K answers with counts."""
 
 import collections
-import json
 
 from simmim_tf.errors import SimMIMInputError
+from simmim_tf.preprocessing.json_config import JsonConfig
 
 
-class AnswerVocabulary:
+class AnswerVocabulary(JsonConfig):
     """Answers in id order, with their training counts.
 
     Args:
@@ -41,12 +41,3 @@ class AnswerVocabulary:
 
     def get_config(self):
         return {"answers": self.answers, "counts": self.counts}
-
-    def save(self, path):
-        with open(path, "w") as f:
-            json.dump(self.get_config(), f)
-
-    @classmethod
-    def load(cls, path):
-        with open(path) as f:
-            return cls(**json.load(f))

@@ -21,9 +21,7 @@ def load_image(path, image_size=None):
     try:
         with Image.open(path) as image:
             if image.format not in FORMATS:
-                raise SimMIMInputError(
-                    f"{path}: not a PNG or JPEG image (format {image.format})"
-                )
+                raise SimMIMInputError(f"{path}: not a PNG or JPEG image (format {image.format})")
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise SimMIMInputError(f"{path}: not a readable PNG or JPEG image ({e})") from None

@@ -1,12 +1,12 @@
 """Word-level question tokenizer, the same in training and on the device."""
 
 import collections
-import json
 import re
 
 import numpy as np
 
 from simmim_tf.errors import SimMIMInputError
+from simmim_tf.preprocessing.json_config import JsonConfig
 
 PAD, OOV = "[PAD]", "[OOV]"
 PAD_ID, OOV_ID = 0, 1
@@ -18,7 +18,7 @@ def split_words(text):
     return _WORD.findall(text.lower())
 
 
-class QuestionTokenizer:
+class QuestionTokenizer(JsonConfig):
     """Maps a question to `sequence_length` token ids and a padding mask.
 
     Id 0 is padding and id 1 the out-of-vocabulary token: a word never seen in
@@ -47,7 +47,9 @@ class QuestionTokenizer:
     def fit(cls, questions, sequence_length, min_count=1):
         """Builds the vocabulary from training questions, most frequent first."""
         counts = collections.Counter(w for q in questions for w in split_words(q))
-        words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w)
+        )
         return cls([PAD, OOV] + words, sequence_length)
 
     @property
@@ -66,8 +68,10 @@ class QuestionTokenizer:
 
     def encode_batch(self, questions):
         """Returns (ids int32 (n, sequence_length), padding_mask bool (n, sequence_length))."""
-        ids = np.stack([self.encode(q)[0] for q in questions]) if questions else np.zeros(
-            (0, self.sequence_length), np.int32
+        ids = (
+            np.stack([self.encode(q)[0] for q in questions])
+            if questions
+            else np.zeros((0, self.sequence_length), np.int32)
         )
         return ids, ids != PAD_ID
 
@@ -77,12 +81,3 @@ class QuestionTokenizer:
 
     def get_config(self):
         return {"vocabulary": self.vocabulary, "sequence_length": self.sequence_length}
-
-    def save(self, path):
-        with open(path, "w") as f:
-            json.dump(self.get_config(), f)
-
-    @classmethod
-    def load(cls, path):
-        with open(path) as f:
-            return cls(**json.load(f))

@@ -56,7 +56,9 @@ def train(config: RunConfig, out_dir, verbose="auto"):
 
     image_size = train_set.images.shape[1]
     if train_set.images.shape[2] != image_size:
-        raise SimMIMInputError(f"{config.data}: images must be square; got {train_set.images.shape[1:3]}")
+        raise SimMIMInputError(
+            f"{config.data}: images must be square; got {train_set.images.shape[1:3]}"
+        )
     model = SimMIMVQA.from_preset(
         config.preset,
         num_answers=len(answers),
@@ -73,7 +75,10 @@ def train(config: RunConfig, out_dir, verbose="auto"):
         keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
         keras.callbacks.TerminateOnNaN(),
     ]
-    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    # shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
+    history = model.fit(
+        dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+    )
     if not np.all(np.isfinite(history.history.get("loss", [0.0]))):
         raise RuntimeError("training stopped: the loss became NaN; the model was not saved")
     _save_atomically(model, os.path.join(out_dir, "model.keras"))
@@ -105,8 +110,11 @@ def evaluate(run_dir, data_dir, split="test", batch_size=256):
     question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
     token_ids, mask = tokenizer.encode_batch(question_set.questions)
     logits = model.predict(
-        {"images": question_set.images[question_set.image_index], "token_ids": token_ids,
-         "padding_mask": mask},
+        {
+            "images": question_set.images[question_set.image_index],
+            "token_ids": token_ids,
+            "padding_mask": mask,
+        },
         batch_size=batch_size,
         verbose=0,
     )
