@@ -58,7 +58,11 @@ def test_builtin_ops_only_and_static_shapes(trained_export, variant):
     assert shapes["images"][0] == 1 and shapes["ids"] == (1, 16)
     if variant == "int8":
         weight_types = {t.type for op in ops for t in op.inputs if t and t.is_const}
-        assert "INT8" in weight_types and "FLOAT32" not in weight_types - {"INT32"}
+        float_constants = {
+            op.name for op in ops for t in op.inputs if t and t.is_const and t.type == "FLOAT32"
+        }
+        assert "INT8" in weight_types
+        assert float_constants <= {"ONE_HOT"}  # its on/off values; every weight is int8
 
 
 @pytest.mark.parametrize("variant", ["float32", "float16"])
@@ -89,20 +93,21 @@ def test_float32_tflite_matches_keras(trained_export):
 
 
 def test_int8_tflite_agrees_with_keras(trained_export):
-    """Full-integer int8 against Keras, as a regression guard.
+    """int8 against Keras, as a regression guard.
 
     The walking-skeleton target is the same argmax on at least 99% of
-    questions; it is NOT met yet. Measured: 84-89% agreement (this fixture,
-    and a tiny model trained 3 epochs on 1,300 images). The question path
-    quantizes badly (the converter turns the one-hot × embedding product into
-    an int8 EMBEDDING_LOOKUP, and the largest per-op errors follow it). This
-    test holds the level reached so that it cannot silently get worse.
+    questions; it is NOT met yet: 94.7% on 300 test questions of the
+    `make demo` model (after keeping ONE_HOT in float, see
+    `litert_exporter.convert`; 40% before). The remaining error is in
+    LayerNorm (RSQRT) and attention (BATCH_MATMUL) per the quantization
+    debugger. This test holds the level reached so that it cannot silently
+    get worse.
     """
     keras_probs, lite = _keras_and_tflite(trained_export, "int8", 200)
     agreement = np.mean(keras_probs.argmax(-1) == lite.argmax(-1))
     print(f"int8 argmax agreement with Keras: {agreement:.3f}")
     assert np.allclose(lite.sum(-1), 1.0, atol=0.02)
-    assert agreement >= 0.8, agreement
+    assert agreement >= 0.85, agreement
 
 
 def test_saved_model_loads_without_simmim_or_keras(trained_export):
