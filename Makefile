@@ -25,8 +25,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check simmim_tf tests export
-	$(BIN)/ruff format --check simmim_tf tests export
+	$(BIN)/ruff check simmim_tf tests export benchmarks
+	$(BIN)/ruff format --check simmim_tf tests export benchmarks
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
