@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from simmim_tf.layers import (
+    AnswerHead,
     LayerNorm,
     MultiHeadAttention,
     PatchEmbedding,
@@ -95,3 +96,10 @@ def test_question_encoder_ignores_padding():
     short_out = np.asarray(layer(ids, ids != 0))[0, :3]
     long_out = np.asarray(layer(longer, longer != 0))[0, :3]
     np.testing.assert_allclose(short_out, long_out, atol=1e-5)
+
+
+def test_answer_head_logits_stay_float32():
+    pooled = RNG.normal(size=(3, 16)).astype("float32")
+    run_layer_test(AnswerHead(num_answers=7, hidden_dim=8), (pooled,), [(3, 7)])
+    mixed = AnswerHead(7, 8, dtype="mixed_float16")
+    assert mixed(pooled).dtype == "float32"

@@ -60,6 +60,7 @@ def test_vqa_keras_save_and_load_identical(tmp_path):
     assert isinstance(loaded, SimMIMVQA) and isinstance(loaded.backbone, SimMIMBackbone)
     np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(loaded(x)))
     assert loaded.get_config() == model.get_config()
+    assert_config_is_constructor_args(loaded)
     assert loaded.compiled
 
 
