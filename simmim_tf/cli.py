@@ -3,7 +3,6 @@ the library; TensorFlow is imported only by the subcommands that need it
 (`predict` and the TFLite `evaluate` run without it)."""
 
 import argparse
-import json
 import os
 import sys
 
@@ -45,35 +44,11 @@ def _evaluate(args):
         result = evaluate(args.run, args.data, args.split)
         title = f"Keras model {args.run} on {args.data} [{args.split}]"
     else:
+        from simmim_tf.evaluation import evaluate_tflite
+
         result = evaluate_tflite(args.model, args.data, args.split)
         title = f"TFLite model {args.model} on {args.data} [{args.split}]"
     print(format_accuracy(result, title))
-
-
-def evaluate_tflite(model_path, data_dir, split="test"):
-    """Accuracy per family of a .tflite model; writes <model>.eval.json beside it."""
-    from tqdm import tqdm
-
-    from simmim_tf.data.vqa_dataset import load_split
-    from simmim_tf.edge import EdgePredictor
-    from simmim_tf.evaluation import accuracy_by_family
-
-    predictor = EdgePredictor(model_path)
-    questions = load_split(data_dir, split, image_size=predictor.image_size)
-    predicted = [
-        predictor.predict(questions.images[i], q, top_k=1).answer
-        for i, q in tqdm(
-            zip(questions.image_index, questions.questions, strict=True),
-            total=len(questions),
-            desc=os.path.basename(model_path),
-            unit="q",
-            disable=not sys.stderr.isatty(),
-        )
-    ]
-    result = accuracy_by_family(predicted, questions.answers, questions.families)
-    with open(os.path.splitext(model_path)[0] + ".eval.json", "w") as f:
-        json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)
-    return result
 
 
 def _export(args):

@@ -13,11 +13,10 @@ import os
 import platform
 import time
 
-from simmim_tf.evaluation import format_accuracy
+from simmim_tf.evaluation import evaluate_tflite, format_accuracy
 
 
 def run(out, num_images, epochs, batch_size, learning_rate, seed):
-    from simmim_tf.cli import evaluate_tflite
     from simmim_tf.data import sort_of_clevr
     from simmim_tf.data.vqa_dataset import load_split
     from simmim_tf.edge import EdgePredictor
@@ -63,9 +62,10 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
 
     predictor = EdgePredictor(int8_path)
     test = load_split(data, "test", image_size=predictor.image_size)
-    examples = []
+    examples, predictions = [], []
     for i in range(0, len(test), max(1, len(test) // 6))[:6]:
         p = predictor.predict(test.images[test.image_index[i]], test.questions[i])
+        predictions.append(p)
         examples.append(
             {
                 "image": test.image_paths[test.image_index[i]],
@@ -75,16 +75,15 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
                 "probability": p.probability,
             }
         )
-    first = examples[0]
     heatmap = os.path.join(out, "attention.png")
-    p = predictor.predict(test.images[test.image_index[0]], first["question"])
+    first = predictions[0]
     save_attention_overlay(
         test.images[test.image_index[0]],
-        p.attention_map,
-        first["question"],
-        p.answer,
+        first.attention_map,
+        examples[0]["question"],
+        first.answer,
         heatmap,
-        p.probability,
+        first.probability,
     )
 
     results = {

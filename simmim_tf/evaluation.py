@@ -1,6 +1,12 @@
-"""Accuracy per question family (pure Python: used by Keras and edge evaluation)."""
+"""Accuracy per question family, for Keras and for .tflite models.
+
+No TensorFlow here: the .tflite evaluation runs through `simmim_tf.edge`.
+"""
 
 import collections
+import json
+import os
+import sys
 
 
 def accuracy_by_family(predicted, expected, families):
@@ -20,3 +26,28 @@ def format_accuracy(result, title):
     for family, r in result.items():
         lines.append(f"  {family:<16} {100 * r['accuracy']:6.2f}%  ({r['questions']} questions)")
     return "\n".join(lines)
+
+
+def evaluate_tflite(model_path, data_dir, split="test"):
+    """Accuracy per family of a .tflite model; writes <model>.eval.json beside it."""
+    from tqdm import tqdm
+
+    from simmim_tf.data.vqa_dataset import load_split
+    from simmim_tf.edge import EdgePredictor
+
+    predictor = EdgePredictor(model_path)
+    questions = load_split(data_dir, split, image_size=predictor.image_size)
+    predicted = [
+        predictor.predict(questions.images[i], q, top_k=1).answer
+        for i, q in tqdm(
+            zip(questions.image_index, questions.questions, strict=True),
+            total=len(questions),
+            desc=os.path.basename(model_path),
+            unit="q",
+            disable=not sys.stderr.isatty(),
+        )
+    ]
+    result = accuracy_by_family(predicted, questions.answers, questions.families)
+    with open(os.path.splitext(model_path)[0] + ".eval.json", "w") as f:
+        json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)
+    return result

@@ -15,7 +15,7 @@ class SemanticMemory(keras.layers.Layer):
     The slots start as learned vectors plus a projection of the question's
     mean word feature, so that the first read already depends on the
     question (with identical starting slots for every question, the first
-    read can only be generic, and training on Sort-of-CLEVR stalled).
+    read can only be generic).
 
     Each layer (1) reads: the slots attend, by multi-head cross-attention,
     over the concatenation of the visual and the textual features (padding
