@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO := demo_out
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint notebooks clean
 
 $(STAMP): requirements-lock.txt setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -24,9 +24,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+# notebooks/*.ipynb are generated from the percent-format notebooks/*.py.
+notebooks: $(STAMP)
+	$(BIN)/jupytext --quiet --update --to ipynb notebooks/*.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check simmim_tf tests export benchmarks
-	$(BIN)/ruff format --check simmim_tf tests export benchmarks
+	$(BIN)/ruff check simmim_tf tests export benchmarks notebooks
+	$(BIN)/ruff format --check simmim_tf tests export benchmarks notebooks
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

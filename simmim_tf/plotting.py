@@ -1,36 +1,86 @@
-"""Pictures of what the model looks at (matplotlib, no TensorFlow)."""
+"""Pictures of what the model looks at (matplotlib, no TensorFlow).
+
+`attention_figure` draws the panels that exist for a prediction: the image,
+the question's visual attention over it, and, from the Keras model, the
+semantic memory's read attention and the image's attention over the words.
+`simmim-tf predict --explain` (a .tflite gives the visual attention only) and
+notebook 02 (the Keras model gives all three) both draw through it.
+"""
 
 import matplotlib
 
-matplotlib.use("Agg")
+if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+    # Headless by default; a notebook keeps its inline backend.
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def save_attention_overlay(image, attention_map, question, answer, path, probability=None):
-    """Writes the image beside the image with its visual-attention heatmap.
-
-    image: uint8 (H, W, 3); attention_map: (rows, cols) over the region grid.
-    """
+def _overlay(ax, image, attention_map, title):
     height, width = image.shape[:2]
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.6), dpi=120)
-    axes[0].imshow(image)
-    axes[0].set_title("image", fontsize=9)
-    axes[1].imshow(image)
-    heat = axes[1].imshow(
+    ax.imshow(image)
+    heat = ax.imshow(
         np.asarray(attention_map, np.float32),
         cmap="inferno",
         alpha=0.6,
         extent=(0, width, height, 0),
         interpolation="bilinear",
     )
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return heat
+
+
+def attention_figure(
+    image,
+    attention_map,
+    question,
+    answer,
+    probability=None,
+    memory_map=None,
+    words=None,
+    word_weights=None,
+    expected=None,
+):
+    """A matplotlib Figure explaining one answer.
+
+    image: uint8 (H, W, 3). attention_map: (rows, cols), the visual attention.
+    memory_map: (rows, cols) or None, the memory's read attention.
+    words, word_weights: the question's words and the image's attention over
+    them, or None. expected: the right answer, shown when given.
+    """
+    panels = 2 + (memory_map is not None) + (word_weights is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.6), dpi=120)
+    axes[0].imshow(image)
+    axes[0].set_title("image", fontsize=9)
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
     title = f"answer: {answer}" + (f" ({probability:.0%})" if probability is not None else "")
-    axes[1].set_title(title, fontsize=9)
-    fig.colorbar(heat, ax=axes[1], fraction=0.046, pad=0.04, label="attention")
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    if expected is not None:
+        title += f"\nexpected: {expected}"
+    heat = _overlay(axes[1], image, attention_map, "visual attention\n" + title)
+    fig.colorbar(heat, ax=axes[1], fraction=0.046, pad=0.04)
+    column = 2
+    if memory_map is not None:
+        heat = _overlay(axes[column], image, memory_map, "semantic memory reads")
+        fig.colorbar(heat, ax=axes[column], fraction=0.046, pad=0.04)
+        column += 1
+    if word_weights is not None:
+        ax = axes[column]
+        weights = np.asarray(word_weights, np.float32)
+        ax.barh(np.arange(len(weights)), weights, color="tab:orange")
+        ax.set_yticks(np.arange(len(weights)), words or [str(i) for i in range(len(weights))])
+        ax.invert_yaxis()
+        ax.set_title("image → words", fontsize=9)
+        ax.tick_params(labelsize=8)
     fig.suptitle(question, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def save_attention_overlay(image, attention_map, question, answer, path, probability=None, **extra):
+    """Writes `attention_figure(...)` to `path` (PNG). `extra` goes to it unchanged."""
+    fig = attention_figure(image, attention_map, question, answer, probability, **extra)
     fig.savefig(path)
     plt.close(fig)

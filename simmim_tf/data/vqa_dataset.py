@@ -79,3 +79,23 @@ def load_split(data_dir, split, image_size=None):
         answers=[r["answer"] for r in records],
         families=[r["family"] for r in records],
     )
+
+
+def read_scenes(data_dir):
+    """{image path: list of objects} from `scenes.jsonl`, for analysis and plots."""
+    path = os.path.join(data_dir, "scenes.jsonl")
+    if not os.path.isfile(path):
+        raise SimMIMInputError(f"{path}: not found (only generated data sets have scenes)")
+    scenes = {}
+    with open(path) as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                scenes[record["image"]] = record["objects"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise SimMIMInputError(
+                    f"{path}:{line_no}: expected a JSON object with 'image' and 'objects' ({e})"
+                ) from None
+    return scenes

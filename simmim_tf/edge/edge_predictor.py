@@ -8,6 +8,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from simmim_tf.errors import SimMIMInputError
+from simmim_tf.explanation import visual_map
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 
 META_FILE = "simmim_meta.json"
@@ -67,13 +68,10 @@ class EdgePredictor:
         out = self._runner(images=image[None].astype(np.float32), token_ids=ids[None])
         probabilities = out["probabilities"][0]
         order = np.argsort(-probabilities)[:top_k]
-        # Mean over heads and over the question's real words → one map.
-        attention = out["visual_attention"][0][:, mask].mean(axis=(0, 1))
-        attention = attention / max(attention.sum(), 1e-9)
         return Prediction(
             answer=self.answers[order[0]],
             probability=float(probabilities[order[0]]),
             top_k=[(self.answers[i], float(probabilities[i])) for i in order],
             words=self.tokenizer.words(question),
-            attention_map=attention.reshape(self.grid_shape),
+            attention_map=visual_map(out["visual_attention"][0], mask, self.grid_shape),
         )

@@ -91,12 +91,26 @@ class PatchEmbedding(keras.layers.Layer):
                 # Batch norm, as in the Sort-of-CLEVR CNN of Santoro et al.:
                 # on mostly-blank images it makes the few object responses
                 # stand out from the start (it folds into the convolution
-                # in TFLite).
+                # in TFLite). Synchronized across tf.distribute replicas, so
+                # that training on N devices normalises over the global batch
+                # as one device does (the option exists on TensorFlow only).
                 self.stem_layers += [
+                    # No bias: the batch norm after it would cancel it, and
+                    # Adam would move it by noise.
                     keras.layers.Conv2D(
-                        width, 3, strides=2, padding="same", name=f"stem_conv_{i}", dtype=policy
+                        width,
+                        3,
+                        strides=2,
+                        padding="same",
+                        use_bias=False,
+                        name=f"stem_conv_{i}",
+                        dtype=policy,
                     ),
-                    keras.layers.BatchNormalization(name=f"stem_norm_{i}", dtype=policy),
+                    keras.layers.BatchNormalization(
+                        synchronized=keras.backend.backend() == "tensorflow",
+                        name=f"stem_norm_{i}",
+                        dtype=policy,
+                    ),
                     keras.layers.ReLU(dtype=policy),
                 ]
             self.stem_layers.append(

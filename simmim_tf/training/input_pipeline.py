@@ -13,9 +13,10 @@ def make_dataset(question_set, token_ids, answer_ids, batch_size, shuffle, seed=
     ds = ds.batch(batch_size)
 
     def to_inputs(index, ids, answers):
-        return (
-            {"images": tf.gather(images, index), "token_ids": ids, "padding_mask": ids != 0},
-            answers,
-        )
+        # The mask goes in as int32 (the model's Input casts it to bool):
+        # under a tf.distribute strategy, Keras builds the model from one
+        # batch averaged across replicas, and TF's AddN has no bool kernel.
+        mask = tf.cast(ids != 0, tf.int32)
+        return {"images": tf.gather(images, index), "token_ids": ids, "padding_mask": mask}, answers
 
     return ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,111 @@
+"""From attention tensors to maps a person can look at (NumPy only).
+
+The model returns attention per head and per query; a picture needs one map.
+These functions do that reduction the same way for the Keras model
+(`explain`) and for the on-device runtime (`simmim_tf.edge`), so that the
+notebooks and `simmim-tf predict --explain` show the same thing.
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+def _normalise(weights):
+    return weights / max(float(weights.sum()), 1e-9)
+
+
+def visual_map(visual_attention, mask, grid_shape):
+    """Where the question looks in the image.
+
+    visual_attention: (heads, tokens, regions); mask: (tokens,) bool, True on
+    real words. Mean over heads and real words → (rows, cols), sums to 1.
+    """
+    weights = np.asarray(visual_attention, np.float32)[:, np.asarray(mask, bool)]
+    return _normalise(weights.mean(axis=(0, 1))).reshape(grid_shape)
+
+
+def memory_map(memory_attention, num_regions, grid_shape):
+    """Where the semantic memory reads the image, and how much it reads it.
+
+    memory_attention: (heads, slots, regions + tokens), the last memory
+    layer's read weights. Returns ((rows, cols) map summing to 1, the share
+    of the read weight that went to regions rather than to words).
+    """
+    weights = np.asarray(memory_attention, np.float32).mean(axis=(0, 1))  # (regions + tokens,)
+    on_image = weights[:num_regions]
+    share = float(on_image.sum() / max(float(weights.sum()), 1e-9))
+    return _normalise(on_image).reshape(grid_shape), share
+
+
+def word_weights(textual_attention, mask):
+    """How much the image attends to each real word of the question.
+
+    textual_attention: (heads, regions, tokens). Mean over heads and regions,
+    restricted to real words → (words,), sums to 1.
+    """
+    weights = np.asarray(textual_attention, np.float32).mean(axis=(0, 1))
+    return _normalise(weights[np.asarray(mask, bool)])
+
+
+@dataclasses.dataclass
+class Explanation:
+    answer: str
+    probability: float
+    top_k: list  # [(answer, probability), ...], best first
+    words: list  # the question's words the model saw
+    visual_map: np.ndarray  # (rows, cols): the question's attention over regions
+    memory_map: np.ndarray  # (rows, cols): the memory's read attention over regions
+    memory_image_share: float  # share of the memory's read weight on the image
+    word_weights: np.ndarray  # (words,): the image's attention over the words
+
+
+def explain(model, tokenizer, answers, image, question, top_k=3):
+    """Answers one question with a Keras `SimMIMVQA` and explains the answer.
+
+    model: SimMIMVQA; tokenizer: QuestionTokenizer; answers: AnswerVocabulary;
+    image: uint8 (S, S, 3). Returns an `Explanation`.
+    """
+    ids, mask = tokenizer.encode(question)
+    out = model.answer_with_attention(
+        {
+            "images": np.asarray(image, np.float32)[None],
+            "token_ids": ids[None],
+            "padding_mask": mask[None],
+        }
+    )
+    logits = np.asarray(out["logits"], np.float32)[0]
+    probabilities = np.exp(logits - logits.max())
+    probabilities /= probabilities.sum()
+    order = np.argsort(-probabilities)[:top_k]
+    grid = model.backbone.grid_shape
+    memory, share = memory_map(out["memory_attention"][0], grid[0] * grid[1], grid)
+    return Explanation(
+        answer=answers.answers[order[0]],
+        probability=float(probabilities[order[0]]),
+        top_k=[(answers.answers[i], float(probabilities[i])) for i in order],
+        words=tokenizer.words(question),
+        visual_map=visual_map(out["visual_attention"][0], mask, grid),
+        memory_map=memory,
+        memory_image_share=share,
+        word_weights=word_weights(out["textual_attention"][0], mask),
+    )
+
+
+def attention_in_box(attention_map, image_size, patch_size, box):
+    """Share of an attention map's weight that falls inside a pixel box.
+
+    attention_map: (rows, cols) over the region grid, region (r, c) covering
+    pixels [r * patch_size, (r + 1) * patch_size) of the image; image_size:
+    pixels per side; box: (x0, y0, x1, y1) in pixels, x1 and y1 exclusive.
+    Each region's weight is spread evenly over its pixels inside the image.
+    """
+    weights = np.asarray(attention_map, np.float64)
+    rows, cols = weights.shape
+    row_of = np.minimum(np.arange(image_size) // patch_size, rows - 1)
+    col_of = np.minimum(np.arange(image_size) // patch_size, cols - 1)
+    pixels = np.outer(np.bincount(row_of, minlength=rows), np.bincount(col_of, minlength=cols))
+    density = (weights / np.maximum(pixels, 1))[row_of][:, col_of]  # (image_size, image_size)
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    inside = density[max(y0, 0) : min(y1, image_size), max(x0, 0) : min(x1, image_size)].sum()
+    return float(inside / max(density.sum(), 1e-12))
