@@ -17,6 +17,7 @@ def _data_sort_of_clevr(args):
 
 
 def _train(args):
+    from simmim_tf.training.distribution import run_folder
     from simmim_tf.training.run_config import RunConfig
     from simmim_tf.training.vqa_trainer import train
 
@@ -28,9 +29,11 @@ def _train(args):
         learning_rate=args.learning_rate,
         max_sequence_length=args.max_sequence_length,
         seed=args.seed,
+        strategy=args.strategy,
     )
     model = train(config, args.out)
-    print(f"saved {os.path.join(args.out, 'model.keras')} ({model.count_params():,} parameters)")
+    path = os.path.join(run_folder(args.out), "model.keras")
+    print(f"saved {path} ({model.count_params():,} parameters)")
 
 
 def _evaluate(args):
@@ -122,10 +125,22 @@ def build_parser():
     tr.add_argument("--out", required=True, help="run folder to write (resumes if interrupted)")
     tr.add_argument("--preset", default="tiny", help="tiny, small or base (default tiny)")
     tr.add_argument("--epochs", type=int, default=10)
-    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="global batch: split between the replicas of a distributed run (default 64)",
+    )
     tr.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate")
     tr.add_argument("--max-sequence-length", type=int, default=16, help="question tokens")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument(
+        "--strategy",
+        default="auto",
+        choices=("auto", "one_device", "mirrored", "multi_worker"),
+        help="tf.distribute strategy; auto picks multi_worker when TF_CONFIG names a cluster, "
+        "mirrored when several GPUs are visible, else one_device (default auto)",
+    )
     tr.set_defaults(func=_train)
 
     ev = sub.add_parser("evaluate", help="accuracy per question family")

@@ -19,6 +19,7 @@ class RunConfig:
     warmup_fraction: float = 0.05
     max_sequence_length: int = 16
     seed: int = 0
+    strategy: str = "auto"  # see simmim_tf.training.distribution.make_strategy
 
     def save(self, path):
         with open(path, "w") as f:

@@ -15,6 +15,7 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.errors import SimMIMInputError
@@ -22,6 +23,12 @@ from simmim_tf.evaluation import accuracy_by_family
 from simmim_tf.models.simmim_vqa import SimMIMVQA
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.training.distribution import (
+    fit_under_multi_worker,
+    make_strategy,
+    run_folder,
+    shard_by_data,
+)
 from simmim_tf.training.input_pipeline import make_dataset
 from simmim_tf.training.run_config import RunConfig
 
@@ -43,6 +50,8 @@ def _schedule(learning_rate, total_steps, warmup_fraction):
 def train(config: RunConfig, out_dir, verbose="auto"):
     """Trains SimMIMVQA on `config.data` and writes the run folder. Returns the model."""
     keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)
+    out_dir = run_folder(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     config.save(os.path.join(out_dir, "run_config.json"))
 
@@ -59,16 +68,22 @@ def train(config: RunConfig, out_dir, verbose="auto"):
         raise SimMIMInputError(
             f"{config.data}: images must be square; got {train_set.images.shape[1:3]}"
         )
-    model = SimMIMVQA.from_preset(
-        config.preset,
-        num_answers=len(answers),
-        vocabulary_size=tokenizer.vocabulary_size,
-        image_size=image_size,
-        max_sequence_length=config.max_sequence_length,
-    )
     steps = int(np.ceil(len(train_set) / config.batch_size)) * config.epochs
-    model.compile(learning_rate=_schedule(config.learning_rate, steps, config.warmup_fraction))
-    dataset = make_dataset(train_set, token_ids, answer_ids, config.batch_size, True, config.seed)
+    with strategy.scope():  # variables mirrored on every replica
+        model = SimMIMVQA.from_preset(
+            config.preset,
+            num_answers=len(answers),
+            vocabulary_size=tokenizer.vocabulary_size,
+            image_size=image_size,
+            max_sequence_length=config.max_sequence_length,
+        )
+        model.compile(learning_rate=_schedule(config.learning_rate, steps, config.warmup_fraction))
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        fit_under_multi_worker(model, strategy)
+    # config.batch_size is the global batch, split between the replicas.
+    dataset = shard_by_data(
+        make_dataset(train_set, token_ids, answer_ids, config.batch_size, True, config.seed)
+    )
     callbacks = [
         # A killed run started again with the same command resumes from the
         # last finished epoch.

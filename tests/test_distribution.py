@@ -1,0 +1,176 @@
+"""tf.distribute: strategy choice, MirroredStrategy against one device, and
+MultiWorkerMirroredStrategy with two worker processes on this machine.
+
+Logical devices and TF_CONFIG must be set before TensorFlow starts, so the
+training checks run in fresh Python processes.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from simmim_tf.errors import SimMIMInputError
+from simmim_tf.training import distribution
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+
+
+def test_auto_is_one_device_without_gpus_or_cluster(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        pytest.skip("several GPUs visible: auto is mirrored here")
+    assert isinstance(distribution.make_strategy("auto"), tf.distribute.OneDeviceStrategy)
+
+
+def test_bad_strategy_names_are_clear_errors(monkeypatch):
+    with pytest.raises(SimMIMInputError, match="unknown strategy 'tpu'"):
+        distribution.make_strategy("tpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(SimMIMInputError, match="needs TF_CONFIG"):
+        distribution.make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(SimMIMInputError, match="TF_CONFIG is not a valid"):
+        distribution.make_strategy("auto")
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        (None, None),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, 1),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}, 0),
+        (
+            {"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "chief"}},
+            0,
+        ),
+        (
+            {
+                "cluster": {"chief": ["c:0"], "worker": ["a:1"]},
+                "task": {"type": "worker", "index": 0},
+            },
+            1,
+        ),
+    ],
+)
+def test_worker_index(monkeypatch, config, expected):
+    if config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    assert distribution.worker_index() == expected
+
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+
+    sys.path.insert(0, "tests")
+    from conftest import TINY_BACKBONE, tiny_inputs
+    from simmim_tf.models.simmim_backbone import SimMIMBackbone
+    from simmim_tf.models.simmim_vqa import SimMIMVQA
+    from simmim_tf.training.distribution import make_strategy
+
+    x = tiny_inputs(batch=64, length=10, real=6)
+    x["padding_mask"] = x["padding_mask"].astype("int32")
+    y = np.arange(64) % 5
+
+    def build():
+        model = SimMIMVQA(SimMIMBackbone(**TINY_BACKBONE), num_answers=5)
+        # Plain SGD: an update proportional to the gradient, so rounding
+        # differences in the cross-replica sum stay rounding-sized. (Adam
+        # divides by each gradient's own scale and grows them on parameters
+        # whose gradient is nearly zero; and Keras 3.15 clips each replica's
+        # gradient before the sum, so clipping would differ too.)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        return model
+
+    def data():
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # 4 steps
+
+    keras.utils.set_random_seed(0)
+    single = build()
+    start = single.get_weights()
+    single.fit(data(), epochs=2, verbose=0)
+    strategy = make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+    with strategy.scope():
+        mirrored = build()
+    mirrored.set_weights(start)
+    mirrored.fit(data(), epochs=2, verbose=0)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(start, single.get_weights()))
+    apart = max(
+        float(np.abs(a - b).max()) for a, b in zip(single.get_weights(), mirrored.get_weights())
+    )
+    print(f"RESULT {moved} {apart}")
+    """
+)
+
+
+def test_mirrored_on_two_devices_matches_one_device():
+    out = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    moved, apart = map(float, out.stdout.split("RESULT")[1].split())
+    assert moved > 1e-3  # training did change the weights
+    assert apart < 1e-4, f"one device and two replicas differ by {apart}"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_two_processes_end_with_identical_weights(tmp_path):
+    from simmim_tf.data import sort_of_clevr
+
+    data = str(tmp_path / "data")
+    sort_of_clevr.generate(data, num_images=20, seed=0, progress=False)
+    run = str(tmp_path / "run")
+    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    processes = []
+    for index in range(2):
+        env = dict(
+            ENV,
+            TF_CONFIG=json.dumps(
+                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+            ),
+        )
+        command = [sys.executable, "-m", "simmim_tf.cli", "train", "--data", data, "--out", run]
+        command += ["--epochs", "2", "--batch-size", "32", "--strategy", "multi_worker"]
+        processes.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        )
+    for p in processes:
+        output = p.communicate(timeout=400)[0].decode(errors="replace")
+        assert p.returncode == 0, output[-3000:]
+
+    from simmim_tf.data.vqa_dataset import load_split
+    from simmim_tf.training.vqa_trainer import load_run
+
+    chief = load_run(run)[0]
+    other = load_run(os.path.join(run, "worker_1"))[0]
+    # The batch of 32 is global: each step takes 16 questions from each worker.
+    steps_per_epoch = -(-len(load_split(data, "train")) // 32)
+    assert int(chief.optimizer.iterations) == int(other.optimizer.iterations) == 2 * steps_per_epoch
+    for a, b in zip(chief.get_weights(), other.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
