@@ -92,7 +92,7 @@ size = model.backbone.image_size
 patch = model.backbone.patch_size
 colours = ("red", "blue", "green", "orange", "yellow", "gray")
 shares, uniform = [], []
-for i in range(0, len(test), 5):
+for i in range(0, len(test), 10):
     image = test.images[test.image_index[i]]
     colour = next(c for c in colours if f" {c} " in f" {test.questions[i]} ")
     obj = next(o for o in scenes[test.image_paths[test.image_index[i]]] if o["color"] == colour)

@@ -68,6 +68,13 @@ def _export(args):
     for variant, problems in report["gpu_delegate_problems"].items():
         status = "all ops accepted" if not problems else "; ".join(problems)
         print(f"  GPU-delegate op check, {variant}: {status}")
+    if args.report:
+        from simmim_tf.export.export_report import export_report, format_report
+        from simmim_tf.training.run_config import RunConfig
+
+        data = args.data or RunConfig.load(os.path.join(args.run, "run_config.json")).data
+        print(format_report(export_report(args.out, args.run, data)))
+        print(f"wrote {os.path.join(args.out, 'report.json')} and report.md")
 
 
 def _predict(args):
@@ -160,6 +167,12 @@ def build_parser():
         help="comma-separated variants: float32, float16, int8 (default float32,int8)",
     )
     ex.add_argument("--calibration-size", type=int, default=200, help="int8 calibration questions")
+    ex.add_argument(
+        "--report",
+        action="store_true",
+        help="then measure each variant (size, accuracy per family, agreement with Keras, "
+        "latency with 1 and 2 threads, GPU-delegate ops) into OUT/report.json and report.md",
+    )
     ex.set_defaults(func=_export)
 
     pr = sub.add_parser("predict", help="answer a question about an image with a .tflite model")

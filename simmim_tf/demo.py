@@ -86,6 +86,28 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
         first.probability,
     )
 
+    # The same question explained from the Keras model: all three attentions.
+    from simmim_tf.explanation import explain
+    from simmim_tf.training.vqa_trainer import load_run
+
+    keras_model, tokenizer, answers = load_run(run_dir)
+    e = explain(
+        keras_model, tokenizer, answers, test.images[test.image_index[0]], test.questions[0]
+    )
+    keras_heatmap = os.path.join(out, "attention_keras.png")
+    save_attention_overlay(
+        test.images[test.image_index[0]],
+        e.visual_map,
+        test.questions[0],
+        e.answer,
+        keras_heatmap,
+        e.probability,
+        memory_map=e.memory_map,
+        words=e.words,
+        word_weights=e.word_weights,
+        expected=test.answers[0],
+    )
+
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "config": {"num_images": num_images, **vars(config)},
@@ -112,7 +134,7 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
             f"  [{mark}] {e['image']}: {e['question']} -> {e['answer']} "
             f"({e['probability']:.0%}; expected {e['expected']})"
         )
-    print(f"Attention heatmap: {heatmap}")
+    print(f"Attention heatmaps: {heatmap} (int8), {keras_heatmap} (Keras, all attentions)")
     print("Timings: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     return results
 

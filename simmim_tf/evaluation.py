@@ -28,25 +28,32 @@ def format_accuracy(result, title):
     return "\n".join(lines)
 
 
-def evaluate_tflite(model_path, data_dir, split="test"):
-    """Accuracy per family of a .tflite model; writes <model>.eval.json beside it."""
+def tflite_answers(model_path, question_set):
+    """The answer a .tflite model gives to each question of a `QuestionSet`."""
     from tqdm import tqdm
 
-    from simmim_tf.data.vqa_dataset import load_split
     from simmim_tf.edge import EdgePredictor
 
     predictor = EdgePredictor(model_path)
-    questions = load_split(data_dir, split, image_size=predictor.image_size)
-    predicted = [
-        predictor.predict(questions.images[i], q, top_k=1).answer
+    return [
+        predictor.predict(question_set.images[i], q, top_k=1).answer
         for i, q in tqdm(
-            zip(questions.image_index, questions.questions, strict=True),
-            total=len(questions),
+            zip(question_set.image_index, question_set.questions, strict=True),
+            total=len(question_set),
             desc=os.path.basename(model_path),
             unit="q",
             disable=not sys.stderr.isatty(),
         )
     ]
+
+
+def evaluate_tflite(model_path, data_dir, split="test"):
+    """Accuracy per family of a .tflite model; writes <model>.eval.json beside it."""
+    from simmim_tf.data.vqa_dataset import load_split
+    from simmim_tf.edge import EdgePredictor
+
+    questions = load_split(data_dir, split, image_size=EdgePredictor(model_path).image_size)
+    predicted = tflite_answers(model_path, questions)
     result = accuracy_by_family(predicted, questions.answers, questions.families)
     with open(os.path.splitext(model_path)[0] + ".eval.json", "w") as f:
         json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)

@@ -129,3 +129,23 @@ def test_saved_model_loads_without_simmim_or_keras(trained_export):
         timeout=300,
     )
     assert "SAVED_MODEL_OK" in result.stdout, result.stderr[-2000:]
+
+
+def test_export_report(trained_export):
+    from simmim_tf.export.export_report import export_report
+
+    report = export_report(
+        trained_export["export"], trained_export["run"], trained_export["data"], latency_runs=3
+    )
+    rows = report["variants"]
+    assert set(rows) == {"keras", "float32", "float16", "int8"}
+    assert rows["float32"]["agreement_with_keras"] >= 0.99
+    assert rows["int8"]["bytes"] < rows["float16"]["bytes"] < rows["float32"]["bytes"]
+    assert rows["float16"]["gpu_delegate_problems"] == []
+    for variant in ("float32", "float16", "int8"):
+        assert set(rows[variant]["accuracy"]) >= {"overall", "relational", "non_relational"}
+        assert all(ms > 0 for ms in rows[variant]["latency_ms"].values())
+    with open(os.path.join(trained_export["export"], "report.md")) as f:
+        table = f.read()
+    for name in rows:
+        assert f"| {name} |" in table

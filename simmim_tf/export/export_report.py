@@ -1,0 +1,142 @@
+"""`simmim-tf export --report`: what each exported variant costs and keeps.
+
+For every `model_<variant>.tflite` of an export folder: file size (and its
+ratio to float32), accuracy per question family on the held-out split, argmax
+agreement with the Keras model on the same questions, latency per question
+through ai-edge-litert with 1 and 2 threads (median of `latency_runs` calls
+after warm-up, tokenisation included), and whether the GPU delegate accepts
+every op (float variants). Written as EXP/report.json and EXP/report.md.
+"""
+
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.edge import EdgePredictor
+from simmim_tf.evaluation import accuracy_by_family, tflite_answers
+from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
+from simmim_tf.export.litert_exporter import VARIANTS
+
+
+def _latency_ms(path, image, question, threads, runs, warmup=5):
+    predictor = EdgePredictor(path, num_threads=threads)
+    for _ in range(warmup):
+        predictor.predict(image, question)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        predictor.predict(image, question)
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def _keras_answers(run_dir, question_set):
+    from simmim_tf.training.vqa_trainer import load_run
+
+    model, tokenizer, answers = load_run(run_dir)
+    ids, mask = tokenizer.encode_batch(question_set.questions)
+    logits = model.predict(
+        {
+            "images": question_set.images[question_set.image_index],
+            "token_ids": ids,
+            "padding_mask": mask,
+        },
+        batch_size=256,
+        verbose=0,
+    )
+    return [answers.answers[i] for i in np.argmax(logits, axis=-1)]
+
+
+def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50):
+    """Measures every variant in `export_dir`; writes report.json and report.md."""
+    paths = {
+        v: os.path.join(export_dir, f"model_{v}.tflite")
+        for v in VARIANTS
+        if os.path.isfile(os.path.join(export_dir, f"model_{v}.tflite"))
+    }
+    if not paths:
+        from simmim_tf.errors import SimMIMInputError
+
+        raise SimMIMInputError(f"{export_dir}: no model_<variant>.tflite (run simmim-tf export)")
+    questions = load_split(data_dir, split)
+    keras_answers = _keras_answers(run_dir, questions)
+    image, question = questions.images[questions.image_index[0]], questions.questions[0]
+    rows = {
+        "keras": {
+            "accuracy": accuracy_by_family(keras_answers, questions.answers, questions.families)
+        }
+    }
+    for variant, path in paths.items():
+        answers = tflite_answers(path, questions)
+        with open(path, "rb") as f:
+            flatbuffer = f.read()
+        rows[variant] = {
+            "bytes": len(flatbuffer),
+            "accuracy": accuracy_by_family(answers, questions.answers, questions.families),
+            "agreement_with_keras": float(
+                np.mean([a == k for a, k in zip(answers, keras_answers, strict=True)])
+            ),
+            "latency_ms": {
+                str(t): _latency_ms(path, image, question, t, latency_runs) for t in (1, 2)
+            },
+            "gpu_delegate_problems": (
+                gpu_delegate_problems(flatbuffer) if variant != "int8" else "n/a (CPU model)"
+            ),
+        }
+    if "float32" in rows:
+        for variant in paths:
+            rows[variant]["size_vs_float32"] = rows[variant]["bytes"] / rows["float32"]["bytes"]
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "export": export_dir,
+        "data": data_dir,
+        "split": split,
+        "questions": len(questions),
+        "latency_runs": latency_runs,
+        "variants": rows,
+    }
+    with open(os.path.join(export_dir, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    markdown = format_report(report)
+    with open(os.path.join(export_dir, "report.md"), "w") as f:
+        f.write(markdown)
+    return report
+
+
+def format_report(report):
+    """The report as a markdown table."""
+    families = [f for f in report["variants"]["keras"]["accuracy"] if f != "overall"]
+    head = ["model", *families, "overall", "agreement", "MB", "vs float32", "ms (1 thr)"]
+    head += ["ms (2 thr)", "GPU delegate"]
+    lines = [
+        f"{report['questions']} {report['split']} questions of {report['data']}; "
+        f"{report['date']}, {report['machine']}; latency: median of {report['latency_runs']} "
+        "calls after 5 warm-up calls, tokenisation included",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for name, row in report["variants"].items():
+        accuracy = [f"{100 * row['accuracy'][f]['accuracy']:.2f}%" for f in [*families, "overall"]]
+        if name == "keras":
+            rest = ["", "", "", "", "", ""]
+        else:
+            gpu = row["gpu_delegate_problems"]
+            rest = [
+                f"{100 * row['agreement_with_keras']:.1f}%",
+                f"{row['bytes'] / 1e6:.3f}",
+                f"{100 * row.get('size_vs_float32', float('nan')):.0f}%",
+                f"{row['latency_ms']['1']:.2f}",
+                f"{row['latency_ms']['2']:.2f}",
+                gpu
+                if isinstance(gpu, str)
+                else ("all ops accepted" if not gpu else "; ".join(gpu)),
+            ]
+        lines.append("| " + " | ".join([name, *accuracy, *rest]) + " |")
+    return "\n".join(lines) + "\n"
