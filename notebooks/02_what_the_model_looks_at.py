@@ -62,12 +62,12 @@ print(f"region grid {model.backbone.grid_shape}, {len(test)} test questions")
 # %% [markdown]
 # ## Three questions about one picture
 
+
 # %%
-for i in (0, 1, 2):
-    image = test.images[test.image_index[i]]
-    e = explain(model, tokenizer, answers, image, test.questions[i])
-    fig = attention_figure(
-        image,
+def show(i, e):
+    """Draws explanation `e` of test question `i`."""
+    attention_figure(
+        test.images[test.image_index[i]],
         e.visual_map,
         test.questions[i],
         e.answer,
@@ -78,6 +78,11 @@ for i in (0, 1, 2):
         expected=test.answers[i],
     )
     plt.show()
+
+
+for i in (0, 1, 2):
+    e = explain(model, tokenizer, answers, test.images[test.image_index[i]], test.questions[i])
+    show(i, e)
     print(f"memory's read weight on the image: {e.memory_image_share:.0%} (the rest on words)")
 
 # %% [markdown]
@@ -143,15 +148,4 @@ else:
         f"{attention_in_box(e.visual_map, size, patch, box):.1%} "
         f"(uniform: {attention_in_box(np.ones_like(e.visual_map), size, patch, box):.1%})"
     )
-    fig = attention_figure(
-        image,
-        e.visual_map,
-        test.questions[wrong],
-        e.answer,
-        e.probability,
-        memory_map=e.memory_map,
-        words=e.words,
-        word_weights=e.word_weights,
-        expected=test.answers[wrong],
-    )
-    plt.show()
+    show(wrong, e)

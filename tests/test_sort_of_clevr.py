@@ -93,3 +93,18 @@ def test_deterministic_for_a_seed(tmp_path):
     assert read(a, "questions.jsonl") == read(b, "questions.jsonl")
     assert read(a, "images/000004.png") == read(b, "images/000004.png")
     assert read(a, "scenes.jsonl") != read(c, "scenes.jsonl")
+
+
+def test_read_scenes_and_its_errors(dataset, tmp_path):
+    from simmim_tf.data.vqa_dataset import read_scenes
+    from simmim_tf.errors import SimMIMInputError
+
+    out, _, _, scenes = dataset
+    assert read_scenes(out) == {s["image"]: s["objects"] for s in scenes}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "scenes.jsonl").write_text('{"image": "a.png", "objects": []}\n{"image": 3}\n')
+    with pytest.raises(SimMIMInputError, match=r"scenes.jsonl:2: expected 'image'"):
+        read_scenes(str(bad))
+    with pytest.raises(SimMIMInputError, match="only generated data sets have scenes"):
+        read_scenes(str(tmp_path))

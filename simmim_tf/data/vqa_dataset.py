@@ -35,12 +35,10 @@ class QuestionSet:
         return len(self.questions)
 
 
-def read_questions(data_dir):
-    """All records of `questions.jsonl`, validated, each with its line number."""
-    path = os.path.join(data_dir, "questions.jsonl")
+def _json_objects(path, what):
+    """(line number, dict) for each non-blank line of a JSON-lines file."""
     if not os.path.isfile(path):
-        raise SimMIMInputError(f"{path}: not found (is {data_dir} a simmim_tf data folder?)")
-    records = []
+        raise SimMIMInputError(f"{path}: not found ({what})")
     with open(path) as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -51,13 +49,21 @@ def read_questions(data_dir):
                 raise SimMIMInputError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
             if not isinstance(record, dict):
                 raise SimMIMInputError(f"{path}:{line_no}: expected a JSON object")
-            missing = [k for k in REQUIRED_FIELDS if not isinstance(record.get(k), str)]
-            if missing:
-                raise SimMIMInputError(
-                    f"{path}:{line_no}: missing or non-string field(s) {', '.join(missing)}"
-                )
-            record["_where"] = f"{path}:{line_no}: "
-            records.append(record)
+            yield line_no, record
+
+
+def read_questions(data_dir):
+    """All records of `questions.jsonl`, validated, each with its line number."""
+    path = os.path.join(data_dir, "questions.jsonl")
+    records = []
+    for line_no, record in _json_objects(path, f"is {data_dir} a simmim_tf data folder?"):
+        missing = [k for k in REQUIRED_FIELDS if not isinstance(record.get(k), str)]
+        if missing:
+            raise SimMIMInputError(
+                f"{path}:{line_no}: missing or non-string field(s) {', '.join(missing)}"
+            )
+        record["_where"] = f"{path}:{line_no}: "
+        records.append(record)
     if not records:
         raise SimMIMInputError(f"{path}: holds no questions")
     return records
@@ -84,18 +90,11 @@ def load_split(data_dir, split, image_size=None):
 def read_scenes(data_dir):
     """{image path: list of objects} from `scenes.jsonl`, for analysis and plots."""
     path = os.path.join(data_dir, "scenes.jsonl")
-    if not os.path.isfile(path):
-        raise SimMIMInputError(f"{path}: not found (only generated data sets have scenes)")
     scenes = {}
-    with open(path) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                scenes[record["image"]] = record["objects"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise SimMIMInputError(
-                    f"{path}:{line_no}: expected a JSON object with 'image' and 'objects' ({e})"
-                ) from None
+    for line_no, record in _json_objects(path, "only generated data sets have scenes"):
+        if not isinstance(record.get("image"), str) or not isinstance(record.get("objects"), list):
+            raise SimMIMInputError(
+                f"{path}:{line_no}: expected 'image' (string) and 'objects' (list)"
+            )
+        scenes[record["image"]] = record["objects"]
     return scenes
