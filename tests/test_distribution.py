@@ -22,11 +22,11 @@ from simmim_tf.training import distribution
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
 
 
-def test_auto_is_one_device_without_gpus_or_cluster(monkeypatch):
+def test_auto_without_a_cluster_follows_the_gpu_count(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        pytest.skip("several GPUs visible: auto is mirrored here")
-    assert isinstance(distribution.make_strategy("auto"), tf.distribute.OneDeviceStrategy)
+    several_gpus = len(tf.config.list_logical_devices("GPU")) > 1
+    expected = tf.distribute.MirroredStrategy if several_gpus else tf.distribute.OneDeviceStrategy
+    assert isinstance(distribution.make_strategy("auto"), expected)
 
 
 def test_bad_strategy_names_are_clear_errors(monkeypatch):
