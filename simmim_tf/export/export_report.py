@@ -35,20 +35,9 @@ def _latency_ms(path, image, question, threads, runs, warmup=5):
 
 
 def _keras_answers(run_dir, question_set):
-    from simmim_tf.training.vqa_trainer import load_run
+    from simmim_tf.training.vqa_trainer import load_run, predict_answers
 
-    model, tokenizer, answers = load_run(run_dir)
-    ids, mask = tokenizer.encode_batch(question_set.questions)
-    logits = model.predict(
-        {
-            "images": question_set.images[question_set.image_index],
-            "token_ids": ids,
-            "padding_mask": mask,
-        },
-        batch_size=256,
-        verbose=0,
-    )
-    return [answers.answers[i] for i in np.argmax(logits, axis=-1)]
+    return predict_answers(*load_run(run_dir), question_set)
 
 
 def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50):

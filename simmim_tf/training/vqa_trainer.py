@@ -119,10 +119,8 @@ def load_run(run_dir):
     return model, tokenizer, answers
 
 
-def evaluate(run_dir, data_dir, split="test", batch_size=256):
-    """Accuracy per question family of the run's Keras model; writes RUN/eval.json."""
-    model, tokenizer, answers = load_run(run_dir)
-    question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
+def predict_answers(model, tokenizer, answers, question_set, batch_size=256):
+    """The answer the Keras model gives to each question of a `QuestionSet`."""
     token_ids, mask = tokenizer.encode_batch(question_set.questions)
     logits = model.predict(
         {
@@ -133,7 +131,14 @@ def evaluate(run_dir, data_dir, split="test", batch_size=256):
         batch_size=batch_size,
         verbose=0,
     )
-    predicted = [answers.answers[i] for i in np.argmax(logits, axis=-1)]
+    return [answers.answers[i] for i in np.argmax(logits, axis=-1)]
+
+
+def evaluate(run_dir, data_dir, split="test", batch_size=256):
+    """Accuracy per question family of the run's Keras model; writes RUN/eval.json."""
+    model, tokenizer, answers = load_run(run_dir)
+    question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
+    predicted = predict_answers(model, tokenizer, answers, question_set, batch_size)
     result = accuracy_by_family(predicted, question_set.answers, question_set.families)
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
         json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)
