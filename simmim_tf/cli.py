@@ -16,6 +16,25 @@ def _data_sort_of_clevr(args):
     print(f"wrote {args.num_images} images and {n} questions to {args.out}")
 
 
+def _data_validate(args):
+    from simmim_tf.data.folder_validation import validate_folder
+
+    vocabulary = None
+    if args.run:
+        from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+
+        vocabulary = AnswerVocabulary.load(os.path.join(args.run, "answers.json"))
+    problems, counts = validate_folder(args.data, vocabulary, check_images=not args.no_images)
+    print(", ".join(f"{v} {k}" for k, v in counts.items()) or "nothing read")
+    if problems:
+        shown = problems[: args.max_problems]
+        print("\n".join(shown))
+        if len(problems) > len(shown):
+            print(f"... and {len(problems) - len(shown)} more")
+        raise SimMIMInputError(f"{args.data}: {len(problems)} problem(s) found")
+    print(f"{args.data}: valid")
+
+
 def _train(args):
     from simmim_tf.training.distribution import run_folder
     from simmim_tf.training.run_config import RunConfig
@@ -30,6 +49,8 @@ def _train(args):
         max_sequence_length=args.max_sequence_length,
         seed=args.seed,
         strategy=args.strategy,
+        max_answers=args.max_answers,
+        skip_bad_records=args.skip_bad_records,
     )
     model = train(config, args.out)
     path = os.path.join(run_folder(args.out), "model.keras")
@@ -109,9 +130,8 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = sub.add_parser("data", help="generate data sets").add_subparsers(
-        dest="generator", required=True, metavar="GENERATOR"
-    )
+    data = sub.add_parser("data", help="generate, import, inspect and validate data sets")
+    data = data.add_subparsers(dest="generator", required=True, metavar="ACTION")
     soc = data.add_parser(
         "sort-of-clevr",
         help="Sort-of-CLEVR (Santoro et al. 2017): 75x75 images, 6 objects, 20 questions each",
@@ -126,6 +146,19 @@ def build_parser():
         help="test images, taken last (default: 200, at most a tenth of the images)",
     )
     soc.set_defaults(func=_data_sort_of_clevr)
+
+    va = data.add_parser(
+        "validate",
+        help="check a data folder: every bad line or image, with file and line",
+        description="Checks questions.jsonl, scenes.jsonl and captions.jsonl against the "
+        "format in README and decodes every image they name. Prints each problem as "
+        "FILE:LINE: what is wrong, and exits 2 if there is any.",
+    )
+    va.add_argument("--data", required=True, help="data folder")
+    va.add_argument("--run", help="also check that every answer is in this run's answers.json")
+    va.add_argument("--no-images", action="store_true", help="check that images exist only")
+    va.add_argument("--max-problems", type=int, default=50, help="problems printed (default 50)")
+    va.set_defaults(func=_data_validate)
 
     tr = sub.add_parser("train", help="train SimMIMVQA with model.fit")
     tr.add_argument("--data", required=True, help="data folder with questions.jsonl and images/")
@@ -147,6 +180,20 @@ def build_parser():
         choices=("auto", "one_device", "mirrored", "multi_worker"),
         help="tf.distribute strategy; auto picks multi_worker when TF_CONFIG names a cluster, "
         "mirrored when several GPUs are visible, else one_device (default auto)",
+    )
+    tr.add_argument(
+        "--max-answers",
+        type=int,
+        default=None,
+        help="answer classes: the K most frequent training answers (default: all); "
+        "questions with other answers are bad records",
+    )
+    tr.add_argument(
+        "--skip-bad-records",
+        action="store_true",
+        help="skip bad records (corrupt JSON lines or images, missing fields, answers "
+        "outside --max-answers) instead of stopping; they are counted and listed in "
+        "RUN/skipped_records.txt",
     )
     tr.set_defaults(func=_train)
 

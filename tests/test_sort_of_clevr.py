@@ -103,8 +103,12 @@ def test_read_scenes_and_its_errors(dataset, tmp_path):
     assert read_scenes(out) == {s["image"]: s["objects"] for s in scenes}
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "scenes.jsonl").write_text('{"image": "a.png", "objects": []}\n{"image": 3}\n')
-    with pytest.raises(SimMIMInputError, match=r"scenes.jsonl:2: expected 'image'"):
+    (bad / "scenes.jsonl").write_text(
+        '{"image": "a.png", "split": "train", "objects": []}\n{"image": 3, "split": "test"}\n'
+    )
+    with pytest.raises(
+        SimMIMInputError, match=r"scenes.jsonl:2: field 'image' must be .*; missing field 'objects'"
+    ):
         read_scenes(str(bad))
     with pytest.raises(SimMIMInputError, match="only generated data sets have scenes"):
         read_scenes(str(tmp_path))

@@ -29,6 +29,9 @@ class AnswerVocabulary(JsonConfig):
     def __len__(self):
         return len(self.answers)
 
+    def __contains__(self, answer):
+        return answer in self._ids
+
     def id(self, answer, where=""):
         """The class id of an answer; an unknown answer is an error, never dropped."""
         try:

@@ -20,6 +20,11 @@ class RunConfig:
     max_sequence_length: int = 16
     seed: int = 0
     strategy: str = "auto"  # see simmim_tf.training.distribution.make_strategy
+    max_answers: int | None = None  # answer classes: the most frequent K (None: all)
+    # False: a bad record stops training with its file and line. True: bad
+    # records (and answers outside the top max_answers) are skipped, counted
+    # and listed in RUN/skipped_records.txt.
+    skip_bad_records: bool = False
 
     def save(self, path):
         with open(path, "w") as f:

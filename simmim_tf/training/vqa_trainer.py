@@ -6,6 +6,7 @@ A run folder holds:
     answers.json         answer vocabulary with training counts
     run_config.json      the training settings
     history.json         per-epoch loss and accuracy
+    skipped_records.txt  with skip_bad_records: each record left out, and why
     eval.json            written by `evaluate`
     backup/              BackupAndRestore state while training runs
 """
@@ -17,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.evaluation import accuracy_by_family
@@ -55,9 +57,21 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     os.makedirs(out_dir, exist_ok=True)
     config.save(os.path.join(out_dir, "run_config.json"))
 
-    train_set = load_split(config.data, "train")
+    bad = BadRecords(skip=config.skip_bad_records)
+    train_set = load_split(config.data, "train", bad=bad)
+    answers = AnswerVocabulary.fit(train_set.answers, config.max_answers)
+    in_vocabulary = [a in answers for a in train_set.answers]
+    for source, answer, known in zip(
+        train_set.sources, train_set.answers, in_vocabulary, strict=True
+    ):
+        if not known:
+            bad(
+                f"{source}: answer {answer!r} is not among the {len(answers)} most "
+                "frequent answers (max_answers)"
+            )
+    train_set = train_set.subset(in_vocabulary)
+    _report_skipped(bad, out_dir, len(train_set))
     tokenizer = QuestionTokenizer.fit(train_set.questions, config.max_sequence_length)
-    answers = AnswerVocabulary.fit(train_set.answers)
     token_ids, _ = tokenizer.encode_batch(train_set.questions)
     answer_ids = _encode_answers(answers, train_set.answers)
     tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
@@ -100,6 +114,20 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     with open(os.path.join(out_dir, "history.json"), "w") as f:
         json.dump(history.history, f, indent=2)
     return model
+
+
+def _report_skipped(bad, out_dir, num_kept):
+    path = os.path.join(out_dir, "skipped_records.txt")
+    if not bad.messages:
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    with open(path, "w") as f:
+        f.write("\n".join(bad.messages) + "\n")
+    print(
+        f"skipped {len(bad)} bad record(s); training on {num_kept} questions; "
+        f"each skipped record and why: {path}\n{bad.summary(limit=5)}"
+    )
 
 
 def _save_atomically(model, path):
