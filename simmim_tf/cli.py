@@ -12,8 +12,77 @@ from simmim_tf.errors import SimMIMInputError
 def _data_sort_of_clevr(args):
     from simmim_tf.data import sort_of_clevr
 
-    n = sort_of_clevr.generate(args.out, args.num_images, args.seed, args.num_test)
+    n = sort_of_clevr.generate(
+        args.out, args.num_images, args.seed, args.num_test, ternary=args.ternary
+    )
     print(f"wrote {args.num_images} images and {n} questions to {args.out}")
+
+
+def _data_clevr2d(args):
+    from simmim_tf.data import clevr2d
+
+    n = clevr2d.generate(
+        args.out, args.num_images, args.seed, args.num_test, args.image_size, args.per_family
+    )
+    print(f"wrote {args.num_images} images, {n} questions and {2 * args.num_images} captions")
+
+
+def _import(args):
+    from simmim_tf.data.bad_records import BadRecords
+
+    bad = BadRecords(skip=args.skip_bad_records)
+    if args.generator == "import-vqav2":
+        from simmim_tf.data.vqav2_import import import_vqav2
+
+        n = import_vqav2(
+            args.questions,
+            args.annotations,
+            args.images,
+            args.out,
+            args.split,
+            args.image_size,
+            bad,
+        )
+        what = "questions"
+    elif args.generator == "import-clevr":
+        from simmim_tf.data.clevr_import import import_clevr
+
+        n = import_clevr(args.questions, args.images, args.out, args.split, args.image_size, bad)
+        what = "questions"
+    else:
+        from simmim_tf.data.coco_captions_import import import_coco_captions
+
+        n = import_coco_captions(
+            args.captions, args.images, args.out, args.split, args.image_size, bad
+        )
+        what = "captions"
+    print(f"wrote {n} {what} to {args.out} as split {args.split!r}")
+    if bad.messages:
+        print(f"skipped {len(bad)} bad record(s):\n{bad.summary()}")
+
+
+def _data_inspect(args):
+    from simmim_tf.data import folder_inspection
+    from simmim_tf.data.vqa_dataset import read_questions
+
+    records = read_questions(args.data)
+    result = folder_inspection.summary(args.data, records)
+    print(folder_inspection.format_summary(args.data, result))
+    sheet = args.sheet or os.path.join(args.data, "contact_sheet.png")
+    folder_inspection.contact_sheet(args.data, sheet, records, args.num_images, seed=args.seed)
+    histogram = os.path.splitext(sheet)[0] + "_answers.png"
+    folder_inspection.answer_histogram(result, histogram)
+    print(f"contact sheet: {sheet}\nanswer histogram: {histogram}")
+
+
+def _data_to_tfrecord(args):
+    from simmim_tf.data.tfrecord_shards import write_shards
+    from simmim_tf.data.vqa_dataset import read_questions
+
+    records = read_questions(args.data)
+    for split in sorted({r["split"] for r in records}):
+        files = write_shards(args.data, split, args.shards, records)
+        print(f"{split}: {len(files)} shards in {os.path.dirname(files[0])}")
 
 
 def _data_validate(args):
@@ -51,6 +120,7 @@ def _train(args):
         strategy=args.strategy,
         max_answers=args.max_answers,
         skip_bad_records=args.skip_bad_records,
+        input_pipeline=args.input_pipeline,
     )
     model = train(config, args.out)
     path = os.path.join(run_folder(args.out), "model.keras")
@@ -83,7 +153,8 @@ def _export(args):
     if unknown:
         raise SimMIMInputError(f"--quantize: unknown variant(s) {unknown}; choose from {VARIANTS}")
     report = export_run(args.run, args.out, args.data, variants, args.calibration_size)
-    print(f"wrote {os.path.join(args.out, 'saved_model')}")
+    print(f"wrote {os.path.join(args.out, 'saved_model')} (numeric inputs)")
+    print(f"wrote {os.path.join(args.out, 'serving', '1')} (also image bytes + question strings)")
     for name, size in report["files"].items():
         print(f"  {name:<24} {size / 1e6:7.3f} MB")
     for variant, problems in report["gpu_delegate_problems"].items():
@@ -145,7 +216,79 @@ def build_parser():
         default=None,
         help="test images, taken last (default: 200, at most a tenth of the images)",
     )
+    soc.add_argument(
+        "--ternary",
+        action="store_true",
+        help="add 10 ternary questions per image (between, on the line, obtuse triangle)",
+    )
     soc.set_defaults(func=_data_sort_of_clevr)
+
+    c2d = data.add_parser(
+        "clevr2d",
+        help="CLEVR-2D: 3-10 objects (8 colours, 4 shapes, 2 sizes), 5 balanced question "
+        "families with paraphrases, 2 captions per image",
+    )
+    c2d.add_argument("--out", required=True, help="output folder")
+    c2d.add_argument("--num-images", type=int, default=10000, help="images (default 10000)")
+    c2d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    c2d.add_argument(
+        "--num-test", type=int, default=None, help="test images, taken last (default 500)"
+    )
+    c2d.add_argument("--image-size", type=int, default=128, help="pixels (default 128)")
+    c2d.add_argument(
+        "--per-family", type=int, default=4, help="questions per family per image (default 4)"
+    )
+    c2d.set_defaults(func=_data_clevr2d)
+
+    importers = {
+        "import-vqav2": ("VQAv2: questions and annotations JSON, COCO images", 224),
+        "import-clevr": ("CLEVR v1.0: questions JSON and images", 128),
+        "import-coco-captions": ("COCO captions JSON and images, into captions.jsonl", 224),
+    }
+    for name, (what, size) in importers.items():
+        im = data.add_parser(
+            name,
+            help=f"import {what}",
+            description=f"Imports {what} into a simmim_tf data folder (README: Data format). "
+            "Images are converted to RGB PNG of --image-size square. The records of --split "
+            "are replaced; other splits already in OUT are kept.",
+        )
+        if name == "import-coco-captions":
+            im.add_argument("--captions", required=True, help="captions_<subset>.json")
+        else:
+            im.add_argument("--questions", required=True, help="questions JSON file")
+        if name == "import-vqav2":
+            im.add_argument("--annotations", required=True, help="annotations JSON file")
+        im.add_argument("--images", required=True, help="folder of the images the file names")
+        im.add_argument("--out", required=True, help="data folder to write or add to")
+        im.add_argument("--split", required=True, help="split name to give: train, val, test")
+        im.add_argument("--image-size", type=int, default=size, help=f"pixels (default {size})")
+        im.add_argument(
+            "--skip-bad-records",
+            action="store_true",
+            help="skip (and list) bad entries and missing images instead of stopping",
+        )
+        im.set_defaults(func=_import)
+
+    ins = data.add_parser(
+        "inspect",
+        help="counts per family, answers per family, a contact sheet of images with "
+        "their questions",
+    )
+    ins.add_argument("--data", required=True, help="data folder")
+    ins.add_argument("--sheet", help="contact sheet PNG (default DATA/contact_sheet.png)")
+    ins.add_argument("--num-images", type=int, default=12, help="images on the sheet")
+    ins.add_argument("--seed", type=int, default=0, help="which images (default 0)")
+    ins.set_defaults(func=_data_inspect)
+
+    tfr = data.add_parser(
+        "to-tfrecord",
+        help="write DATA/tfrecords/<split>-*.tfrecord shards (one record per image with its "
+        "questions) for train --input-pipeline tfrecord",
+    )
+    tfr.add_argument("--data", required=True, help="data folder")
+    tfr.add_argument("--shards", type=int, default=8, help="shards per split (default 8)")
+    tfr.set_defaults(func=_data_to_tfrecord)
 
     va = data.add_parser(
         "validate",
@@ -194,6 +337,14 @@ def build_parser():
         help="skip bad records (corrupt JSON lines or images, missing fields, answers "
         "outside --max-answers) instead of stopping; they are counted and listed in "
         "RUN/skipped_records.txt",
+    )
+    tr.add_argument(
+        "--input-pipeline",
+        default="memory",
+        choices=("memory", "stream", "tfrecord"),
+        help="memory: decode every image once up front and keep it (fastest while the set "
+        "fits in memory); stream: read and decode image files in parallel each epoch; "
+        "tfrecord: the same from DATA/tfrecords shards (`data to-tfrecord`) (default memory)",
     )
     tr.set_defaults(func=_train)
 

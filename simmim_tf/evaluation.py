@@ -8,23 +8,40 @@ import json
 import os
 import sys
 
+from simmim_tf.vqa_accuracy import vqa_accuracy
 
-def accuracy_by_family(predicted, expected, families):
-    """{"overall": {"accuracy", "questions"}, family: {...}, ...}."""
+
+def accuracy_by_family(predicted, expected, families, human_answers=None):
+    """{"overall": {"accuracy", "questions"}, family: {...}, ...}.
+
+    With `human_answers` (VQAv2's ten answers per question, None where a
+    question has none) each group also gets "vqa_accuracy", the official
+    metric, over the questions that have human answers.
+    """
     correct = collections.defaultdict(int)
     total = collections.defaultdict(int)
-    for p, e, f in zip(predicted, expected, families, strict=True):
+    vqa = collections.defaultdict(list)
+    humans = human_answers if human_answers is not None else [None] * len(predicted)
+    for p, e, f, h in zip(predicted, expected, families, humans, strict=True):
         for key in ("overall", f):
             total[key] += 1
             correct[key] += int(p == e)
-    return {k: {"accuracy": correct[k] / total[k], "questions": total[k]} for k in sorted(total)}
+            if h:
+                vqa[key].append(vqa_accuracy(p, h))
+    result = {k: {"accuracy": correct[k] / total[k], "questions": total[k]} for k in sorted(total)}
+    for k, scores in vqa.items():
+        result[k]["vqa_accuracy"] = sum(scores) / len(scores)
+    return result
 
 
 def format_accuracy(result, title):
     """A small aligned table for the terminal."""
     lines = [title]
     for family, r in result.items():
-        lines.append(f"  {family:<16} {100 * r['accuracy']:6.2f}%  ({r['questions']} questions)")
+        vqa = f"  VQA accuracy {100 * r['vqa_accuracy']:6.2f}%" if "vqa_accuracy" in r else ""
+        lines.append(
+            f"  {family:<16} {100 * r['accuracy']:6.2f}%  ({r['questions']} questions){vqa}"
+        )
     return "\n".join(lines)
 
 
@@ -54,7 +71,9 @@ def evaluate_tflite(model_path, data_dir, split="test"):
 
     questions = load_split(data_dir, split, image_size=EdgePredictor(model_path).image_size)
     predicted = tflite_answers(model_path, questions)
-    result = accuracy_by_family(predicted, questions.answers, questions.families)
+    result = accuracy_by_family(
+        predicted, questions.answers, questions.families, questions.human_answers
+    )
     with open(os.path.splitext(model_path)[0] + ".eval.json", "w") as f:
         json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)
     return result

@@ -112,3 +112,57 @@ def test_read_scenes_and_its_errors(dataset, tmp_path):
         read_scenes(str(bad))
     with pytest.raises(SimMIMInputError, match="only generated data sets have scenes"):
         read_scenes(str(tmp_path))
+
+
+def _ternary_answer(text, objects):
+    """Ternary answers by other geometry than the generator's: angles, cross products."""
+    a_color, b_color = [c for c in text.replace("?", " ").split() if c in COLORS]
+    by_color = {o["color"]: np.array([o["x"], o["y"]], float) for o in objects}
+    p, q = by_color[a_color], by_color[b_color]
+    others = [v for c, v in by_color.items() if c not in (a_color, b_color)]
+    if text.startswith("how many objects are between"):
+        low, high = np.minimum(p, q), np.maximum(p, q)
+        return str(sum(low[0] <= r[0] <= high[0] and low[1] <= r[1] <= high[1] for r in others))
+    if text.startswith("is there an object on the line"):
+
+        def distance(r):
+            d = q - p
+            if np.dot(r - p, d) <= 0:
+                return np.linalg.norm(r - p)
+            if np.dot(r - q, -d) <= 0:
+                return np.linalg.norm(r - q)
+            return abs(d[0] * (r - p)[1] - d[1] * (r - p)[0]) / np.linalg.norm(d)
+
+        return "yes" if any(distance(r) <= OBJECT_SIZE / 2 + 1e-9 for r in others) else "no"
+    if text.startswith("how many objects form an obtuse triangle"):
+
+        def angle(at, u, v):
+            x, y = u - at, v - at
+            return np.degrees(
+                np.arccos(np.clip(x @ y / np.linalg.norm(x) / np.linalg.norm(y), -1, 1))
+            )
+
+        return str(
+            sum(max(angle(p, q, r), angle(q, r, p), angle(r, p, q)) > 90 + 1e-9 for r in others)
+        )
+    raise AssertionError(f"unrecognised question {text!r}")
+
+
+def test_ternary_questions(tmp_path):
+    out = str(tmp_path / "ternary")
+    assert sort_of_clevr.generate(out, num_images=40, seed=4, progress=False, ternary=True) == 1200
+    questions = [json.loads(line) for line in open(os.path.join(out, "questions.jsonl"))]
+    objects = {s["image"]: s["objects"] for s in map(json.loads, open(f"{out}/scenes.jsonl"))}
+    ternary = [q for q in questions if q["family"] == "ternary"]
+    assert len(ternary) == 400
+    assert {q["subtype"] for q in ternary} == {"between", "on_line", "obtuse"}
+    for q in ternary:
+        assert q["answer"] == _ternary_answer(q["question"], objects[q["image"]]), q
+    answers = collections.Counter(q["answer"] for q in ternary if q["subtype"] == "on_line")
+    assert answers["yes"] > 10 and answers["no"] > 10  # both answers occur
+    # Ternary questions are drawn after the binary ones: the first image's
+    # scene and binary questions are those of a run without them.
+    plain = str(tmp_path / "plain")
+    sort_of_clevr.generate(plain, num_images=40, seed=4, progress=False)
+    plain_questions = [json.loads(line) for line in open(os.path.join(plain, "questions.jsonl"))]
+    assert len(plain_questions) == 800 and plain_questions[:20] == questions[:20]

@@ -5,7 +5,15 @@ Each 75×75 image holds 6 objects, one of each colour, each a square or a
 circle, not overlapping. Per image: 10 non-relational questions (the shape
 of the X object; is it on the left; is it on the top) and 10 relational ones
 (the shape of the object closest to X; of the object furthest from X; how
-many objects have the same shape as X, X included).
+many objects have the same shape as X, X included). With `ternary=True`,
+10 more questions per image about three objects, the common extension of the
+data set, defined here as:
+    between   how many objects lie between the X and the Y object (their
+              centres inside the rectangle spanned by X's and Y's centres)
+    on_line   is there an object on the segment from X to Y (an object whose
+              centre is within half an object size of the segment)
+    obtuse    how many objects form an obtuse triangle with X and Y (some
+              angle above 90 degrees, by the sign of a dot product)
 
 Output folder:
     images/000000.png ...
@@ -42,6 +50,11 @@ TEMPLATES = {
     ("relational", "closest"): "what is the shape of the object closest to the {c} object?",
     ("relational", "furthest"): "what is the shape of the object furthest from the {c} object?",
     ("relational", "count"): "how many objects have the same shape as the {c} object?",
+    ("ternary", "between"): "how many objects are between the {c} object and the {d} object?",
+    ("ternary", "on_line"): "is there an object on the line from the {c} object to the {d} object?",
+    ("ternary", "obtuse"): (
+        "how many objects form an obtuse triangle with the {c} object and the {d} object?"
+    ),
 }
 
 
@@ -74,10 +87,12 @@ def render(objects):
     return image
 
 
-def answer(objects, family, subtype, color):
+def answer(objects, family, subtype, color, other_color=None):
     """The answer to a question, computed from the scene alone."""
     by_color = {o["color"]: o for o in objects}
     target = by_color[color]
+    if family == "ternary":
+        return _ternary_answer(objects, subtype, target, by_color[other_color])
     if subtype == "shape":
         return target["shape"]
     if subtype == "horizontal":
@@ -95,18 +110,42 @@ def answer(objects, family, subtype, color):
     raise ValueError(f"unknown question {family}/{subtype}")
 
 
-def questions_for(objects, rng):
-    """10 non-relational then 10 relational questions about one scene."""
+def _ternary_answer(objects, subtype, a, b):
+    p, q = np.array([a["x"], a["y"]], float), np.array([b["x"], b["y"]], float)
+    others = [np.array([o["x"], o["y"]], float) for o in objects if o is not a and o is not b]
+    if subtype == "between":
+        low, high = np.minimum(p, q), np.maximum(p, q)
+        return str(sum(bool(np.all((low <= r) & (r <= high))) for r in others))
+    if subtype == "on_line":
+        # Distance from each centre to its nearest point on the segment.
+        t = [np.clip(np.dot(r - p, q - p) / np.dot(q - p, q - p), 0, 1) for r in others]
+        dist = [np.linalg.norm(r - (p + ti * (q - p))) for r, ti in zip(others, t, strict=True)]
+        return "yes" if min(dist) <= OBJECT_SIZE / 2 else "no"
+    if subtype == "obtuse":
+        obtuse = 0
+        for r in others:
+            corners = ((p, q, r), (q, r, p), (r, p, q))
+            obtuse += any(np.dot(u - v, w - v) < 0 for u, v, w in corners)
+        return str(obtuse)
+    raise ValueError(f"unknown ternary question {subtype}")
+
+
+def questions_for(objects, rng, ternary=False):
+    """10 non-relational, 10 relational and (if asked) 10 ternary questions about one scene."""
     out = []
-    for family in ("non_relational", "relational"):
+    families = ("non_relational", "relational") + (("ternary",) if ternary else ())
+    for family in families:
         subtypes = [s for f, s in TEMPLATES if f == family]
         for _ in range(QUESTIONS_PER_FAMILY):
             subtype = subtypes[rng.integers(len(subtypes))]
             color = list(COLORS)[rng.integers(len(COLORS))]
+            other = None
+            if family == "ternary":  # a second, different colour
+                other = [c for c in COLORS if c != color][rng.integers(len(COLORS) - 1)]
             out.append(
                 {
-                    "question": TEMPLATES[(family, subtype)].format(c=color),
-                    "answer": answer(objects, family, subtype, color),
+                    "question": TEMPLATES[(family, subtype)].format(c=color, d=other),
+                    "answer": answer(objects, family, subtype, color, other),
                     "family": family,
                     "subtype": subtype,
                 }
@@ -119,7 +158,7 @@ def default_num_test(num_images):
     return min(200, num_images // 10)
 
 
-def generate(out_dir, num_images=10000, seed=0, num_test=None, progress=True):
+def generate(out_dir, num_images=10000, seed=0, num_test=None, progress=True, ternary=False):
     """Writes a Sort-of-CLEVR data set; the last `num_test` images are the test split.
 
     Deterministic for a seed: the same arguments give byte-identical files.
@@ -141,7 +180,7 @@ def generate(out_dir, num_images=10000, seed=0, num_test=None, progress=True):
             image = f"images/{i:06d}.png"
             render(objects).save(os.path.join(out_dir, image))
             sf.write(json.dumps({"image": image, "split": split, "objects": objects}) + "\n")
-            for q in questions_for(objects, rng):
+            for q in questions_for(objects, rng, ternary):
                 qf.write(json.dumps({"image": image, **q, "split": split}) + "\n")
                 n_questions += 1
     os.replace(q_tmp, os.path.join(out_dir, "questions.jsonl"))

@@ -30,7 +30,8 @@ class QuestionSet:
 
     images: uint8 (num_images, H, W, 3); image_index: int32 (num_questions,)
     pointing into `images`; questions, answers, families: lists of str;
-    sources: "questions.jsonl:LINE" of each question, for error messages.
+    sources: "questions.jsonl:LINE" of each question, for error messages;
+    human_answers: VQAv2's ten answers of each question, or None.
     """
 
     images: np.ndarray
@@ -40,6 +41,7 @@ class QuestionSet:
     answers: list
     families: list
     sources: list = dataclasses.field(default_factory=list)
+    human_answers: list | None = None
 
     def __len__(self):
         return len(self.questions)
@@ -55,6 +57,7 @@ class QuestionSet:
             answers=pick(self.answers),
             families=pick(self.families),
             sources=pick(self.sources),
+            human_answers=pick(self.human_answers) if self.human_answers else None,
         )
 
 
@@ -145,6 +148,7 @@ def load_split(data_dir, split, image_size=None, bad=None):
         answers=[r["answer"] for r in records],
         families=[r["family"] for r in records],
         sources=[r["_where"].rstrip(": ") for r in records],
+        human_answers=[r.get("answers") for r in records],
     )
 
 

@@ -24,6 +24,8 @@ from keras import ops
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
 from simmim_tf.export.tflite_model_ops import non_builtin_ops, read_ops
+from simmim_tf.preprocessing.tf_image_decoder import decode_image
+from simmim_tf.preprocessing.tf_question_tokenizer import TFQuestionTokenizer
 from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.vqa_trainer import load_run
 
@@ -52,8 +54,59 @@ def serving_function(model):
     return serve
 
 
-def write_saved_model(model, sequence_length, path):
-    """SavedModel with `serving_default` (any batch) and `single` (batch 1, static)."""
+def preprocessing_endpoints(model, serve, tokenizer, answers):
+    """`answer` (encoded images and question strings in, answers out) and
+    `tokenize` (question strings to ids), preprocessing in core TF ops.
+
+    Returns (tracked modules, {endpoint name: (function, input signature)}).
+    """
+    size = model.backbone.image_size
+    tf_tokenizer = TFQuestionTokenizer(tokenizer)
+    answer_strings = tf.constant(answers.answers)
+
+    def answer(image_bytes, questions):
+        images = tf.map_fn(
+            lambda data: tf.cast(decode_image(data, size), tf.float32),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32),
+        )
+        token_ids, _ = tf_tokenizer(questions)
+        probabilities = serve(images, token_ids)["probabilities"]
+        return {
+            "answer": tf.gather(answer_strings, tf.argmax(probabilities, axis=-1)),
+            "probability": tf.reduce_max(probabilities, axis=-1),
+            "probabilities": probabilities,
+            "token_ids": token_ids,
+        }
+
+    def tokenize(questions):
+        token_ids, padding_mask = tf_tokenizer(questions)
+        return {"token_ids": token_ids, "padding_mask": padding_mask}
+
+    strings = tf.TensorSpec((None,), tf.string)
+    endpoints = {
+        "answer": (
+            answer,
+            [tf.TensorSpec((None,), tf.string, name="image_bytes"), strings],
+        ),
+        "tokenize": (tokenize, [tf.TensorSpec((None,), tf.string, name="questions")]),
+    }
+    return [tf_tokenizer], endpoints
+
+
+def write_saved_model(model, tokenizer, answers, path, preprocessing=False):
+    """SavedModel with the signatures
+
+    serving_default  images float32 (batch, S, S, 3), token_ids int32 (batch, L)
+    single           the same with batch 1 (static shapes, for TFLite)
+
+    and with `preprocessing=True` (for serving; TFLite has no builtin
+    hash-table op, so the conversion source leaves them out):
+
+    answer           image_bytes string (batch,) PNG/JPEG, questions string (batch,)
+                     -> answer, probability, probabilities, token_ids
+    tokenize         questions string (batch,) -> token_ids, padding_mask
+    """
     size = model.backbone.image_size
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -64,9 +117,15 @@ def write_saved_model(model, sequence_length, path):
             serve,
             input_signature=[
                 tf.TensorSpec((batch, size, size, 3), tf.float32, name="images"),
-                tf.TensorSpec((batch, sequence_length), tf.int32, name="token_ids"),
+                tf.TensorSpec((batch, tokenizer.sequence_length), tf.int32, name="token_ids"),
             ],
         )
+    if preprocessing:
+        modules, endpoints = preprocessing_endpoints(model, serve, tokenizer, answers)
+        # The lookup table is a resource of the SavedModel: tracked, it is saved.
+        archive._tf_trackable.preprocessing = modules
+        for name, (function, signature) in endpoints.items():
+            archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(path, verbose=False)
 
 
@@ -143,7 +202,9 @@ def _write_atomically(path, data):
 
 
 def export_run(run_dir, out_dir, data_dir=None, variants=("float32", "int8"), calibration_size=200):
-    """Writes OUT/saved_model, OUT/model_<variant>.tflite and OUT/simmim_meta.json.
+    """Writes OUT/saved_model (numeric signatures, the conversion source),
+    OUT/serving/1 (also the string signatures `answer` and `tokenize`, for TF
+    Serving), OUT/model_<variant>.tflite and OUT/simmim_meta.json.
 
     Returns {"files": {name: bytes}, "gpu_delegate_problems": {variant: [...]}}.
     """
@@ -152,10 +213,13 @@ def export_run(run_dir, out_dir, data_dir=None, variants=("float32", "int8"), ca
         data_dir = RunConfig.load(os.path.join(run_dir, "run_config.json")).data
     os.makedirs(out_dir, exist_ok=True)
     saved_model = os.path.join(out_dir, "saved_model")
-    tmp_dir = tempfile.mkdtemp(dir=out_dir, prefix=".saved_model.")
-    write_saved_model(model, tokenizer.sequence_length, tmp_dir)
-    shutil.rmtree(saved_model, ignore_errors=True)
-    os.replace(tmp_dir, saved_model)
+    serving = os.path.join(out_dir, "serving", "1")  # TF Serving: <base>/<version>/
+    for path, preprocessing in ((saved_model, False), (serving, True)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".saved_model.")
+        write_saved_model(model, tokenizer, answers, tmp_dir, preprocessing)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp_dir, path)
 
     samples = None
     if "int8" in variants:

@@ -33,3 +33,20 @@ def load_image(path, image_size=None):
     if image_size is not None and image.size != (image_size, image_size):
         image = image.resize((image_size, image_size), Image.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
+
+
+def image_header_problem(path):
+    """Why `path` is not a usable image, judged from its header only; None if it looks fine.
+
+    For streaming pipelines, which decode later in the graph: a quick check
+    up front so that a missing or mislabelled file is named before training.
+    """
+    if not os.path.isfile(path):
+        return f"image not found: {path}"
+    try:
+        with Image.open(path) as image:
+            if image.format not in FORMATS:
+                return f"{path}: not a PNG or JPEG image (format {image.format})"
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        return f"{path}: not a readable PNG or JPEG image ({e})"
+    return None

@@ -25,6 +25,8 @@ class RunConfig:
     # records (and answers outside the top max_answers) are skipped, counted
     # and listed in RUN/skipped_records.txt.
     skip_bad_records: bool = False
+    # memory | stream | tfrecord: see simmim_tf.training.input_pipeline.
+    input_pipeline: str = "memory"
 
     def save(self, path):
         with open(path, "w") as f:

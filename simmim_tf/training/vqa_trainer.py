@@ -19,11 +19,13 @@ import numpy as np
 import tensorflow as tf
 
 from simmim_tf.data.bad_records import BadRecords
-from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.data.tfrecord_shards import shard_files
+from simmim_tf.data.vqa_dataset import load_split, read_questions
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.evaluation import accuracy_by_family
 from simmim_tf.models.simmim_vqa import SimMIMVQA
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.preprocessing.image_loading import image_header_problem, load_image
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 from simmim_tf.training.distribution import (
     fit_under_multi_worker,
@@ -31,7 +33,12 @@ from simmim_tf.training.distribution import (
     run_folder,
     shard_by_data,
 )
-from simmim_tf.training.input_pipeline import make_dataset
+from simmim_tf.training.input_pipeline import (
+    images_from_folder,
+    images_from_tfrecords,
+    make_dataset,
+    make_stream_dataset,
+)
 from simmim_tf.training.run_config import RunConfig
 
 
@@ -58,31 +65,11 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     config.save(os.path.join(out_dir, "run_config.json"))
 
     bad = BadRecords(skip=config.skip_bad_records)
-    train_set = load_split(config.data, "train", bad=bad)
-    answers = AnswerVocabulary.fit(train_set.answers, config.max_answers)
-    in_vocabulary = [a in answers for a in train_set.answers]
-    for source, answer, known in zip(
-        train_set.sources, train_set.answers, in_vocabulary, strict=True
-    ):
-        if not known:
-            bad(
-                f"{source}: answer {answer!r} is not among the {len(answers)} most "
-                "frequent answers (max_answers)"
-            )
-    train_set = train_set.subset(in_vocabulary)
-    _report_skipped(bad, out_dir, len(train_set))
-    tokenizer = QuestionTokenizer.fit(train_set.questions, config.max_sequence_length)
-    token_ids, _ = tokenizer.encode_batch(train_set.questions)
-    answer_ids = _encode_answers(answers, train_set.answers)
+    dataset, tokenizer, answers, image_size, num_questions = _training_data(config, bad)
+    _report_skipped(bad, out_dir, num_questions)
     tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
     answers.save(os.path.join(out_dir, "answers.json"))
-
-    image_size = train_set.images.shape[1]
-    if train_set.images.shape[2] != image_size:
-        raise SimMIMInputError(
-            f"{config.data}: images must be square; got {train_set.images.shape[1:3]}"
-        )
-    steps = int(np.ceil(len(train_set) / config.batch_size)) * config.epochs
+    steps = int(np.ceil(num_questions / config.batch_size)) * config.epochs
     with strategy.scope():  # variables mirrored on every replica
         model = SimMIMVQA.from_preset(
             config.preset,
@@ -95,9 +82,7 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         fit_under_multi_worker(model, strategy)
     # config.batch_size is the global batch, split between the replicas.
-    dataset = shard_by_data(
-        make_dataset(train_set, token_ids, answer_ids, config.batch_size, True, config.seed)
-    )
+    dataset = shard_by_data(dataset)
     callbacks = [
         # A killed run started again with the same command resumes from the
         # last finished epoch.
@@ -114,6 +99,72 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     with open(os.path.join(out_dir, "history.json"), "w") as f:
         json.dump(history.history, f, indent=2)
     return model
+
+
+def _training_data(config, bad):
+    """(dataset, tokenizer, answers, image_size, questions) of the training split.
+
+    Bad records go to `bad`; so do answers outside the top `max_answers`.
+    """
+    if config.input_pipeline == "memory":
+        train_set = load_split(config.data, "train", bad=bad)
+        records = [
+            {"question": q, "answer": a, "_where": w + ": "}
+            for q, a, w in zip(
+                train_set.questions, train_set.answers, train_set.sources, strict=True
+            )
+        ]
+        image_size = train_set.images.shape[1]
+        if train_set.images.shape[2] != image_size:
+            raise SimMIMInputError(
+                f"{config.data}: images must be square; got {train_set.images.shape[1:3]}"
+            )
+    elif config.input_pipeline in ("stream", "tfrecord"):
+        records = [r for r in read_questions(config.data, bad) if r["split"] == "train"]
+        records = _with_readable_images(config.data, records, bad)
+        image_size = load_image(os.path.join(config.data, records[0]["image"])).shape[0]
+    else:
+        raise SimMIMInputError(
+            f"input_pipeline must be memory, stream or tfrecord; got {config.input_pipeline!r}"
+        )
+    answers = AnswerVocabulary.fit([r["answer"] for r in records], config.max_answers)
+    known = [r["answer"] in answers for r in records]
+    for r, ok in zip(records, known, strict=True):
+        if not ok:
+            bad(
+                f"{r['_where']}answer {r['answer']!r} is not among the {len(answers)} most "
+                "frequent answers (max_answers)"
+            )
+    records = [r for r, ok in zip(records, known, strict=True) if ok]
+    tokenizer = QuestionTokenizer.fit([r["question"] for r in records], config.max_sequence_length)
+    if config.input_pipeline == "memory":
+        train_set = train_set.subset(known)
+        token_ids, _ = tokenizer.encode_batch(train_set.questions)
+        answer_ids = _encode_answers(answers, train_set.answers)
+        dataset = make_dataset(
+            train_set, token_ids, answer_ids, config.batch_size, True, config.seed
+        )
+    else:
+        if config.input_pipeline == "stream":
+            images = images_from_folder(config.data, records, answers, image_size)
+        else:  # answers outside the vocabulary were reported above; the pipeline drops them
+            images = images_from_tfrecords(shard_files(config.data, "train"), answers, image_size)
+        dataset = make_stream_dataset(
+            images, tokenizer, config.batch_size, True, config.seed, num_questions=len(records)
+        )
+    return dataset, tokenizer, answers, image_size, len(records)
+
+
+def _with_readable_images(data_dir, records, bad):
+    """Records whose image file exists and has a PNG or JPEG header (not decoded)."""
+    status = {}
+    for r in records:
+        if r["image"] not in status:
+            path = os.path.join(data_dir, r["image"])
+            status[r["image"]] = image_header_problem(path)
+            if status[r["image"]]:
+                bad(f"{r['_where']}{status[r['image']]}")
+    return [r for r in records if not status[r["image"]]]
 
 
 def _report_skipped(bad, out_dir, num_kept):
@@ -167,7 +218,9 @@ def evaluate(run_dir, data_dir, split="test", batch_size=256):
     model, tokenizer, answers = load_run(run_dir)
     question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
     predicted = predict_answers(model, tokenizer, answers, question_set, batch_size)
-    result = accuracy_by_family(predicted, question_set.answers, question_set.families)
+    result = accuracy_by_family(
+        predicted, question_set.answers, question_set.families, question_set.human_answers
+    )
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
         json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)
     return result

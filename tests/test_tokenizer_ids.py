@@ -1,0 +1,79 @@
+"""One tokenizer everywhere: the ids of training (Python), of the tf.data
+streaming pipeline (TF ops), of the exported SavedModel's `tokenize`
+signature and of the TFLite path (EdgePredictor, from simmim_meta.json) are
+the same; the SavedModel's string signature answers as Keras does."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.edge import EdgePredictor
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.preprocessing.tf_question_tokenizer import TFQuestionTokenizer
+from simmim_tf.training.vqa_trainer import load_run, predict_answers
+
+TRICKY = [
+    "What is the SHAPE of the red object?",
+    "is the gray object on the top?!",
+    "what's the shape of the object closest to the blue-ish object",
+    "Ünïcode words, café and İstanbul and the Kelvin sign K",
+    "how many objects have the same shape as the green object? " * 4,  # truncated
+    "a,b;c--d e_f 12 3.5",
+]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_export):
+    test = load_split(trained_export["data"], "test")
+    serving = tf.saved_model.load(os.path.join(trained_export["export"], "serving", "1"))
+    return trained_export, test, serving
+
+
+def test_same_ids_in_training_savedmodel_and_tflite(exported):
+    trained_export, test, serving = exported
+    questions = TRICKY + sorted(set(test.questions))
+    tokenizer = QuestionTokenizer.load(os.path.join(trained_export["run"], "tokenizer.json"))
+    training_ids, training_mask = tokenizer.encode_batch(questions)
+    tf_ids, tf_mask = TFQuestionTokenizer(tokenizer)(tf.constant(questions))
+    saved = serving.signatures["tokenize"](questions=tf.constant(questions))
+    edge = EdgePredictor(os.path.join(trained_export["export"], "model_int8.tflite")).tokenizer
+    edge_ids, _ = edge.encode_batch(questions)
+    np.testing.assert_array_equal(tf_ids.numpy(), training_ids)
+    np.testing.assert_array_equal(saved["token_ids"].numpy(), training_ids)
+    np.testing.assert_array_equal(edge_ids, training_ids)
+    np.testing.assert_array_equal(saved["padding_mask"].numpy(), training_mask.astype(np.int32))
+    np.testing.assert_array_equal(tf_mask.numpy(), training_mask.astype(np.int32))
+    # The tricky questions exercise out-of-vocabulary words and truncation.
+    assert (training_ids[:6] == 1).any() and (training_ids[4] != 0).all()
+
+
+def test_answer_signature_agrees_with_keras(exported):
+    trained_export, test, serving = exported
+    model, tokenizer, answers = load_run(trained_export["run"])
+    subset = test.subset(np.arange(len(test)) < 40)
+    expected = predict_answers(model, tokenizer, answers, subset)
+    image_bytes = [
+        open(os.path.join(trained_export["data"], subset.image_paths[i]), "rb").read()
+        for i in subset.image_index
+    ]
+    out = serving.signatures["answer"](
+        image_bytes=tf.constant(image_bytes), questions=tf.constant(subset.questions)
+    )
+    assert [a.decode() for a in out["answer"].numpy()] == expected
+    assert np.all((out["probability"].numpy() > 0) & (out["probability"].numpy() <= 1))
+
+
+def test_answer_signature_rejects_bad_input(exported):
+    trained_export, test, serving = exported
+    png = open(os.path.join(trained_export["data"], test.image_paths[0]), "rb").read()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)unknown image file format"):
+        serving.signatures["answer"](
+            image_bytes=tf.constant([b"not an image"]), questions=tf.constant(["is it?"])
+        )
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
+        serving.signatures["answer"](
+            image_bytes=tf.constant([png, png]), questions=tf.constant(["one question"])
+        )
