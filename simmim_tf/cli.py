@@ -121,6 +121,8 @@ def _train(args):
         max_answers=args.max_answers,
         skip_bad_records=args.skip_bad_records,
         input_pipeline=args.input_pipeline,
+        label_smoothing=args.label_smoothing,
+        validation_fraction=args.validation_fraction,
     )
     model = train(config, args.out)
     path = os.path.join(run_folder(args.out), "model.keras")
@@ -146,13 +148,16 @@ def _evaluate(args):
 
 
 def _export(args):
-    from simmim_tf.export.litert_exporter import VARIANTS, export_run
+    from simmim_tf.export.litert_exporter import TWO_STAGE_VARIANTS, VARIANTS, export_run
 
     variants = [v.strip() for v in args.quantize.split(",") if v.strip()]
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise SimMIMInputError(f"--quantize: unknown variant(s) {unknown}; choose from {VARIANTS}")
-    report = export_run(args.run, args.out, args.data, variants, args.calibration_size)
+    two_stage = [v.strip() for v in args.two_stage.split(",") if v.strip()]
+    if set(two_stage) - set(TWO_STAGE_VARIANTS):
+        raise SimMIMInputError(f"--two-stage: choose from {TWO_STAGE_VARIANTS}; got {two_stage}")
+    report = export_run(args.run, args.out, args.data, variants, args.calibration_size, two_stage)
     print(f"wrote {os.path.join(args.out, 'saved_model')} (numeric inputs)")
     print(f"wrote {os.path.join(args.out, 'serving', '1')} (also image bytes + question strings)")
     for name, size in report["files"].items():
@@ -338,6 +343,14 @@ def build_parser():
         "outside --max-answers) instead of stopping; they are counted and listed in "
         "RUN/skipped_records.txt",
     )
+    tr.add_argument("--label-smoothing", type=float, default=0.0, help="0 to <1 (default 0: none)")
+    tr.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.0,
+        help="share of training images held out to keep RUN/best.keras by validation "
+        "accuracy (default 0: best.keras by training loss)",
+    )
     tr.add_argument(
         "--input-pipeline",
         default="memory",
@@ -362,9 +375,18 @@ def build_parser():
     ex.add_argument(
         "--quantize",
         default="float32,int8",
-        help="comma-separated variants: float32, float16, int8 (default float32,int8)",
+        help="comma-separated variants: float32, float16 (GPU delegate), dynamic (int8 "
+        "weights, float activations), int8 (integer, calibrated) (default float32,int8)",
     )
     ex.add_argument("--calibration-size", type=int, default=200, help="int8 calibration questions")
+    ex.add_argument(
+        "--two-stage",
+        default="",
+        metavar="VARIANTS",
+        help="also write model_<variant>_encode_image.tflite and model_<variant>_answer.tflite "
+        "(float32, float16 or dynamic): the image encoder runs once per picture, each further "
+        "question runs the answer model alone (default: none)",
+    )
     ex.add_argument(
         "--report",
         action="store_true",

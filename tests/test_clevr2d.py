@@ -158,11 +158,15 @@ def test_output_is_a_valid_data_folder(dataset):
     assert problems == [] and counts["captions"] == 80 and counts["images"] == 80
 
 
-def test_deterministic_for_a_seed(tmp_path):
+def test_deterministic_for_a_seed_whatever_the_workers(tmp_path, monkeypatch):
+    monkeypatch.setattr(clevr2d, "CHUNK", 2)  # 3 chunks of work for 5 images
     a, b, c = (str(tmp_path / d) for d in "abc")
-    for out, seed in ((a, 1), (b, 1), (c, 2)):
-        clevr2d.generate(out, num_images=4, seed=seed, progress=False)
+    for out, seed, workers in ((a, 1, 1), (b, 1, 2), (c, 2, 2)):
+        clevr2d.generate(out, num_images=5, seed=seed, progress=False, workers=workers)
     read = lambda d, f: open(os.path.join(d, f), "rb").read()  # noqa: E731
-    for f in ("questions.jsonl", "captions.jsonl", "images/000003.png"):
+    for f in ("questions.jsonl", "captions.jsonl", "scenes.jsonl", "images/000004.png"):
         assert read(a, f) == read(b, f)
     assert read(a, "scenes.jsonl") != read(c, "scenes.jsonl")
+    assert [json.loads(x)["image"] for x in read(a, "scenes.jsonl").splitlines()] == [
+        f"images/{i:06d}.png" for i in range(5)
+    ]

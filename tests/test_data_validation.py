@@ -138,7 +138,10 @@ def test_validate_command_exits_non_zero_and_lists_problems(folder, capsys):
     assert "2 problem(s) found" in err
 
 
-def test_training_refuses_or_skips_and_reports(folder, tmp_path, capsys):
+def test_training_refuses_or_skips_and_counts(folder, tmp_path, capsys):
+    from simmim_tf.training.run_config import RunConfig
+    from simmim_tf.training.vqa_trainer import _training_data
+
     _break_line(folder, 5, _without("answer"))
     run = str(tmp_path / "run")
     args = ["train", "--data", folder, "--out", run, "--epochs", "1", "--batch-size", "64"]
@@ -146,14 +149,15 @@ def test_training_refuses_or_skips_and_reports(folder, tmp_path, capsys):
     assert "questions.jsonl:5: missing field 'answer'" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(run, "model.keras"))
 
-    # With --max-answers 3 the answers outside the top 3 are bad records too.
-    assert main(args + ["--skip-bad-records", "--max-answers", "3"]) == 0
-    skipped = open(os.path.join(run, "skipped_records.txt")).read().splitlines()
-    answers = json.load(open(os.path.join(run, "answers.json")))["answers"]
+    # Skipping, with max_answers=3: answers outside the top 3 are bad records too.
+    # (tests/test_training_options.py trains with skipping and checks the report.)
+    bad = BadRecords(skip=True)
+    config = RunConfig(data=folder, max_answers=3, skip_bad_records=True)
+    _, _, _, answers, _, num_questions = _training_data(config, bad)
     assert len(answers) == 3
-    assert skipped[0].endswith("questions.jsonl:5: missing field 'answer'")
-    outside = [s for s in skipped if "is not among the 3 most frequent answers" in s]
+    assert bad.messages[0].endswith("questions.jsonl:5: missing field 'answer'")
+    outside = [m for m in bad.messages if "is not among the 3 most frequent answers" in m]
     train_answers = [json.loads(x).get("answer") for x in _lines(folder) if '"train"' in x]
     train_answers = [a for a in train_answers if a is not None]
     assert len(outside) == sum(a not in answers for a in train_answers) > 0
-    assert f"skipped {len(skipped)} bad record(s)" in capsys.readouterr().out
+    assert num_questions == len(train_answers) - len(outside)

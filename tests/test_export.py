@@ -1,6 +1,7 @@
 """The exported files: builtin ops, static shapes, GPU-delegate ops, and
 agreement with the Keras model."""
 
+import json
 import os
 import subprocess
 import sys
@@ -149,3 +150,92 @@ def test_export_report(trained_export):
         table = f.read()
     for name in rows:
         assert f"| {name} |" in table
+
+
+def test_saved_model_cli_shows_and_runs_the_serving_model(trained_export):
+    """TensorFlow's own tool reads the serving SavedModel and runs its `tokenize`."""
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    serving = os.path.join(trained_export["export"], "serving", "1")
+    shown = subprocess.run(
+        [cli, "show", "--dir", serving, "--all"], capture_output=True, text=True, timeout=300
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for signature in ("serving_default", "single", "answer", "tokenize"):
+        assert f"signature_def['{signature}']" in shown.stdout
+    assert "image_bytes" in shown.stdout and "dtype: DT_STRING" in shown.stdout
+    ran = subprocess.run(
+        [
+            cli,
+            "run",
+            "--dir",
+            serving,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "tokenize",
+            "--input_exprs",
+            'questions=[b"what is the shape of the red object?"]',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    tokenizer = json.load(open(os.path.join(trained_export["run"], "tokenizer.json")))
+    words = "what is the shape of the red object".split()
+    expected = [tokenizer["vocabulary"].index(w) for w in words]
+    assert " ".join(map(str, expected)) in " ".join(ran.stdout.replace("[", " ").split())
+
+
+def test_dynamic_range_variant(trained_export, tmp_path):
+    """int8 weights, float activations: builtin ops, small, close to Keras."""
+    from simmim_tf.export.litert_exporter import convert
+
+    flatbuffer = convert(os.path.join(trained_export["export"], "saved_model"), "dynamic")
+    (tmp_path / "model_dynamic.tflite").write_bytes(flatbuffer)
+    os.symlink(
+        os.path.join(trained_export["export"], "simmim_meta.json"), tmp_path / "simmim_meta.json"
+    )
+    ops = read_ops(flatbuffer)
+    assert non_builtin_ops(ops) == []
+    assert "INT8" in {t.type for op in ops for t in op.inputs if t and t.is_const}
+    float32 = os.path.join(trained_export["export"], "model_float32.tflite")
+    assert len(flatbuffer) < 0.5 * os.path.getsize(float32)
+    keras_probs, lite = _keras_and_tflite(
+        {**trained_export, "export": str(tmp_path)}, "dynamic", 40
+    )
+    agreement = np.mean(keras_probs.argmax(-1) == lite.argmax(-1))
+    print(f"dynamic: argmax agreement with Keras {agreement:.3f}, {len(flatbuffer)} bytes")
+    assert agreement >= 0.95, agreement
+
+
+def test_two_stage_answers_as_the_single_model(trained_export, tmp_path):
+    """Image encoder once, answer model per question: the same probabilities."""
+    from simmim_tf.edge import EdgePredictor, TwoStagePredictor
+    from simmim_tf.export.litert_exporter import export_two_stage
+
+    model, tokenizer, _ = load_run(trained_export["run"])
+    os.symlink(
+        os.path.join(trained_export["export"], "simmim_meta.json"), tmp_path / "simmim_meta.json"
+    )
+    sizes = export_two_stage(model, str(tmp_path), tokenizer.sequence_length, ("float32",))
+    assert set(sizes) == {"model_float32_encode_image.tflite", "model_float32_answer.tflite"}
+    for name in sizes:
+        assert non_builtin_ops(read_ops(str(tmp_path / name))) == []
+    single = EdgePredictor(os.path.join(trained_export["export"], "model_float32.tflite"))
+    two_stage = TwoStagePredictor(str(tmp_path), "float32")
+    test = load_split(trained_export["data"], "test")
+    for image_index in range(3):
+        image = test.images[image_index]
+        regions = two_stage.encode(image)  # once per picture
+        rows, cols = single.grid_shape
+        assert regions.shape == (1, rows * cols, model.backbone.hidden_dim)
+        questions = [q for q, i in zip(test.questions, test.image_index, strict=True)]
+        questions = [
+            q for q, i in zip(questions, test.image_index, strict=True) if i == image_index
+        ]
+        for question in questions[:4]:
+            a, b = single.predict(image, question), two_stage.predict(regions, question)
+            assert a.answer == b.answer
+            np.testing.assert_allclose([p for _, p in a.top_k], [p for _, p in b.top_k], atol=1e-5)
+            np.testing.assert_allclose(a.attention_map, b.attention_map, atol=1e-5)

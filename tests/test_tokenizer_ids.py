@@ -62,8 +62,27 @@ def test_answer_signature_agrees_with_keras(exported):
     out = serving.signatures["answer"](
         image_bytes=tf.constant(image_bytes), questions=tf.constant(subset.questions)
     )
-    assert [a.decode() for a in out["answer"].numpy()] == expected
-    assert np.all((out["probability"].numpy() > 0) & (out["probability"].numpy() <= 1))
+    assert [a[0].decode() for a in out["answers"].numpy()] == expected
+    probabilities = out["probabilities"].numpy()  # top 3, best first
+    assert probabilities.shape == (40, 3) and np.all(np.diff(probabilities, axis=1) <= 0)
+    attention = out["attention_map"].numpy()
+    assert attention.shape == (40, *model.backbone.grid_shape)
+    np.testing.assert_allclose(attention.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    # The same map as the Keras model's, reduced by simmim_tf.explanation.
+    from simmim_tf.explanation import visual_map
+
+    ids, mask = tokenizer.encode(subset.questions[0])
+    keras_out = model.answer_with_attention(
+        {
+            "images": subset.images[subset.image_index[:1]],
+            "token_ids": ids[None],
+            "padding_mask": mask[None],
+        }
+    )
+    keras_map = visual_map(
+        np.asarray(keras_out["visual_attention"])[0], mask, model.backbone.grid_shape
+    )
+    np.testing.assert_allclose(attention[0], keras_map, atol=1e-5)
 
 
 def test_answer_signature_rejects_bad_input(exported):

@@ -34,8 +34,10 @@ x rightwards and y downwards; `size` is the side or diameter in pixels and
 """
 
 import collections
+import contextlib
 import itertools
 import json
+import multiprocessing
 import os
 
 import numpy as np
@@ -250,7 +252,8 @@ def questions_for(objects, rng, answer_counts, per_family=4):
     """`per_family` questions of each family about one scene, answers balanced.
 
     answer_counts: Counter over (family, subtype, key, answer), shared across
-    scenes; each slot asks for the least-given answer of its type and key.
+    the scenes of a chunk; each slot takes the least-given answer of its type
+    and key among the questions drawn.
     """
     out = []
     for family in FAMILIES:
@@ -289,6 +292,32 @@ def captions_for(objects, rng):
     return [listing, pair]
 
 
+CHUNK = 250  # images per unit of parallel work
+
+
+def _chunk(args):
+    """Images [start, stop) written to disk; their JSON lines returned, in order.
+
+    Each chunk draws from its own generator (seed, chunk index) and balances
+    its own answers, so the output does not depend on the number of workers.
+    """
+    out_dir, index, start, stop, num_images, num_test, seed, image_size, per_family = args
+    rng = np.random.default_rng([seed, index])
+    answer_counts = collections.Counter()
+    lines = ([], [], [])
+    for i in range(start, stop):
+        split = "test" if i >= num_images - num_test else "train"
+        objects = sample_scene(rng, image_size)
+        image = f"images/{i:06d}.png"
+        render(objects, image_size).save(os.path.join(out_dir, image))
+        lines[1].append(json.dumps({"image": image, "split": split, "objects": objects}))
+        for q in questions_for(objects, rng, answer_counts, per_family):
+            lines[0].append(json.dumps({"image": image, **q, "split": split}))
+        for caption in captions_for(objects, rng):
+            lines[2].append(json.dumps({"image": image, "caption": caption, "split": split}))
+    return lines
+
+
 def generate(
     out_dir,
     num_images=10000,
@@ -297,10 +326,13 @@ def generate(
     image_size=128,
     per_family=4,
     progress=True,
+    workers=None,
 ):
     """Writes a CLEVR-2D data set; the last `num_test` images are the test split.
 
-    Deterministic for a seed. Returns the number of questions written.
+    Chunks of 250 images are made in parallel by `workers` processes (default:
+    one per CPU). Deterministic for a seed, whatever the number of workers.
+    Returns the number of questions written.
     """
     if num_images < 1:
         raise ValueError(f"num_images must be at least 1; received {num_images}")
@@ -308,23 +340,30 @@ def generate(
         raise ValueError(f"image_size must be at least 64 to fit 10 objects; got {image_size}")
     num_test = min(500, num_images // 10) if num_test is None else num_test
     os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
-    rng = np.random.default_rng(seed)
-    answer_counts = collections.Counter()
+    starts = range(0, num_images, CHUNK)
+    jobs = [
+        (out_dir, index, start, min(start + CHUNK, num_images), num_images, num_test, seed)
+        + (image_size, per_family)
+        for index, start in enumerate(starts)
+    ]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
     names = ("questions.jsonl", "scenes.jsonl", "captions.jsonl")
     tmp = [os.path.join(out_dir, f) + ".tmp" for f in names]
     n_questions = 0
-    with open(tmp[0], "w") as qf, open(tmp[1], "w") as sf, open(tmp[2], "w") as cf:
-        for i in tqdm(range(num_images), desc="clevr2d", unit="img", disable=not progress):
-            split = "test" if i >= num_images - num_test else "train"
-            objects = sample_scene(rng, image_size)
-            image = f"images/{i:06d}.png"
-            render(objects, image_size).save(os.path.join(out_dir, image))
-            sf.write(json.dumps({"image": image, "split": split, "objects": objects}) + "\n")
-            for q in questions_for(objects, rng, answer_counts, per_family):
-                qf.write(json.dumps({"image": image, **q, "split": split}) + "\n")
-                n_questions += 1
-            for caption in captions_for(objects, rng):
-                cf.write(json.dumps({"image": image, "caption": caption, "split": split}) + "\n")
+    bar = tqdm(total=num_images, desc="clevr2d", unit="img", disable=not progress)
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open(t, "w")) for t in tmp]
+        if workers > 1:
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(workers))
+            results = pool.imap(_chunk, jobs)  # in order
+        else:
+            results = map(_chunk, jobs)
+        for job, lines in zip(jobs, results, strict=True):
+            for f, chunk_lines in zip(files, lines, strict=True):
+                f.writelines(line + "\n" for line in chunk_lines)
+            n_questions += len(lines[0])
+            bar.update(job[3] - job[2])
+    bar.close()
     for t, name in zip(tmp, names, strict=True):  # complete files appear at once
         os.replace(t, os.path.join(out_dir, name))
     return n_questions

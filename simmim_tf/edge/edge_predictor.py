@@ -38,40 +38,61 @@ class EdgePredictor:
     """
 
     def __init__(self, model_path, meta_path=None, num_threads=None):
-        if not os.path.isfile(model_path):
-            raise SimMIMInputError(f"model not found: {model_path}")
-        meta_path = meta_path or os.path.join(os.path.dirname(model_path) or ".", META_FILE)
-        if not os.path.isfile(meta_path):
-            raise SimMIMInputError(
-                f"{meta_path}: not found; it is written by `simmim-tf export` beside the model"
-            )
-        with open(meta_path) as f:
-            meta = json.load(f)
+        meta = load_meta(model_path, meta_path)
         self.tokenizer = QuestionTokenizer(**meta["tokenizer"])
         self.answers = meta["answers"]
         self.image_size = meta["image_size"]
         self.grid_shape = tuple(meta["grid_shape"])
-        try:
-            self.interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
-        except ValueError as e:
-            raise SimMIMInputError(f"{model_path}: not a loadable .tflite model ({e})") from None
-        signatures = self.interpreter.get_signature_list()
-        self._runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+        self._runner = signature_runner(model_path, num_threads)
 
     def predict(self, image, question, top_k=3):
         """Answers one question about one uint8 (S, S, 3) image."""
-        image = np.asarray(image)
-        expected = (self.image_size, self.image_size, 3)
-        if image.shape != expected:
-            raise SimMIMInputError(f"image has shape {image.shape}; this model expects {expected}")
+        image = check_image(image, self.image_size)
         ids, mask = self.tokenizer.encode(question)
         out = self._runner(images=image[None].astype(np.float32), token_ids=ids[None])
-        probabilities = out["probabilities"][0]
-        order = np.argsort(-probabilities)[:top_k]
-        return Prediction(
-            answer=self.answers[order[0]],
-            probability=float(probabilities[order[0]]),
-            top_k=[(self.answers[i], float(probabilities[i])) for i in order],
-            words=self.tokenizer.words(question),
-            attention_map=visual_map(out["visual_attention"][0], mask, self.grid_shape),
+        return make_prediction(self, out, question, mask, top_k)
+
+
+def load_meta(model_path, meta_path=None):
+    """The sidecar of an export (tokenizer, answers, sizes), beside the model by default."""
+    if not os.path.isfile(model_path):
+        raise SimMIMInputError(f"model not found: {model_path}")
+    meta_path = meta_path or os.path.join(os.path.dirname(model_path) or ".", META_FILE)
+    if not os.path.isfile(meta_path):
+        raise SimMIMInputError(
+            f"{meta_path}: not found; it is written by `simmim-tf export` beside the model"
         )
+    with open(meta_path) as f:
+        return json.load(f)
+
+
+def signature_runner(model_path, num_threads=None):
+    """The runner of the first (only) signature of a .tflite file."""
+    if not os.path.isfile(model_path):
+        raise SimMIMInputError(f"model not found: {model_path}")
+    try:
+        interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
+    except ValueError as e:
+        raise SimMIMInputError(f"{model_path}: not a loadable .tflite model ({e})") from None
+    return interpreter.get_signature_runner(next(iter(interpreter.get_signature_list())))
+
+
+def check_image(image, image_size):
+    image = np.asarray(image)
+    expected = (image_size, image_size, 3)
+    if image.shape != expected:
+        raise SimMIMInputError(f"image has shape {image.shape}; this model expects {expected}")
+    return image
+
+
+def make_prediction(predictor, out, question, mask, top_k):
+    """A `Prediction` from a model's outputs for one question."""
+    probabilities = out["probabilities"][0]
+    order = np.argsort(-probabilities)[:top_k]
+    return Prediction(
+        answer=predictor.answers[order[0]],
+        probability=float(probabilities[order[0]]),
+        top_k=[(predictor.answers[i], float(probabilities[i])) for i in order],
+        words=predictor.tokenizer.words(question),
+        attention_map=visual_map(out["visual_attention"][0], mask, predictor.grid_shape),
+    )

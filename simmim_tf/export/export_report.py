@@ -73,7 +73,9 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50):
                 str(t): _latency_ms(path, image, question, t, latency_runs) for t in (1, 2)
             },
             "gpu_delegate_problems": (
-                gpu_delegate_problems(flatbuffer) if variant != "int8" else "n/a (CPU model)"
+                gpu_delegate_problems(flatbuffer)
+                if variant in ("float32", "float16")
+                else "n/a (CPU model)"
             ),
         }
     if "float32" in rows:

@@ -30,7 +30,14 @@ from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.vqa_trainer import load_run
 
 META_FILE = "simmim_meta.json"
-VARIANTS = ("float32", "float16", "int8")
+# float32 / float16 (GPU delegate); dynamic: int8 weights, float activations,
+# no calibration; int8: integer model, calibrated. No int16x8: TF 2.21's
+# 16x8 calibration fails on the int32 token-id input ("Max and min for
+# dynamic tensors should be recorded during calibration: Failed for tensor
+# single_token_ids:0"), and through the quantization debugger (which keeps
+# ONE_HOT in float) it silently produces int8 instead.
+VARIANTS = ("float32", "float16", "dynamic", "int8")
+CALIBRATED = ("int8",)
 # Ops left in float in the int8 model (see `convert`).
 FLOAT_OPS_IN_INT8 = ("ONE_HOT",)
 
@@ -54,13 +61,15 @@ def serving_function(model):
     return serve
 
 
-def preprocessing_endpoints(model, serve, tokenizer, answers):
+def preprocessing_endpoints(model, serve, tokenizer, answers, top_k=3):
     """`answer` (encoded images and question strings in, answers out) and
     `tokenize` (question strings to ids), preprocessing in core TF ops.
 
     Returns (tracked modules, {endpoint name: (function, input signature)}).
     """
     size = model.backbone.image_size
+    rows, cols = model.backbone.grid_shape
+    top_k = min(top_k, len(answers))
     tf_tokenizer = TFQuestionTokenizer(tokenizer)
     answer_strings = tf.constant(answers.answers)
 
@@ -70,12 +79,19 @@ def preprocessing_endpoints(model, serve, tokenizer, answers):
             image_bytes,
             fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32),
         )
-        token_ids, _ = tf_tokenizer(questions)
-        probabilities = serve(images, token_ids)["probabilities"]
+        token_ids, mask = tf_tokenizer(questions)
+        out = serve(images, token_ids)
+        best = tf.math.top_k(out["probabilities"], k=top_k)
+        # Where the question looks: mean over heads and real words, as
+        # simmim_tf.explanation.visual_map computes it from the same tensor.
+        mask = tf.cast(mask, tf.float32)[:, tf.newaxis, :, tf.newaxis]  # (batch, 1, tokens, 1)
+        weights = tf.reduce_sum(out["visual_attention"] * mask, axis=2)  # (batch, heads, regions)
+        weights = tf.reduce_mean(weights, axis=1)
+        weights /= tf.maximum(tf.reduce_sum(weights, axis=-1, keepdims=True), 1e-9)
         return {
-            "answer": tf.gather(answer_strings, tf.argmax(probabilities, axis=-1)),
-            "probability": tf.reduce_max(probabilities, axis=-1),
-            "probabilities": probabilities,
+            "answers": tf.gather(answer_strings, best.indices),  # (batch, k), best first
+            "probabilities": best.values,
+            "attention_map": tf.reshape(weights, (-1, rows, cols)),
             "token_ids": token_ids,
         }
 
@@ -83,11 +99,13 @@ def preprocessing_endpoints(model, serve, tokenizer, answers):
         token_ids, padding_mask = tf_tokenizer(questions)
         return {"token_ids": token_ids, "padding_mask": padding_mask}
 
-    strings = tf.TensorSpec((None,), tf.string)
     endpoints = {
         "answer": (
             answer,
-            [tf.TensorSpec((None,), tf.string, name="image_bytes"), strings],
+            [
+                tf.TensorSpec((None,), tf.string, name="image_bytes"),
+                tf.TensorSpec((None,), tf.string, name="questions"),
+            ],
         ),
         "tokenize": (tokenize, [tf.TensorSpec((None,), tf.string, name="questions")]),
     }
@@ -104,7 +122,8 @@ def write_saved_model(model, tokenizer, answers, path, preprocessing=False):
     hash-table op, so the conversion source leaves them out):
 
     answer           image_bytes string (batch,) PNG/JPEG, questions string (batch,)
-                     -> answer, probability, probabilities, token_ids
+                     -> answers (batch, 3) best first, probabilities (batch, 3),
+                        attention_map (batch, rows, cols), token_ids
     tokenize         questions string (batch,) -> token_ids, padding_mask
     """
     size = model.backbone.image_size
@@ -129,6 +148,63 @@ def write_saved_model(model, tokenizer, answers, path, preprocessing=False):
     archive.write_out(path, verbose=False)
 
 
+TWO_STAGE_VARIANTS = ("float32", "float16", "dynamic")
+
+
+def export_two_stage(model, out_dir, sequence_length, variants=("float32",)):
+    """Two .tflite files per variant for many questions about one picture:
+
+    model_<variant>_encode_image.tflite  images float32 (1, S, S, 3) -> regions
+    model_<variant>_answer.tflite        regions, token_ids (1, L)
+                                         -> probabilities, visual_attention
+
+    The image encoder runs once per picture; each further question runs the
+    answer model alone (`simmim_tf.edge.TwoStagePredictor`). Variants without
+    calibration only: a calibrated answer model would need regions as its
+    representative data. Returns {file name: bytes}.
+    """
+    unknown = sorted(set(variants) - set(TWO_STAGE_VARIANTS))
+    if unknown:
+        raise ValueError(f"two-stage variants are {TWO_STAGE_VARIANTS}; got {unknown}")
+    size = model.backbone.image_size
+    rows, cols = model.backbone.grid_shape
+    regions_spec = tf.TensorSpec((1, rows * cols, model.backbone.hidden_dim), tf.float32)
+
+    def encode_image(images):
+        return {"regions": model.backbone.encode_image(images)}
+
+    def answer(regions, token_ids):
+        out = model.answer_from_regions(regions, token_ids, ops.not_equal(token_ids, 0))
+        return {
+            "probabilities": ops.softmax(out["logits"], axis=-1),
+            "visual_attention": out["visual_attention"],
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "encode_image", encode_image, [tf.TensorSpec((1, size, size, 3), tf.float32, name="images")]
+    )
+    archive.add_endpoint(
+        "answer",
+        answer,
+        [
+            tf.TensorSpec(regions_spec.shape, tf.float32, name="regions"),
+            tf.TensorSpec((1, sequence_length), tf.int32, name="token_ids"),
+        ],
+    )
+    sizes = {}
+    with tempfile.TemporaryDirectory(dir=out_dir) as saved_model:
+        archive.write_out(saved_model, verbose=False)
+        for variant in variants:
+            for signature in ("encode_image", "answer"):
+                flatbuffer = convert(saved_model, variant, signature=signature)
+                name = f"model_{variant}_{signature}.tflite"
+                _write_atomically(os.path.join(out_dir, name), flatbuffer)
+                sizes[name] = len(flatbuffer)
+    return sizes
+
+
 def representative_samples(data_dir, tokenizer, image_size, count, seed=0):
     """`count` training questions with their images, as the converter wants them."""
     train = load_split(data_dir, "train", image_size=image_size)
@@ -146,17 +222,22 @@ def representative_samples(data_dir, tokenizer, image_size, count, seed=0):
     return samples
 
 
-def convert(saved_model_dir, variant, samples=None):
-    """One TFLite flatbuffer (bytes) of `variant` from the `single` signature."""
+def convert(saved_model_dir, variant, samples=None, signature="single"):
+    """One TFLite flatbuffer (bytes) of `variant` from one signature."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["single"])
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=[signature]
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "float32":
         flatbuffer = converter.convert()
     elif variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
+        flatbuffer = converter.convert()
+    elif variant == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data
         flatbuffer = converter.convert()
     else:
         flatbuffer = _quantize_int8(converter, samples)
@@ -177,7 +258,7 @@ def _quantize_int8(converter, samples):
     selective quantization; it calibrates once, as the converter would.
     """
     if not samples:
-        raise ValueError("int8 conversion needs representative samples")
+        raise ValueError("calibrated conversion needs representative samples")
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: iter(samples)
     converter.target_spec.supported_ops = [
@@ -201,10 +282,18 @@ def _write_atomically(path, data):
     os.replace(tmp, path)
 
 
-def export_run(run_dir, out_dir, data_dir=None, variants=("float32", "int8"), calibration_size=200):
+def export_run(
+    run_dir,
+    out_dir,
+    data_dir=None,
+    variants=("float32", "int8"),
+    calibration_size=200,
+    two_stage=(),
+):
     """Writes OUT/saved_model (numeric signatures, the conversion source),
     OUT/serving/1 (also the string signatures `answer` and `tokenize`, for TF
-    Serving), OUT/model_<variant>.tflite and OUT/simmim_meta.json.
+    Serving), OUT/model_<variant>.tflite and OUT/simmim_meta.json; with
+    `two_stage` (variants), also the two-stage files of `export_two_stage`.
 
     Returns {"files": {name: bytes}, "gpu_delegate_problems": {variant: [...]}}.
     """
@@ -222,7 +311,7 @@ def export_run(run_dir, out_dir, data_dir=None, variants=("float32", "int8"), ca
         os.replace(tmp_dir, path)
 
     samples = None
-    if "int8" in variants:
+    if set(CALIBRATED) & set(variants):
         samples = representative_samples(
             data_dir, tokenizer, model.backbone.image_size, calibration_size
         )
@@ -232,7 +321,7 @@ def export_run(run_dir, out_dir, data_dir=None, variants=("float32", "int8"), ca
         path = os.path.join(out_dir, f"model_{variant}.tflite")
         _write_atomically(path, flatbuffer)
         report["files"][os.path.basename(path)] = len(flatbuffer)
-        if variant != "int8":
+        if variant in ("float32", "float16"):
             report["gpu_delegate_problems"][variant] = gpu_delegate_problems(flatbuffer)
 
     meta = {
@@ -250,4 +339,7 @@ def export_run(run_dir, out_dir, data_dir=None, variants=("float32", "int8"), ca
         },
     }
     _write_atomically(os.path.join(out_dir, META_FILE), json.dumps(meta, indent=1))
+    if two_stage:
+        sizes = export_two_stage(model, out_dir, tokenizer.sequence_length, two_stage)
+        report["files"].update(sizes)
     return report

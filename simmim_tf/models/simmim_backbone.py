@@ -24,6 +24,12 @@ _LAYER_NAMES = (
 def _forward(layers, images, token_ids, padding_mask, training=None):
     """The fusion graph, shared by the functional model and `features`."""
     regions = layers["patch_embedding"](images, training=training)  # (batch, regions, dim)
+    return _forward_from_regions(layers, regions, token_ids, padding_mask, training)
+
+
+def _forward_from_regions(layers, regions, token_ids, padding_mask, training=None):
+    """Everything after the image encoder: what a second question about the
+    same picture has to compute (two-stage inference)."""
     words = layers["question_encoder"](
         token_ids, padding_mask, training=training
     )  # (batch, tokens, dim)
@@ -191,6 +197,16 @@ class SimMIMBackbone(keras.Model):
         """
         layers = {name: self.get_layer(name) for name in _LAYER_NAMES}
         return _forward(layers, images, token_ids, padding_mask, training)
+
+    def encode_image(self, images, training=False):
+        """Image → regions (batch, regions, hidden_dim): the part of the graph
+        that does not depend on the question, run once per picture."""
+        return self.get_layer("patch_embedding")(images, training=training)
+
+    def features_from_regions(self, regions, token_ids, padding_mask, training=False):
+        """`features` from regions that `encode_image` computed."""
+        layers = {name: self.get_layer(name) for name in _LAYER_NAMES}
+        return _forward_from_regions(layers, regions, token_ids, padding_mask, training)
 
     @property
     def grid_shape(self):

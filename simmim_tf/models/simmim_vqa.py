@@ -6,6 +6,7 @@ from simmim_tf.api_export import simmim_export
 from simmim_tf.layers.answer_head import AnswerHead
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
 
 
 @simmim_export
@@ -81,12 +82,19 @@ class SimMIMVQA(keras.Model):
         loss="auto",
         metrics="auto",
         learning_rate=1e-3,
+        label_smoothing=0.0,
         **kwargs,
     ):
-        """Compiles with AdamW, sparse cross-entropy on logits and accuracy by default."""
+        """Compiles with AdamW, sparse cross-entropy on logits and accuracy by default.
+
+        `label_smoothing` > 0 uses `SmoothedAnswerLoss` instead of the plain
+        cross-entropy.
+        """
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=0.01, clipnorm=1.0)
-        if loss == "auto":
+        if loss == "auto" and label_smoothing:
+            loss = SmoothedAnswerLoss(label_smoothing)
+        elif loss == "auto":
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
@@ -114,6 +122,16 @@ class SimMIMVQA(keras.Model):
             "visual_attention": features["visual_attention"],
             "textual_attention": features["textual_attention"],
             "memory_attention": features["memory_attention"],
+        }
+
+    def answer_from_regions(self, regions, token_ids, padding_mask, training=False):
+        """`answer_with_attention` from cached regions (`backbone.encode_image`)."""
+        features = self.backbone.features_from_regions(
+            regions, token_ids, padding_mask, training=training
+        )
+        return {
+            "logits": self.answer_head(features["pooled"], training=training),
+            "visual_attention": features["visual_attention"],
         }
 
     def get_config(self):

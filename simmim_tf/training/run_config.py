@@ -27,6 +27,10 @@ class RunConfig:
     skip_bad_records: bool = False
     # memory | stream | tfrecord: see simmim_tf.training.input_pipeline.
     input_pipeline: str = "memory"
+    label_smoothing: float = 0.0
+    # Share of the training images held out (with all their questions) to
+    # pick RUN/best.keras by validation accuracy; 0: best by training loss.
+    validation_fraction: float = 0.0
 
     def save(self, path):
         with open(path, "w") as f:

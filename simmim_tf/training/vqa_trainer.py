@@ -1,7 +1,10 @@
 """`train` and `evaluate` for SimMIMVQA, as `simmim-tf train|evaluate` run them.
 
 A run folder holds:
-    model.keras          the trained model (architecture + weights)
+    model.keras          the trained model (architecture + weights), last epoch
+    best.keras, best.json  the best epoch's model (validation accuracy, or
+                         training loss without a validation share)
+    logs/                TensorBoard logs (`tensorboard --logdir RUN/logs`)
     tokenizer.json       question vocabulary and sequence length
     answers.json         answer vocabulary with training counts
     run_config.json      the training settings
@@ -65,7 +68,7 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     config.save(os.path.join(out_dir, "run_config.json"))
 
     bad = BadRecords(skip=config.skip_bad_records)
-    dataset, tokenizer, answers, image_size, num_questions = _training_data(config, bad)
+    dataset, validation, tokenizer, answers, image_size, num_questions = _training_data(config, bad)
     _report_skipped(bad, out_dir, num_questions)
     tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
     answers.save(os.path.join(out_dir, "answers.json"))
@@ -78,23 +81,37 @@ def train(config: RunConfig, out_dir, verbose="auto"):
             image_size=image_size,
             max_sequence_length=config.max_sequence_length,
         )
-        model.compile(learning_rate=_schedule(config.learning_rate, steps, config.warmup_fraction))
+        model.compile(
+            learning_rate=_schedule(config.learning_rate, steps, config.warmup_fraction),
+            label_smoothing=config.label_smoothing,
+        )
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         fit_under_multi_worker(model, strategy)
     # config.batch_size is the global batch, split between the replicas.
     dataset = shard_by_data(dataset)
+    validation = shard_by_data(validation) if validation is not None else None
     callbacks = [
         # A killed run started again with the same command resumes from the
         # last finished epoch.
         keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
         keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), profile_batch=0),
+        BestCheckpoint(out_dir, "val_accuracy" if validation is not None else "loss"),
     ]
     # shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
     history = model.fit(
-        dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+        dataset,
+        validation_data=validation,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,
     )
     if not np.all(np.isfinite(history.history.get("loss", [0.0]))):
-        raise RuntimeError("training stopped: the loss became NaN; the model was not saved")
+        raise RuntimeError(
+            "training stopped: the loss became NaN; model.keras was not written "
+            f"(the best epoch before it, if any, is in {out_dir}/best.keras)"
+        )
     _save_atomically(model, os.path.join(out_dir, "model.keras"))
     with open(os.path.join(out_dir, "history.json"), "w") as f:
         json.dump(history.history, f, indent=2)
@@ -109,9 +126,13 @@ def _training_data(config, bad):
     if config.input_pipeline == "memory":
         train_set = load_split(config.data, "train", bad=bad)
         records = [
-            {"question": q, "answer": a, "_where": w + ": "}
-            for q, a, w in zip(
-                train_set.questions, train_set.answers, train_set.sources, strict=True
+            {"image": train_set.image_paths[i], "question": q, "answer": a, "_where": w + ": "}
+            for i, q, a, w in zip(
+                train_set.image_index,
+                train_set.questions,
+                train_set.answers,
+                train_set.sources,
+                strict=True,
             )
         ]
         image_size = train_set.images.shape[1]
@@ -136,23 +157,93 @@ def _training_data(config, bad):
                 "frequent answers (max_answers)"
             )
     records = [r for r, ok in zip(records, known, strict=True) if ok]
-    tokenizer = QuestionTokenizer.fit([r["question"] for r in records], config.max_sequence_length)
+    held_out = _held_out_images(records, config.validation_fraction, config.seed)
+    tokenizer = QuestionTokenizer.fit(
+        [r["question"] for r in records if r["image"] not in held_out], config.max_sequence_length
+    )
     if config.input_pipeline == "memory":
         train_set = train_set.subset(known)
-        token_ids, _ = tokenizer.encode_batch(train_set.questions)
-        answer_ids = _encode_answers(answers, train_set.answers)
-        dataset = make_dataset(
-            train_set, token_ids, answer_ids, config.batch_size, True, config.seed
-        )
+        is_held_out = [train_set.image_paths[i] in held_out for i in train_set.image_index]
+        parts = [train_set.subset(np.logical_not(is_held_out)), train_set.subset(is_held_out)]
+        datasets = []
+        for part, shuffle in zip(parts, (True, False), strict=True):
+            token_ids, _ = tokenizer.encode_batch(part.questions)
+            answer_ids = _encode_answers(answers, part.answers)
+            datasets.append(
+                make_dataset(part, token_ids, answer_ids, config.batch_size, shuffle, config.seed)
+            )
     else:
-        if config.input_pipeline == "stream":
-            images = images_from_folder(config.data, records, answers, image_size)
-        else:  # answers outside the vocabulary were reported above; the pipeline drops them
-            images = images_from_tfrecords(shard_files(config.data, "train"), answers, image_size)
-        dataset = make_stream_dataset(
-            images, tokenizer, config.batch_size, True, config.seed, num_questions=len(records)
-        )
-    return dataset, tokenizer, answers, image_size, len(records)
+        if config.input_pipeline == "tfrecord" and held_out:
+            raise SimMIMInputError(
+                "validation_fraction needs the memory or stream pipeline (TFRecord shards "
+                "hold whole splits); put a validation split in its own shards instead"
+            )
+        datasets = []
+        for part, shuffle in (
+            ([r for r in records if r["image"] not in held_out], True),
+            ([r for r in records if r["image"] in held_out], False),
+        ):
+            if config.input_pipeline == "stream":
+                images = images_from_folder(config.data, part, answers, image_size)
+            else:  # answers outside the vocabulary were reported above; the pipeline drops them
+                images = images_from_tfrecords(
+                    shard_files(config.data, "train"), answers, image_size
+                )
+            datasets.append(
+                make_stream_dataset(
+                    images,
+                    tokenizer,
+                    config.batch_size,
+                    shuffle,
+                    config.seed,
+                    num_questions=len(part),
+                )
+                if part
+                else None
+            )
+    num_train = sum(r["image"] not in held_out for r in records)
+    validation = datasets[1] if held_out else None
+    return datasets[0], validation, tokenizer, answers, image_size, num_train
+
+
+def _held_out_images(records, fraction, seed):
+    """A `fraction` of the images, drawn with the run's seed, for validation."""
+    if not fraction:
+        return set()
+    if not 0 < fraction < 1:
+        raise SimMIMInputError(f"validation_fraction must be in [0, 1); got {fraction}")
+    images = sorted({r["image"] for r in records})
+    count = max(1, int(round(fraction * len(images))))
+    chosen = np.random.default_rng(seed).choice(len(images), count, replace=False)
+    return {images[i] for i in chosen}
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Writes RUN/best.keras (atomically) and RUN/best.json whenever `monitor` improves."""
+
+    def __init__(self, out_dir, monitor):
+        super().__init__()
+        self.path = os.path.join(out_dir, "best.keras")
+        self.monitor = monitor
+        self.best = None
+        info = os.path.join(out_dir, "best.json")
+        if os.path.isfile(info) and os.path.isfile(self.path):  # a resumed run keeps its best
+            with open(info) as f:
+                self.best = json.load(f)["value"]
+
+    def _better(self, value):
+        if self.best is None:
+            return True
+        return value > self.best if "accuracy" in self.monitor else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not np.isfinite(value) or not self._better(value):
+            return
+        self.best = float(value)
+        _save_atomically(self.model, self.path)
+        with open(os.path.join(os.path.dirname(self.path), "best.json"), "w") as f:
+            json.dump({"epoch": epoch + 1, "monitor": self.monitor, "value": self.best}, f)
 
 
 def _with_readable_images(data_dir, records, bad):

@@ -1,0 +1,64 @@
+"""Run options: label smoothing, a validation share with the best checkpoint,
+TensorBoard logs."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from simmim_tf.data import sort_of_clevr
+from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
+from simmim_tf.training.run_config import RunConfig
+from simmim_tf.training.vqa_trainer import train
+
+
+def test_smoothed_loss_by_hand():
+    # Logits (2, 0, 0): p = (e^2, 1, 1) / (e^2 + 2). With s = 0.3 and K = 3 the
+    # target is (0.8, 0.1, 0.1).
+    p = np.array([math.e**2, 1, 1]) / (math.e**2 + 2)
+    expected = -(0.8 * math.log(p[0]) + 0.1 * math.log(p[1]) + 0.1 * math.log(p[2]))
+    loss = SmoothedAnswerLoss(label_smoothing=0.3)
+    assert float(loss(np.array([0]), np.array([[2.0, 0.0, 0.0]]))) == pytest.approx(expected)
+    plain = SmoothedAnswerLoss(label_smoothing=0.0)
+    assert float(plain(np.array([0]), np.array([[2.0, 0.0, 0.0]]))) == pytest.approx(
+        -math.log(p[0])
+    )
+    with pytest.raises(ValueError, match="label_smoothing"):
+        SmoothedAnswerLoss(label_smoothing=1.0)
+
+
+def test_validation_share_best_checkpoint_logs_and_skipping(tmp_path, capsys):
+    data = str(tmp_path / "data")
+    sort_of_clevr.generate(data, num_images=20, seed=8, num_test=2, progress=False)
+    # A truncated line in the test split: skipped, counted, listed; training unchanged.
+    path = os.path.join(data, "questions.jsonl")
+    lines = open(path).read().splitlines()
+    lines[-1] = lines[-1][:25]
+    open(path, "w").write("\n".join(lines) + "\n")
+    run = str(tmp_path / "run")
+    config = RunConfig(
+        data=data,
+        epochs=2,
+        batch_size=32,
+        label_smoothing=0.1,
+        validation_fraction=0.2,
+        skip_bad_records=True,
+    )
+    model = train(config, run, verbose=0)
+    skipped = open(os.path.join(run, "skipped_records.txt")).read().splitlines()
+    assert len(skipped) == 1 and "questions.jsonl:400: not valid JSON" in skipped[0]
+    assert "skipped 1 bad record(s)" in capsys.readouterr().out
+    history = json.load(open(os.path.join(run, "history.json")))
+    assert len(history["val_accuracy"]) == 2
+    best = json.load(open(os.path.join(run, "best.json")))
+    assert best["monitor"] == "val_accuracy"
+    assert best["value"] == pytest.approx(max(history["val_accuracy"]))
+    assert best["epoch"] == 1 + int(np.argmax(history["val_accuracy"]))
+    assert os.path.isfile(os.path.join(run, "best.keras"))
+    assert isinstance(model.loss, SmoothedAnswerLoss) and model.loss.label_smoothing == 0.1
+    # 18 training images, 4 held out: 14 x 20 questions train, in ceil(280 / 32) steps.
+    assert int(model.optimizer.iterations) == 2 * math.ceil(14 * 20 / 32)
+    logs = os.path.join(run, "logs")
+    assert {"train", "validation"} <= set(os.listdir(logs))
