@@ -198,6 +198,19 @@ def _predict(args):
         print(f"attention heatmap: {args.explain}")
 
 
+def _generator_arguments(parser, default_test):
+    """The arguments every data generator takes."""
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--num-images", type=int, default=10000, help="images (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--num-test",
+        type=int,
+        default=None,
+        help=f"test images, taken last (default {default_test})",
+    )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="simmim-tf",
@@ -212,15 +225,7 @@ def build_parser():
         "sort-of-clevr",
         help="Sort-of-CLEVR (Santoro et al. 2017): 75x75 images, 6 objects, 20 questions each",
     )
-    soc.add_argument("--out", required=True, help="output folder")
-    soc.add_argument("--num-images", type=int, default=10000, help="images (default 10000)")
-    soc.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    soc.add_argument(
-        "--num-test",
-        type=int,
-        default=None,
-        help="test images, taken last (default: 200, at most a tenth of the images)",
-    )
+    _generator_arguments(soc, "200, at most a tenth of the images")
     soc.add_argument(
         "--ternary",
         action="store_true",
@@ -233,12 +238,7 @@ def build_parser():
         help="CLEVR-2D: 3-10 objects (8 colours, 4 shapes, 2 sizes), 5 balanced question "
         "families with paraphrases, 2 captions per image",
     )
-    c2d.add_argument("--out", required=True, help="output folder")
-    c2d.add_argument("--num-images", type=int, default=10000, help="images (default 10000)")
-    c2d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    c2d.add_argument(
-        "--num-test", type=int, default=None, help="test images, taken last (default 500)"
-    )
+    _generator_arguments(c2d, "500, at most a tenth of the images")
     c2d.add_argument("--image-size", type=int, default=128, help="pixels (default 128)")
     c2d.add_argument(
         "--per-family", type=int, default=4, help="questions per family per image (default 4)"
