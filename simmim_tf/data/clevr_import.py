@@ -17,7 +17,7 @@ answers and cannot be imported for training or evaluation.
 import os
 
 from simmim_tf.data.bad_records import BadRecords
-from simmim_tf.data.import_writer import copy_images, entries, load_json, write_split
+from simmim_tf.data.import_writer import entries, load_json, write_imported
 from simmim_tf.errors import SimMIMInputError
 
 
@@ -64,6 +64,13 @@ def import_clevr(questions_json, image_dir, out_dir, split, image_size=128, bad=
                 **({"question_id": q["question_index"]} if "question_index" in q else {}),
             }
         )
-    written = copy_images(sources, out_dir, image_size, bad, desc=f"CLEVR {split} images")
-    records = [r for r in records if r["image"][len("images/") : -len(".png")] in written]
-    return write_split(out_dir, "questions.jsonl", split, records)
+    return write_imported(
+        out_dir,
+        "questions.jsonl",
+        split,
+        records,
+        sources,
+        image_size,
+        bad,
+        f"CLEVR {split} images",
+    )

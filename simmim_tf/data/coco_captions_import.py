@@ -10,7 +10,7 @@ Reads the published file as it is:
 import os
 
 from simmim_tf.data.bad_records import BadRecords
-from simmim_tf.data.import_writer import copy_images, entries, load_json, write_split
+from simmim_tf.data.import_writer import entries, load_json, write_imported
 
 
 def import_coco_captions(captions_json, image_dir, out_dir, split, image_size=224, bad=None):
@@ -33,6 +33,6 @@ def import_coco_captions(captions_json, image_dir, out_dir, split, image_size=22
         name = os.path.splitext(files[a["image_id"]])[0]
         sources.setdefault(name, (os.path.join(image_dir, files[a["image_id"]]), where))
         records.append({"image": f"images/{name}.png", "caption": a["caption"].strip()})
-    written = copy_images(sources, out_dir, image_size, bad, desc=f"COCO {split} images")
-    records = [r for r in records if r["image"][len("images/") : -len(".png")] in written]
-    return write_split(out_dir, "captions.jsonl", split, records)
+    return write_imported(
+        out_dir, "captions.jsonl", split, records, sources, image_size, bad, f"COCO {split} images"
+    )

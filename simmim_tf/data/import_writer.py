@@ -50,6 +50,14 @@ def copy_images(sources, out_dir, image_size, bad, desc="images"):
     return written
 
 
+def write_imported(out_dir, file_name, split, records, sources, image_size, bad, desc):
+    """Copies the images of `sources`, then writes the records whose image was
+    copied (the others went to `bad`) as `split` of OUT/file_name."""
+    written = copy_images(sources, out_dir, image_size, bad, desc=desc)
+    records = [r for r in records if r["image"][len("images/") : -len(".png")] in written]
+    return write_split(out_dir, file_name, split, records)
+
+
 def write_split(out_dir, file_name, split, records):
     """Replaces the records of `split` in OUT/file_name, keeping other splits."""
     path = os.path.join(out_dir, file_name)

@@ -17,7 +17,7 @@ training target), `answers` = the ten human answers (for VQA accuracy),
 import os
 
 from simmim_tf.data.bad_records import BadRecords
-from simmim_tf.data.import_writer import copy_images, entries, load_json, write_split
+from simmim_tf.data.import_writer import entries, load_json, write_imported
 
 ANSWER_TYPES = {"yes/no": "yes_no", "number": "number", "other": "other"}
 
@@ -66,6 +66,13 @@ def import_vqav2(
                 "question_id": q["question_id"],
             }
         )
-    written = copy_images(sources, out_dir, image_size, bad, desc=f"VQAv2 {split} images")
-    records = [r for r in records if r["image"][len("images/") : -len(".png")] in written]
-    return write_split(out_dir, "questions.jsonl", split, records)
+    return write_imported(
+        out_dir,
+        "questions.jsonl",
+        split,
+        records,
+        sources,
+        image_size,
+        bad,
+        f"VQAv2 {split} images",
+    )

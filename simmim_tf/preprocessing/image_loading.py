@@ -16,13 +16,12 @@ def load_image(path, image_size=None):
     Raises `SimMIMInputError` naming the file for a missing file, a file that
     is not a readable PNG or JPEG, or an image without 3 channels (RGB).
     """
-    if not os.path.isfile(path):
-        raise SimMIMInputError(f"image not found: {path}")
+    problem = image_header_problem(path)
+    if problem:
+        raise SimMIMInputError(problem)
     try:
         with Image.open(path) as image:
-            if image.format not in FORMATS:
-                raise SimMIMInputError(f"{path}: not a PNG or JPEG image (format {image.format})")
-            image.load()
+            image.load()  # a truncated file fails here, after a sound header
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise SimMIMInputError(f"{path}: not a readable PNG or JPEG image ({e})") from None
     bands = image.getbands()
