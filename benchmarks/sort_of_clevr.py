@@ -12,8 +12,9 @@ questions per second, parameters.
     python benchmarks/sort_of_clevr.py --models simmim_tiny,cnn_rn --minutes 30
 
 Models: simmim_tiny, simmim_small (SimMIMVQA presets, AdamW 1e-3 with
-clipping, the package's defaults) and the baselines cnn_mlp, cnn_rn
-(benchmarks/baselines, Adam 2.5e-4 as Santoro et al. used for CLEVR).
+clipping, the package's defaults, after a linear warm-up of --warmup-steps)
+and the baselines cnn_mlp, cnn_rn (benchmarks/baselines, Adam 2.5e-4 as
+Santoro et al. used for CLEVR).
 """
 
 import argparse
@@ -40,7 +41,19 @@ from simmim_tf.training.input_pipeline import make_dataset  # noqa: E402
 MODELS = ("simmim_tiny", "simmim_small", "cnn_mlp", "cnn_rn")
 
 
-def build(name, image_size, tokenizer, answers):
+def warmup_then_constant(learning_rate, warmup_steps):
+    """Linear warm-up from 0 to `learning_rate` over `warmup_steps`, then flat
+    (a wall-clock budget has no known step count to decay over)."""
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=1,
+        alpha=1.0,  # the "decay" ends where it starts: flat after warm-up
+        warmup_target=learning_rate,
+        warmup_steps=max(1, warmup_steps),
+    )
+
+
+def build(name, image_size, tokenizer, answers, warmup_steps=0):
     if name.startswith("simmim_"):
         model = SimMIMVQA.from_preset(
             name.split("_", 1)[1],
@@ -49,7 +62,8 @@ def build(name, image_size, tokenizer, answers):
             image_size=image_size,
             max_sequence_length=tokenizer.sequence_length,
         )
-        model.compile(learning_rate=1e-3)
+        learning_rate = warmup_then_constant(1e-3, warmup_steps) if warmup_steps else 1e-3
+        model.compile(learning_rate=learning_rate)
         return model
     factory = {"cnn_mlp": cnn_mlp, "cnn_rn": cnn_rn}[name]
     model = factory(image_size, tokenizer.vocabulary_size, len(answers))
@@ -95,6 +109,12 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per model")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=500,
+        help="SimMIM: linear learning-rate warm-up over these steps, then flat (0: none)",
+    )
     parser.add_argument("--out", default="benchmarks/results/sort_of_clevr.json")
     args = parser.parse_args()
     models = args.models.split(",")
@@ -124,7 +144,7 @@ def main():
     results = []
     for name in models:
         keras.utils.set_random_seed(0)
-        model = build(name, train.images.shape[1], tokenizer, answers)
+        model = build(name, train.images.shape[1], tokenizer, answers, args.warmup_steps)
 
         def evaluate(model=model):
             logits = model.predict(test_inputs, batch_size=256, verbose=0)
@@ -158,6 +178,7 @@ def main():
         "test_questions": len(test),
         "minutes_per_model": args.minutes,
         "batch_size": args.batch_size,
+        "simmim_warmup_steps": args.warmup_steps,
         "results": results,
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

@@ -123,6 +123,10 @@ def _train(args):
         input_pipeline=args.input_pipeline,
         label_smoothing=args.label_smoothing,
         validation_fraction=args.validation_fraction,
+        per_replica_batch_size=args.per_replica_batch_size,
+        learning_rate_base_batch=args.learning_rate_base_batch,
+        steps_per_execution=args.steps_per_execution,
+        jit_compile=args.jit_compile,
     )
     model = train(config, args.out)
     path = os.path.join(run_folder(args.out), "model.keras")
@@ -148,8 +152,13 @@ def _evaluate(args):
 
 
 def _export(args):
-    from simmim_tf.export.litert_exporter import TWO_STAGE_VARIANTS, VARIANTS, export_run
+    from simmim_tf.export.litert_exporter import FORMATS, TWO_STAGE_VARIANTS, VARIANTS, export_run
 
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    if not formats or set(formats) - set(FORMATS):
+        raise SimMIMInputError(f"--format: choose from {FORMATS}; got {args.format!r}")
+    if args.report and "tflite" not in formats:
+        raise SimMIMInputError("--report measures the .tflite files: add tflite to --format")
     variants = [v.strip() for v in args.quantize.split(",") if v.strip()]
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
@@ -157,9 +166,12 @@ def _export(args):
     two_stage = [v.strip() for v in args.two_stage.split(",") if v.strip()]
     if set(two_stage) - set(TWO_STAGE_VARIANTS):
         raise SimMIMInputError(f"--two-stage: choose from {TWO_STAGE_VARIANTS}; got {two_stage}")
-    report = export_run(args.run, args.out, args.data, variants, args.calibration_size, two_stage)
-    print(f"wrote {os.path.join(args.out, 'saved_model')} (numeric inputs)")
-    print(f"wrote {os.path.join(args.out, 'serving', '1')} (also image bytes + question strings)")
+    report = export_run(
+        args.run, args.out, args.data, variants, args.calibration_size, two_stage, formats
+    )
+    if "saved_model" in formats:
+        print(f"wrote {os.path.join(args.out, 'saved_model')} (numeric inputs)")
+        print(f"wrote {os.path.join(args.out, 'serving', '1')} (image bytes + question strings)")
     for name, size in report["files"].items():
         print(f"  {name:<24} {size / 1e6:7.3f} MB")
     for variant, problems in report["gpu_delegate_problems"].items():
@@ -319,7 +331,33 @@ def build_parser():
         default=64,
         help="global batch: split between the replicas of a distributed run (default 64)",
     )
+    tr.add_argument(
+        "--per-replica-batch-size",
+        type=int,
+        default=None,
+        help="set the batch per replica instead: the global batch is this × replicas",
+    )
     tr.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate")
+    tr.add_argument(
+        "--learning-rate-base-batch",
+        type=int,
+        default=None,
+        metavar="B",
+        help="scale the learning rate linearly with the global batch: the peak is "
+        "learning rate × global batch / B (default: no scaling)",
+    )
+    tr.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=1,
+        help="training steps run per call into the compiled graph (default 1)",
+    )
+    tr.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="compile the training step with XLA (off by default: slower on the 2-core CPU "
+        "measured, see benchmarks/train_throughput.py)",
+    )
     tr.add_argument("--max-sequence-length", type=int, default=16, help="question tokens")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument(
@@ -372,6 +410,13 @@ def build_parser():
     ex.add_argument("--run", required=True, help="trained run folder")
     ex.add_argument("--out", required=True, help="export folder")
     ex.add_argument("--data", help="calibration data folder (default: the run's training data)")
+    ex.add_argument(
+        "--format",
+        default="saved_model,tflite",
+        help="comma-separated: saved_model (EXP/saved_model, and EXP/serving/1 for TF Serving: "
+        "image bytes and question strings in), tflite (the --quantize variants and "
+        "simmim_meta.json) (default both)",
+    )
     ex.add_argument(
         "--quantize",
         default="float32,int8",

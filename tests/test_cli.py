@@ -112,3 +112,16 @@ def test_help_explains_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("data", "train", "evaluate", "export", "predict"):
         assert command in out
+
+
+def test_export_format_saved_model_only(trained_export, tmp_path, capsys):
+    out = str(tmp_path / "exp")
+    args = ["export", "--run", trained_export["run"], "--out", out]
+    assert main([*args, "--format", "saved_model"]) == 0
+    assert os.path.isfile(os.path.join(out, "serving", "1", "saved_model.pb"))
+    assert os.path.isfile(os.path.join(out, "saved_model", "saved_model.pb"))
+    assert not [f for f in os.listdir(out) if f.endswith(".tflite")]
+    assert main([*args, "--format", "onnx"]) == 2
+    assert "--format: choose from ('saved_model', 'tflite')" in capsys.readouterr().err
+    assert main([*args, "--format", "saved_model", "--report"]) == 2
+    assert "add tflite to --format" in capsys.readouterr().err

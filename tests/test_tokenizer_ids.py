@@ -59,7 +59,7 @@ def test_answer_signature_agrees_with_keras(exported):
         open(os.path.join(trained_export["data"], subset.image_paths[i]), "rb").read()
         for i in subset.image_index
     ]
-    out = serving.signatures["answer"](
+    out = serving.signatures["serving_default"](
         image_bytes=tf.constant(image_bytes), questions=tf.constant(subset.questions)
     )
     assert [a[0].decode() for a in out["answers"].numpy()] == expected
@@ -89,10 +89,14 @@ def test_answer_signature_rejects_bad_input(exported):
     trained_export, test, serving = exported
     png = open(os.path.join(trained_export["data"], test.image_paths[0]), "rb").read()
     with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)unknown image file format"):
-        serving.signatures["answer"](
+        serving.signatures["serving_default"](
             image_bytes=tf.constant([b"not an image"]), questions=tf.constant(["is it?"])
         )
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
-        serving.signatures["answer"](
+        serving.signatures["serving_default"](
             image_bytes=tf.constant([png, png]), questions=tf.constant(["one question"])
+        )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="empty question"):
+        serving.signatures["serving_default"](
+            image_bytes=tf.constant([png, png]), questions=tf.constant(["is it red?", " ?! "])
         )

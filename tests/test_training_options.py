@@ -62,3 +62,28 @@ def test_validation_share_best_checkpoint_logs_and_skipping(tmp_path, capsys):
     assert int(model.optimizer.iterations) == 2 * math.ceil(14 * 20 / 32)
     logs = os.path.join(run, "logs")
     assert {"train", "validation"} <= set(os.listdir(logs))
+
+
+def test_global_batch_and_learning_rate_scaling():
+    config = RunConfig(data="d", batch_size=64, learning_rate=1e-3)
+    assert config.global_batch_and_learning_rate(2) == (64, 1e-3)
+    per_replica = RunConfig(data="d", per_replica_batch_size=32, learning_rate_base_batch=64)
+    assert per_replica.global_batch_and_learning_rate(4) == (128, pytest.approx(2e-3))
+    scaled = RunConfig(data="d", batch_size=256, learning_rate_base_batch=64)
+    assert scaled.global_batch_and_learning_rate(1) == (256, pytest.approx(4e-3))
+    with pytest.raises(ValueError, match="does not split evenly between 3 replicas"):
+        config.global_batch_and_learning_rate(3)
+    with pytest.raises(ValueError, match="per_replica_batch_size must be at least 1"):
+        RunConfig(data="d", per_replica_batch_size=0).global_batch_and_learning_rate(1)
+
+
+def test_steps_per_execution_keeps_the_number_of_steps(tmp_path):
+    """Several steps per graph call: the same optimizer steps, each a batch."""
+    data = str(tmp_path / "data")
+    sort_of_clevr.generate(data, num_images=10, seed=3, num_test=2, progress=False)
+    config = RunConfig(data=data, epochs=2, batch_size=32, steps_per_execution=3)
+    model = train(config, str(tmp_path / "run"), verbose=0)
+    num_train = 8 * 20  # 8 training images, 20 questions each
+    assert int(model.optimizer.iterations) == 2 * math.ceil(num_train / 32)
+    assert model.steps_per_execution == 3
+    assert RunConfig.load(str(tmp_path / "run" / "run_config.json")).steps_per_execution == 3

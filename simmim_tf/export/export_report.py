@@ -4,13 +4,18 @@ For every `model_<variant>.tflite` of an export folder: file size (and its
 ratio to float32), accuracy per question family on the held-out split, argmax
 agreement with the Keras model on the same questions, latency per question
 through ai-edge-litert with 1 and 2 threads (median of `latency_runs` calls
-after warm-up, tokenisation included), and whether the GPU delegate accepts
-every op (float variants). Written as EXP/report.json and EXP/report.md.
+after warm-up, tokenisation included), the same model-only median from
+ai-edge-litert's own `ai_edge_litert.tools.benchmark_litert_model` (random
+inputs, `CompiledModel` API), and whether the GPU delegate accepts every op
+(float variants). Written as EXP/report.json and EXP/report.md.
 """
 
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -32,6 +37,33 @@ def _latency_ms(path, image, question, threads, runs, warmup=5):
         predictor.predict(image, question)
         times.append(time.perf_counter() - start)
     return 1e3 * float(np.median(times))
+
+
+def _litert_benchmark_ms(path, threads, runs):
+    """Median ms per call from `ai_edge_litert.tools.benchmark_litert_model`
+    (it reports two decimals), or the tool's error when it fails."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result_json = os.path.join(tmp, "result.json")
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ai_edge_litert.tools.benchmark_litert_model",
+                f"--model={path}",
+                f"--num_threads={threads}",
+                f"--num_runs={runs}",
+                "--warmup_runs=5",
+                f"--result_json={result_json}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0 or not os.path.isfile(result_json):
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            return f"failed: {tail[0][:200]}"
+        with open(result_json) as f:
+            return json.load(f)["latency"]["median_ms"]
 
 
 def _keras_answers(run_dir, question_set):
@@ -72,6 +104,9 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50):
             "latency_ms": {
                 str(t): _latency_ms(path, image, question, t, latency_runs) for t in (1, 2)
             },
+            "litert_benchmark_ms": {
+                str(t): _litert_benchmark_ms(path, t, latency_runs) for t in (1, 2)
+            },
             "gpu_delegate_problems": (
                 gpu_delegate_problems(flatbuffer)
                 if variant in ("float32", "float16")
@@ -100,15 +135,20 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50):
     return report
 
 
+def _ms(value):
+    return f"{value:.2f}" if isinstance(value, float | int) else str(value)
+
+
 def format_report(report):
     """The report as a markdown table."""
     families = [f for f in report["variants"]["keras"]["accuracy"] if f != "overall"]
     head = ["model", *families, "overall", "agreement", "MB", "vs float32", "ms (1 thr)"]
-    head += ["ms (2 thr)", "GPU delegate"]
+    head += ["ms (2 thr)", "benchmark tool ms (1 / 2 thr)", "GPU delegate"]
     lines = [
         f"{report['questions']} {report['split']} questions of {report['data']}; "
         f"{report['date']}, {report['machine']}; latency: median of {report['latency_runs']} "
-        "calls after 5 warm-up calls, tokenisation included",
+        "calls after 5 warm-up calls, tokenisation included; benchmark tool: "
+        "`ai_edge_litert.tools.benchmark_litert_model`, model only, random inputs, median",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -116,7 +156,7 @@ def format_report(report):
     for name, row in report["variants"].items():
         accuracy = [f"{100 * row['accuracy'][f]['accuracy']:.2f}%" for f in [*families, "overall"]]
         if name == "keras":
-            rest = ["", "", "", "", "", ""]
+            rest = ["", "", "", "", "", "", ""]
         else:
             gpu = row["gpu_delegate_problems"]
             rest = [
@@ -125,6 +165,7 @@ def format_report(report):
                 f"{100 * row.get('size_vs_float32', float('nan')):.0f}%",
                 f"{row['latency_ms']['1']:.2f}",
                 f"{row['latency_ms']['2']:.2f}",
+                " / ".join(_ms(row["litert_benchmark_ms"][t]) for t in ("1", "2")),
                 gpu
                 if isinstance(gpu, str)
                 else ("all ops accepted" if not gpu else "; ".join(gpu)),

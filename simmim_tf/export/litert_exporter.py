@@ -62,8 +62,9 @@ def serving_function(model):
 
 
 def preprocessing_endpoints(model, serve, tokenizer, answers, top_k=3):
-    """`answer` (encoded images and question strings in, answers out) and
-    `tokenize` (question strings to ids), preprocessing in core TF ops.
+    """`serving_default` (encoded images and question strings in, answers
+    out) and `tokenize` (question strings to ids), preprocessing in core TF
+    ops only, so that stock TensorFlow Serving runs them.
 
     Returns (tracked modules, {endpoint name: (function, input signature)}).
     """
@@ -80,6 +81,10 @@ def preprocessing_endpoints(model, serve, tokenizer, answers, top_k=3):
             fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32),
         )
         token_ids, mask = tf_tokenizer(questions)
+        tf.debugging.assert_positive(
+            tf.reduce_sum(tf.cast(mask, tf.int32), axis=1),
+            message="empty question: every question needs at least one word",
+        )
         out = serve(images, token_ids)
         best = tf.math.top_k(out["probabilities"], k=top_k)
         # Where the question looks: mean over heads and real words, as
@@ -100,7 +105,7 @@ def preprocessing_endpoints(model, serve, tokenizer, answers, top_k=3):
         return {"token_ids": token_ids, "padding_mask": padding_mask}
 
     endpoints = {
-        "answer": (
+        "serving_default": (
             answer,
             [
                 tf.TensorSpec((None,), tf.string, name="image_bytes"),
@@ -113,24 +118,27 @@ def preprocessing_endpoints(model, serve, tokenizer, answers, top_k=3):
 
 
 def write_saved_model(model, tokenizer, answers, path, preprocessing=False):
-    """SavedModel with the signatures
+    """SavedModel with, by default (the conversion source, numeric only):
 
     serving_default  images float32 (batch, S, S, 3), token_ids int32 (batch, L)
+                     -> probabilities, visual_attention
     single           the same with batch 1 (static shapes, for TFLite)
 
-    and with `preprocessing=True` (for serving; TFLite has no builtin
-    hash-table op, so the conversion source leaves them out):
+    and with `preprocessing=True` (for TF Serving; TFLite has no builtin
+    hash-table op, so the conversion source leaves the string ones out):
 
-    answer           image_bytes string (batch,) PNG/JPEG, questions string (batch,)
+    serving_default  image_bytes string (batch,) PNG/JPEG, questions string (batch,)
                      -> answers (batch, 3) best first, probabilities (batch, 3),
                         attention_map (batch, rows, cols), token_ids
+    tensors          the numeric serving_default above (preprocessed tensors)
     tokenize         questions string (batch,) -> token_ids, padding_mask
     """
     size = model.backbone.image_size
     archive = keras.export.ExportArchive()
     archive.track(model)
     serve = serving_function(model)
-    for name, batch in (("serving_default", None), ("single", 1)):
+    numeric = "tensors" if preprocessing else "serving_default"
+    for name, batch in ((numeric, None), ("single", 1)):
         archive.add_endpoint(
             name,
             serve,
@@ -282,6 +290,9 @@ def _write_atomically(path, data):
     os.replace(tmp, path)
 
 
+FORMATS = ("saved_model", "tflite")
+
+
 def export_run(
     run_dir,
     out_dir,
@@ -289,41 +300,61 @@ def export_run(
     variants=("float32", "int8"),
     calibration_size=200,
     two_stage=(),
+    formats=FORMATS,
 ):
-    """Writes OUT/saved_model (numeric signatures, the conversion source),
-    OUT/serving/1 (also the string signatures `answer` and `tokenize`, for TF
-    Serving), OUT/model_<variant>.tflite and OUT/simmim_meta.json; with
-    `two_stage` (variants), also the two-stage files of `export_two_stage`.
+    """Writes, for the `formats` named:
+
+    - saved_model: OUT/saved_model (numeric signatures, the conversion
+      source) and OUT/serving/1 (string signatures, for TF Serving);
+    - tflite: OUT/model_<variant>.tflite and OUT/simmim_meta.json; with
+      `two_stage` (variants), also the files of `export_two_stage`. Without
+      saved_model, the conversion source goes to a temporary folder.
 
     Returns {"files": {name: bytes}, "gpu_delegate_problems": {variant: [...]}}.
     """
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ValueError(f"unknown export format(s) {unknown or formats}; choose from {FORMATS}")
     model, tokenizer, answers = load_run(run_dir)
     if data_dir is None:
         data_dir = RunConfig.load(os.path.join(run_dir, "run_config.json")).data
     os.makedirs(out_dir, exist_ok=True)
-    saved_model = os.path.join(out_dir, "saved_model")
-    serving = os.path.join(out_dir, "serving", "1")  # TF Serving: <base>/<version>/
-    for path, preprocessing in ((saved_model, False), (serving, True)):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp_dir = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".saved_model.")
-        write_saved_model(model, tokenizer, answers, tmp_dir, preprocessing)
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp_dir, path)
-
-    samples = None
-    if set(CALIBRATED) & set(variants):
-        samples = representative_samples(
-            data_dir, tokenizer, model.backbone.image_size, calibration_size
-        )
     report = {"files": {}, "gpu_delegate_problems": {}}
-    for variant in variants:
-        flatbuffer = convert(saved_model, variant, samples)
-        path = os.path.join(out_dir, f"model_{variant}.tflite")
-        _write_atomically(path, flatbuffer)
-        report["files"][os.path.basename(path)] = len(flatbuffer)
-        if variant in ("float32", "float16"):
-            report["gpu_delegate_problems"][variant] = gpu_delegate_problems(flatbuffer)
+    with tempfile.TemporaryDirectory() as scratch:
+        saved_model = os.path.join(scratch, "saved_model")
+        if "saved_model" in formats:
+            saved_model = os.path.join(out_dir, "saved_model")
+            serving = os.path.join(out_dir, "serving", "1")  # TF Serving: <base>/<version>/
+            for path, preprocessing in ((saved_model, False), (serving, True)):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp_dir = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".saved_model.")
+                write_saved_model(model, tokenizer, answers, tmp_dir, preprocessing)
+                shutil.rmtree(path, ignore_errors=True)
+                os.replace(tmp_dir, path)
+        elif "tflite" in formats:
+            write_saved_model(model, tokenizer, answers, saved_model)
+        if "tflite" in formats:
+            samples = None
+            if set(CALIBRATED) & set(variants):
+                samples = representative_samples(
+                    data_dir, tokenizer, model.backbone.image_size, calibration_size
+                )
+            for variant in variants:
+                flatbuffer = convert(saved_model, variant, samples)
+                path = os.path.join(out_dir, f"model_{variant}.tflite")
+                _write_atomically(path, flatbuffer)
+                report["files"][os.path.basename(path)] = len(flatbuffer)
+                if variant in ("float32", "float16"):
+                    report["gpu_delegate_problems"][variant] = gpu_delegate_problems(flatbuffer)
+            _write_meta(model, tokenizer, answers, out_dir)
+            if two_stage:
+                sizes = export_two_stage(model, out_dir, tokenizer.sequence_length, two_stage)
+                report["files"].update(sizes)
+    return report
 
+
+def _write_meta(model, tokenizer, answers, out_dir):
+    """OUT/simmim_meta.json: what the edge runtime needs beside the .tflite."""
     meta = {
         "tokenizer": tokenizer.get_config(),
         "answers": answers.answers,
@@ -339,7 +370,3 @@ def export_run(
         },
     }
     _write_atomically(os.path.join(out_dir, META_FILE), json.dumps(meta, indent=1))
-    if two_stage:
-        sizes = export_two_stage(model, out_dir, tokenizer.sequence_length, two_stage)
-        report["files"].update(sizes)
-    return report

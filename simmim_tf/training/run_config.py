@@ -8,6 +8,8 @@ dataclass.
 import dataclasses
 import json
 
+from simmim_tf.errors import SimMIMInputError
+
 
 @dataclasses.dataclass
 class RunConfig:
@@ -31,6 +33,37 @@ class RunConfig:
     # Share of the training images held out (with all their questions) to
     # pick RUN/best.keras by validation accuracy; 0: best by training loss.
     validation_fraction: float = 0.0
+    # `batch_size` is the global batch, split between the replicas, unless
+    # `per_replica_batch_size` is set: then the global batch is
+    # per_replica_batch_size × replicas.
+    per_replica_batch_size: int | None = None
+    # Linear scaling (Goyal et al. 2017): with a base batch B, the peak
+    # learning rate is learning_rate × global batch / B. None: as given.
+    learning_rate_base_batch: int | None = None
+    # Training steps per call into the compiled graph (fewer Python round trips).
+    steps_per_execution: int = 1
+    # XLA. Off by default: it halved the tiny preset's speed on this 2-core
+    # CPU (benchmarks/results/train_throughput.json).
+    jit_compile: bool = False
+
+    def global_batch_and_learning_rate(self, replicas):
+        """(global batch, peak learning rate) for `replicas` replicas in sync."""
+        for name in ("batch_size", "per_replica_batch_size", "learning_rate_base_batch"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SimMIMInputError(f"{name} must be at least 1, got {value}")
+        if self.per_replica_batch_size is not None:
+            batch = self.per_replica_batch_size * replicas
+        else:
+            batch = self.batch_size
+            if batch % replicas:
+                raise SimMIMInputError(
+                    f"batch_size {batch} does not split evenly between {replicas} replicas"
+                )
+        learning_rate = self.learning_rate
+        if self.learning_rate_base_batch is not None:
+            learning_rate *= batch / self.learning_rate_base_batch
+        return batch, learning_rate
 
     def save(self, path):
         with open(path, "w") as f:

@@ -14,6 +14,7 @@ A run folder holds:
     backup/              BackupAndRestore state while training runs
 """
 
+import dataclasses
 import json
 import os
 
@@ -67,6 +68,15 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     os.makedirs(out_dir, exist_ok=True)
     config.save(os.path.join(out_dir, "run_config.json"))
 
+    batch, learning_rate = config.global_batch_and_learning_rate(strategy.num_replicas_in_sync)
+    if (batch, learning_rate) != (config.batch_size, config.learning_rate):
+        print(
+            f"{strategy.num_replicas_in_sync} replica(s): global batch {batch}, "
+            f"peak learning rate {learning_rate:g}"
+        )
+    # From here on config.batch_size is the global batch.
+    config = dataclasses.replace(config, batch_size=batch, learning_rate=learning_rate)
+
     bad = BadRecords(skip=config.skip_bad_records)
     dataset, validation, tokenizer, answers, image_size, num_questions = _training_data(config, bad)
     _report_skipped(bad, out_dir, num_questions)
@@ -84,10 +94,12 @@ def train(config: RunConfig, out_dir, verbose="auto"):
         model.compile(
             learning_rate=_schedule(config.learning_rate, steps, config.warmup_fraction),
             label_smoothing=config.label_smoothing,
+            steps_per_execution=config.steps_per_execution,
+            jit_compile=config.jit_compile,
         )
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         fit_under_multi_worker(model, strategy)
-    # config.batch_size is the global batch, split between the replicas.
+    # The global batch is split between the replicas.
     dataset = shard_by_data(dataset)
     validation = shard_by_data(validation) if validation is not None else None
     callbacks = [
