@@ -2,7 +2,8 @@
 
 For the first N test questions of a data folder, compares each .tflite's
 answer probabilities with the Keras model's: argmax agreement and the largest
-absolute probability difference. With --float-ops, the int8 model is first
+absolute probability difference, and the median latency of one call on 1
+thread. With --float-ops, the int8 model is first
 converted again with that list of ops kept in float (the export's default is
 ONE_HOT; an empty string gives a fully integer model), so that the effect of
 the list can be measured.
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import tempfile
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +25,17 @@ from ai_edge_litert.interpreter import Interpreter
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.export import litert_exporter
 from simmim_tf.training.vqa_trainer import load_run
+
+
+def median_ms(path, images, ids, runs=60, warmup=10):
+    """Median time of one call on 1 thread (model only, no tokenisation)."""
+    runner = Interpreter(path, num_threads=1).get_signature_runner()
+    times = []
+    for _ in range(warmup + runs):
+        start = time.perf_counter()
+        runner(images=images[:1].astype(np.float32), token_ids=ids[:1])
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times[warmup:]))
 
 
 def tflite_probabilities(path, images, ids):
@@ -86,15 +99,16 @@ def main():
     decisive = (top2[:, 1] - top2[:, 0]) >= 0.1
     print(f"Keras's top two answers are within 0.1 of each other on {1 - decisive.mean():.0%}")
     print(
-        "| variant | argmax agreement | where Keras's top-2 margin >= 0.1 | max abs prob. diff. |"
+        "| variant | argmax agreement | where Keras's top-2 margin >= 0.1 | max abs prob. diff. "
+        "| ms, 1 thread |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|")
     for variant, path in paths.items():
         probs = tflite_probabilities(path, images, ids)
         same = probs.argmax(-1) == reference.argmax(-1)
         print(
             f"| {variant} | {same.mean():.1%} | {same[decisive].mean():.1%} "
-            f"| {np.max(np.abs(probs - reference)):.4f} |"
+            f"| {np.max(np.abs(probs - reference)):.4f} | {median_ms(path, images, ids):.2f} |"
         )
 
 
