@@ -132,6 +132,15 @@ def main():
         ids, _ = tokenizer.encode_batch(split.questions)
         return ids, np.array([answers.id(a) for a in split.answers], np.int32)
 
+    # Question type of each test question (closest, furthest, count, ...),
+    # from the line of questions.jsonl it came from.
+    with open(os.path.join(args.data, "questions.jsonl")) as f:
+        lines = f.read().splitlines()
+    subtypes = [
+        json.loads(lines[int(source.rsplit(":", 1)[1]) - 1]).get("subtype", "?")
+        for source in test.sources
+    ]
+
     train_ids, train_answers = encode(train)
     test_ids, _ = encode(test)
     test_inputs = {
@@ -149,7 +158,10 @@ def main():
         def evaluate(model=model):
             logits = model.predict(test_inputs, batch_size=256, verbose=0)
             predicted = [answers.answers[i] for i in np.argmax(logits, axis=-1)]
-            return accuracy_by_family(predicted, test.answers, test.families)
+            by_family = accuracy_by_family(predicted, test.answers, test.families)
+            by_type = accuracy_by_family(predicted, test.answers, subtypes)
+            by_type.pop("overall")
+            return {**by_family, "by_question_type": by_type}
 
         budget = BudgetedEvaluation(60 * args.minutes, evaluate)
         print(f"== {name}: {model.count_params():,} parameters, {args.minutes} min", flush=True)
@@ -168,6 +180,9 @@ def main():
             }
         )
         print(json.dumps(results[-1]["accuracy"]), flush=True)
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out + ".partial", "w") as f:  # what is done, if a later model fails
+            json.dump(results, f, indent=2)
 
     report = {
         "date": time.strftime("%Y-%m-%d"),
@@ -211,6 +226,15 @@ def format_table(report):
                 f"| {point['steps'] * report['batch_size'] / report['train_questions']:.2f} "
                 f"| {r['questions_per_s']:.0f} |"
             )
+    types = [r for r in report["results"] if "by_question_type" in r["accuracy"]]
+    if types:
+        lines += ["", "Accuracy per question type at the end of the budget:", ""]
+        for r in types:
+            parts = [
+                f"{name} {100 * a['accuracy']:.1f}%"
+                for name, a in sorted(r["accuracy"]["by_question_type"].items())
+            ]
+            lines.append(f"- {r['model']}: " + ", ".join(parts))
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,8 @@ cost analysis and, given the accelerator's peak (--peak-tflops), the model
 FLOPs utilisation.
 
     python benchmarks/train_throughput.py --presets tiny,small
+    python benchmarks/train_throughput.py --presets tiny --precision float32 --jit off \
+        --steps-per-execution 1,8 --out benchmarks/results/steps_per_execution.json
     KERAS_BACKEND=jax python benchmarks/train_throughput.py --presets base \\
         --batch-size 256 --precision float32,mixed_bfloat16 --peak-tflops 989
 
@@ -63,7 +65,7 @@ def step_flops(model, x, y):
     return float(analysis.get("flops", 0.0)) or None
 
 
-def measure(preset, precision, jit_compile, batch_size, steps):
+def measure(preset, precision, jit_compile, batch_size, steps, steps_per_execution=1):
     keras.config.set_dtype_policy(precision)
     keras.utils.set_random_seed(0)
     model = SimMIMVQA.from_preset(
@@ -73,10 +75,11 @@ def measure(preset, precision, jit_compile, batch_size, steps):
         image_size=IMAGE_SIZE,
         max_sequence_length=SEQUENCE_LENGTH,
     )
-    model.compile(jit_compile=jit_compile)
+    model.compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
     x, y = synthetic_batch(batch_size * steps)
-    warm_x = {k: v[: batch_size * 2] for k, v in x.items()}
-    model.fit(warm_x, y[: batch_size * 2], batch_size=batch_size, epochs=1, verbose=0)
+    warm = batch_size * 2 * steps_per_execution  # compiles the step (and the loop)
+    warm_x = {k: v[:warm] for k, v in x.items()}
+    model.fit(warm_x, y[:warm], batch_size=batch_size, epochs=1, verbose=0)
     start = time.perf_counter()
     model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
@@ -84,6 +87,7 @@ def measure(preset, precision, jit_compile, batch_size, steps):
         "preset": preset,
         "precision": precision,
         "jit_compile": jit_compile,
+        "steps_per_execution": steps_per_execution,
         "batch_size": batch_size,
         "steps": steps,
         "parameters": model.count_params(),
@@ -103,6 +107,11 @@ def main():
     parser.add_argument("--jit", default="off,on", help="XLA settings to try: off, on or both")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per setting")
+    parser.add_argument(
+        "--steps-per-execution",
+        default="1",
+        help="comma-separated values of model.compile(steps_per_execution=...) to try",
+    )
     parser.add_argument("--peak-tflops", type=float, help="accelerator peak, for MFU")
     parser.add_argument("--out", default="benchmarks/results/train_throughput.json")
     args = parser.parse_args()
@@ -111,12 +120,15 @@ def main():
     for preset in args.presets.split(","):
         for precision in args.precision.split(","):
             for jit in args.jit.split(","):
-                r = measure(preset, precision, jit == "on", args.batch_size, args.steps)
-                if r["step_flops"] and args.peak_tflops:
-                    achieved = r["step_flops"] / (r["ms_per_step"] / 1e3)
-                    r["mfu"] = achieved / (args.peak_tflops * 1e12)
-                results.append(r)
-                print(json.dumps(r), flush=True)
+                for spe in args.steps_per_execution.split(","):
+                    r = measure(
+                        preset, precision, jit == "on", args.batch_size, args.steps, int(spe)
+                    )
+                    if r["step_flops"] and args.peak_tflops:
+                        achieved = r["step_flops"] / (r["ms_per_step"] / 1e3)
+                        r["mfu"] = achieved / (args.peak_tflops * 1e12)
+                    results.append(r)
+                    print(json.dumps(r), flush=True)
 
     device = "cpu"
     if keras.backend.backend() == "jax":
@@ -137,15 +149,17 @@ def main():
 
     print(f"\n{report['backend']} on {report['device']} ({report['machine']}), {report['date']}")
     print(
-        "| preset | params | precision | XLA | batch | ms/step | questions/s | GFLOP/step | MFU |"
+        "| preset | params | precision | XLA | steps/execution | batch | ms/step | questions/s "
+        "| GFLOP/step | MFU |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         flops = f"{r['step_flops'] / 1e9:.2f}" if r["step_flops"] else "n/a"
         mfu = f"{100 * r['mfu']:.1f}%" if "mfu" in r else "n/a"
         print(
             f"| {r['preset']} | {r['parameters']:,} | {r['precision']} | "
-            f"{'on' if r['jit_compile'] else 'off'} | {r['batch_size']} | {r['ms_per_step']:.1f} | "
+            f"{'on' if r['jit_compile'] else 'off'} | {r['steps_per_execution']} | "
+            f"{r['batch_size']} | {r['ms_per_step']:.1f} | "
             f"{r['questions_per_s']:.0f} | {flops} | {mfu} |"
         )
 

@@ -97,12 +97,12 @@ def test_int8_tflite_agrees_with_keras(trained_export):
     """int8 against Keras, as a regression guard.
 
     The walking-skeleton target is the same argmax on at least 99% of
-    questions; it is NOT met yet: 94.7% on 300 test questions of the
+    questions; it is NOT met yet: 96.8% on the 4,000 test questions of the
     `make demo` model (after keeping ONE_HOT in float, see
-    `litert_exporter.convert`; 40% before). The remaining error is in
-    LayerNorm (RSQRT) and attention (BATCH_MATMUL) per the quantization
-    debugger. This test holds the level reached so that it cannot silently
-    get worse.
+    `litert_exporter.convert`; 40% before). Every disagreement there is a
+    question where Keras's two best answers are within 0.2 of each other
+    (`benchmarks/selective_quantization.py`). This test holds the level
+    reached so that it cannot silently get worse.
     """
     keras_probs, lite = _keras_and_tflite(trained_export, "int8", 200)
     agreement = np.mean(keras_probs.argmax(-1) == lite.argmax(-1))
@@ -136,7 +136,11 @@ def test_export_report(trained_export):
     from simmim_tf.export.export_report import export_report
 
     report = export_report(
-        trained_export["export"], trained_export["run"], trained_export["data"], latency_runs=3
+        trained_export["export"],
+        trained_export["run"],
+        trained_export["data"],
+        latency_runs=3,
+        threads=(1,),
     )
     rows = report["variants"]
     assert set(rows) == {"keras", "float32", "float16", "int8"}
@@ -145,6 +149,7 @@ def test_export_report(trained_export):
     assert rows["float16"]["gpu_delegate_problems"] == []
     for variant in ("float32", "float16", "int8"):
         assert set(rows[variant]["accuracy"]) >= {"overall", "relational", "non_relational"}
+        assert set(rows[variant]["latency_ms"]) == {"1"}
         assert all(ms > 0 for ms in rows[variant]["latency_ms"].values())
         # ai-edge-litert's own benchmark tool ran on the same file.
         assert all(ms > 0 for ms in rows[variant]["litert_benchmark_ms"].values()), rows[variant]
@@ -152,6 +157,7 @@ def test_export_report(trained_export):
         table = f.read()
     for name in rows:
         assert f"| {name} |" in table
+    assert "benchmark tool ms (1 thr)" in table
 
 
 def test_saved_model_cli_shows_and_runs_the_serving_model(trained_export):

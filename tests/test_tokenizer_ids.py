@@ -100,3 +100,14 @@ def test_answer_signature_rejects_bad_input(exported):
         serving.signatures["serving_default"](
             image_bytes=tf.constant([png, png]), questions=tf.constant(["is it red?", " ?! "])
         )
+    # An over-long question is truncated to the model's length, as in training.
+    long = " ".join(["is the red object on the left"] * 8)
+    out = serving.signatures["serving_default"](
+        image_bytes=tf.constant([png]), questions=tf.constant([long])
+    )
+    assert out["token_ids"].shape == (1, 16) and (out["token_ids"].numpy() != 0).all()
+    # The preprocessed-tensor signature refuses a wrong image shape.
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+        serving.signatures["tensors"](
+            images=tf.zeros((1, 10, 10, 3)), token_ids=tf.ones((1, 16), tf.int32)
+        )

@@ -80,10 +80,10 @@ def test_global_batch_and_learning_rate_scaling():
 def test_steps_per_execution_keeps_the_number_of_steps(tmp_path):
     """Several steps per graph call: the same optimizer steps, each a batch."""
     data = str(tmp_path / "data")
-    sort_of_clevr.generate(data, num_images=10, seed=3, num_test=2, progress=False)
-    config = RunConfig(data=data, epochs=2, batch_size=32, steps_per_execution=3)
+    sort_of_clevr.generate(data, num_images=6, seed=3, num_test=2, progress=False)
+    config = RunConfig(data=data, epochs=2, batch_size=16, steps_per_execution=3)
     model = train(config, str(tmp_path / "run"), verbose=0)
-    num_train = 8 * 20  # 8 training images, 20 questions each
-    assert int(model.optimizer.iterations) == 2 * math.ceil(num_train / 32)
+    num_train = 4 * 20  # 4 training images, 20 questions each
+    assert int(model.optimizer.iterations) == 2 * math.ceil(num_train / 16)
     assert model.steps_per_execution == 3
     assert RunConfig.load(str(tmp_path / "run" / "run_config.json")).steps_per_execution == 3

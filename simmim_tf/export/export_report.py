@@ -72,8 +72,10 @@ def _keras_answers(run_dir, question_set):
     return predict_answers(*load_run(run_dir), question_set)
 
 
-def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50):
-    """Measures every variant in `export_dir`; writes report.json and report.md."""
+def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50, threads=(1, 2)):
+    """Measures every variant in `export_dir`; writes report.json and report.md.
+
+    Latency is measured for each thread count in `threads`."""
     paths = {
         v: os.path.join(export_dir, f"model_{v}.tflite")
         for v in VARIANTS
@@ -102,10 +104,10 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50):
                 np.mean([a == k for a, k in zip(answers, keras_answers, strict=True)])
             ),
             "latency_ms": {
-                str(t): _latency_ms(path, image, question, t, latency_runs) for t in (1, 2)
+                str(t): _latency_ms(path, image, question, t, latency_runs) for t in threads
             },
             "litert_benchmark_ms": {
-                str(t): _litert_benchmark_ms(path, t, latency_runs) for t in (1, 2)
+                str(t): _litert_benchmark_ms(path, t, latency_runs) for t in threads
             },
             "gpu_delegate_problems": (
                 gpu_delegate_problems(flatbuffer)
@@ -125,6 +127,7 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50):
         "split": split,
         "questions": len(questions),
         "latency_runs": latency_runs,
+        "threads": [str(t) for t in threads],
         "variants": rows,
     }
     with open(os.path.join(export_dir, "report.json"), "w") as f:
@@ -142,8 +145,10 @@ def _ms(value):
 def format_report(report):
     """The report as a markdown table."""
     families = [f for f in report["variants"]["keras"]["accuracy"] if f != "overall"]
-    head = ["model", *families, "overall", "agreement", "MB", "vs float32", "ms (1 thr)"]
-    head += ["ms (2 thr)", "benchmark tool ms (1 / 2 thr)", "GPU delegate"]
+    threads = report["threads"]
+    head = ["model", *families, "overall", "agreement", "MB", "vs float32"]
+    head += [f"ms ({t} thr)" for t in threads]
+    head += [f"benchmark tool ms ({' / '.join(threads)} thr)", "GPU delegate"]
     lines = [
         f"{report['questions']} {report['split']} questions of {report['data']}; "
         f"{report['date']}, {report['machine']}; latency: median of {report['latency_runs']} "
@@ -156,16 +161,15 @@ def format_report(report):
     for name, row in report["variants"].items():
         accuracy = [f"{100 * row['accuracy'][f]['accuracy']:.2f}%" for f in [*families, "overall"]]
         if name == "keras":
-            rest = ["", "", "", "", "", "", ""]
+            rest = [""] * (len(head) - 1 - len(accuracy))
         else:
             gpu = row["gpu_delegate_problems"]
             rest = [
                 f"{100 * row['agreement_with_keras']:.1f}%",
                 f"{row['bytes'] / 1e6:.3f}",
                 f"{100 * row.get('size_vs_float32', float('nan')):.0f}%",
-                f"{row['latency_ms']['1']:.2f}",
-                f"{row['latency_ms']['2']:.2f}",
-                " / ".join(_ms(row["litert_benchmark_ms"][t]) for t in ("1", "2")),
+                *(f"{row['latency_ms'][t]:.2f}" for t in threads),
+                " / ".join(_ms(row["litert_benchmark_ms"][t]) for t in threads),
                 gpu
                 if isinstance(gpu, str)
                 else ("all ops accepted" if not gpu else "; ".join(gpu)),

@@ -118,9 +118,16 @@ def run_folder(out_dir):
 def shard_by_data(dataset):
     """Every worker sees every element and keeps its share of each batch.
 
-    Our data sets are in memory (one file per image is not a shard), so
-    file-based auto-sharding cannot apply; saying DATA avoids TensorFlow's
-    fallback warning and makes the choice visible.
+    The policy for all three input pipelines:
+    - memory: the arrays are one source, not files; FILE cannot apply.
+    - stream: one file per image is not a shard; FILE would give each
+      worker a different number of questions, hence of batches.
+    - tfrecord: FILE would let each worker read only its shards, but the
+      pipeline declares its batch count (`assert_cardinality`, for the
+      progress bar) from all questions, which would then be wrong on every
+      worker. DATA keeps it right, at the cost of each worker reading every
+      shard.
+    Saying DATA also avoids TensorFlow's fallback warning.
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
