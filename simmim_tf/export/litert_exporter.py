@@ -321,17 +321,10 @@ def export_run(
     os.makedirs(out_dir, exist_ok=True)
     report = {"files": {}, "gpu_delegate_problems": {}}
     with tempfile.TemporaryDirectory() as scratch:
-        saved_model = os.path.join(scratch, "saved_model")
         if "saved_model" in formats:
-            saved_model = os.path.join(out_dir, "saved_model")
-            serving = os.path.join(out_dir, "serving", "1")  # TF Serving: <base>/<version>/
-            for path, preprocessing in ((saved_model, False), (serving, True)):
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp_dir = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".saved_model.")
-                write_saved_model(model, tokenizer, answers, tmp_dir, preprocessing)
-                shutil.rmtree(path, ignore_errors=True)
-                os.replace(tmp_dir, path)
-        elif "tflite" in formats:
+            saved_model = _write_saved_models(model, tokenizer, answers, out_dir)
+        else:  # only the conversion source, thrown away afterwards
+            saved_model = os.path.join(scratch, "saved_model")
             write_saved_model(model, tokenizer, answers, saved_model)
         if "tflite" in formats:
             samples = None
@@ -351,6 +344,20 @@ def export_run(
                 sizes = export_two_stage(model, out_dir, tokenizer.sequence_length, two_stage)
                 report["files"].update(sizes)
     return report
+
+
+def _write_saved_models(model, tokenizer, answers, out_dir):
+    """OUT/saved_model and OUT/serving/1, each written whole, then renamed
+    into place. Returns the path of OUT/saved_model."""
+    saved_model = os.path.join(out_dir, "saved_model")
+    serving = os.path.join(out_dir, "serving", "1")  # TF Serving: <base>/<version>/
+    for path, preprocessing in ((saved_model, False), (serving, True)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".saved_model.")
+        write_saved_model(model, tokenizer, answers, tmp_dir, preprocessing)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp_dir, path)
+    return saved_model
 
 
 def _write_meta(model, tokenizer, answers, out_dir):
