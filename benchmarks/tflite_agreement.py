@@ -1,20 +1,30 @@
 """How closely the exported TFLite models follow the Keras model.
 
 For the first N test questions of a data folder, compares each .tflite's
-answer probabilities with the Keras model's: argmax agreement and the largest
-absolute probability difference, and the median latency of one call on 1
-thread. With --float-ops, the int8 model is first
-converted again with that list of ops kept in float (the export's default is
-ONE_HOT; an empty string gives a fully integer model), so that the effect of
-the list can be measured.
+answer probabilities with the Keras model's: argmax agreement (on all
+questions, and where Keras's two best answers are at least 0.1 apart), the
+largest absolute probability difference, and the median latency of one call
+on 1 thread.
+
+Each --float-ops adds a row: the int8 model converted again (the export's
+calibration) with those op types kept in float, i.e. selective quantization.
+A value is a comma-separated list of TFLite op types ('' for a fully integer
+model), or one of the named sets:
+
+  layer_norm   ONE_HOT and LayerNorm's ops (MEAN, SQUARED_DIFFERENCE, RSQRT,
+               SUB, MUL)
+  matmul_only  every op type but FULLY_CONNECTED and CONV_2D
 
     python benchmarks/tflite_agreement.py --run demo_out/run \
-        --export demo_out/export --data demo_out/data --questions 300
+        --export demo_out/export --data demo_out/data --questions 4000 \
+        --float-ops layer_norm --float-ops matmul_only
 """
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import tempfile
 import time
 
@@ -24,7 +34,21 @@ from ai_edge_litert.interpreter import Interpreter
 
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.export import litert_exporter
+from simmim_tf.export.tflite_model_ops import read_ops
 from simmim_tf.training.vqa_trainer import load_run
+
+LAYER_NORM = ("ONE_HOT", "MEAN", "SQUARED_DIFFERENCE", "RSQRT", "SUB", "MUL")
+INT8_IN_MATMUL_ONLY = ("FULLY_CONNECTED", "CONV_2D")
+
+
+def float_op_set(choice, model_ops):
+    """The op types a --float-ops value names, for a model with `model_ops`."""
+    if choice == "layer_norm":
+        return LAYER_NORM
+    if choice == "matmul_only":
+        # Quantize/dequantize and int32 index ops are not the converter's to keep.
+        return tuple(sorted(model_ops - set(INT8_IN_MATMUL_ONLY) - {"CAST", "NOT_EQUAL"}))
+    return tuple(op for op in choice.split(",") if op)
 
 
 def median_ms(path, images, ids, runs=60, warmup=10):
@@ -58,8 +82,10 @@ def main():
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument(
         "--float-ops",
-        default=None,
-        help="re-convert int8 keeping these comma-separated ops in float ('' for none)",
+        action="append",
+        default=[],
+        help="add an int8 row keeping these comma-separated op types in float ('' for none), "
+        "or a named set: layer_norm, matmul_only (repeatable)",
     )
     args = parser.parse_args()
 
@@ -77,38 +103,44 @@ def main():
         for v in litert_exporter.VARIANTS
         if os.path.isfile(os.path.join(args.export, f"model_{v}.tflite"))
     }
-    if args.float_ops is not None:
-        litert_exporter.FLOAT_OPS_IN_INT8 = tuple(o for o in args.float_ops.split(",") if o)
+    if args.float_ops:
         samples = litert_exporter.representative_samples(
             json.load(open(os.path.join(args.run, "run_config.json")))["data"],
             tokenizer,
             model.backbone.image_size,
             200,
         )
-        flatbuffer = litert_exporter.convert(
-            os.path.join(args.export, "saved_model"), "int8", samples
-        )
-        paths["int8"] = os.path.join(tempfile.mkdtemp(), "model_int8.tflite")
-        open(paths["int8"], "wb").write(flatbuffer)
+        saved_model = os.path.join(args.export, "saved_model")
+        model_ops = {op.name for op in read_ops(litert_exporter.convert(saved_model, "float32"))}
+        scratch = tempfile.mkdtemp()
+        for choice in args.float_ops:
+            float_ops = float_op_set(choice, model_ops)
+            flatbuffer = litert_exporter.convert(saved_model, "int8", samples, float_ops=float_ops)
+            path = os.path.join(scratch, f"{len(paths)}.tflite")
+            with open(path, "wb") as f:
+                f.write(flatbuffer)
+            paths[f"int8, float: {choice or 'none'}"] = path
 
     print(
-        f"{n} test questions of {args.data}; int8 float ops: "
-        f"{litert_exporter.FLOAT_OPS_IN_INT8 or 'none'}"
+        f"{n} test questions of {args.data}; {datetime.date.today()}, {platform.machine()}, "
+        f"{os.cpu_count()} cores; the export's int8 keeps "
+        f"{','.join(litert_exporter.FLOAT_OPS_IN_INT8)} in float"
     )
     top2 = np.sort(reference, axis=-1)[:, -2:]
     decisive = (top2[:, 1] - top2[:, 0]) >= 0.1
     print(f"Keras's top two answers are within 0.1 of each other on {1 - decisive.mean():.0%}")
     print(
         "| variant | argmax agreement | where Keras's top-2 margin >= 0.1 | max abs prob. diff. "
-        "| ms, 1 thread |"
+        "| MB | ms, 1 thread |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for variant, path in paths.items():
         probs = tflite_probabilities(path, images, ids)
         same = probs.argmax(-1) == reference.argmax(-1)
         print(
             f"| {variant} | {same.mean():.1%} | {same[decisive].mean():.1%} "
-            f"| {np.max(np.abs(probs - reference)):.4f} | {median_ms(path, images, ids):.2f} |"
+            f"| {np.max(np.abs(probs - reference)):.4f} | {os.path.getsize(path) / 1e6:.3f} "
+            f"| {median_ms(path, images, ids):.2f} |"
         )
 
 

@@ -153,6 +153,7 @@ def _evaluate(args):
 
 def _export(args):
     from simmim_tf.export.litert_exporter import FORMATS, TWO_STAGE_VARIANTS, VARIANTS, export_run
+    from simmim_tf.export.tflite_model_ops import BUILTIN_OP_NAMES
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     if not formats or set(formats) - set(FORMATS):
@@ -163,11 +164,25 @@ def _export(args):
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise SimMIMInputError(f"--quantize: unknown variant(s) {unknown}; choose from {VARIANTS}")
+    float_ops = [op.strip().upper() for op in args.int8_float_ops.split(",") if op.strip()]
+    unknown = sorted(set(float_ops) - BUILTIN_OP_NAMES)
+    if unknown:
+        raise SimMIMInputError(
+            f"--int8-float-ops: {unknown} not TFLite builtin op names (e.g. ONE_HOT, SOFTMAX, "
+            "BATCH_MATMUL, FULLY_CONNECTED)"
+        )
     two_stage = [v.strip() for v in args.two_stage.split(",") if v.strip()]
     if set(two_stage) - set(TWO_STAGE_VARIANTS):
         raise SimMIMInputError(f"--two-stage: choose from {TWO_STAGE_VARIANTS}; got {two_stage}")
     report = export_run(
-        args.run, args.out, args.data, variants, args.calibration_size, two_stage, formats
+        args.run,
+        args.out,
+        args.data,
+        variants,
+        args.calibration_size,
+        two_stage,
+        formats,
+        int8_float_ops=float_ops,
     )
     if "saved_model" in formats:
         print(f"wrote {os.path.join(args.out, 'saved_model')} (numeric inputs)")
@@ -421,9 +436,20 @@ def build_parser():
         "--quantize",
         default="float32,int8",
         help="comma-separated variants: float32, float16 (GPU delegate), dynamic (int8 "
-        "weights, float activations), int8 (integer, calibrated) (default float32,int8)",
+        "weights, float activations), int8 (integer, calibrated; see --int8-float-ops), "
+        "int8_mixed (calibrated int8 in the fully connected and convolution layers, the "
+        "rest float) (default float32,int8)",
     )
     ex.add_argument("--calibration-size", type=int, default=200, help="int8 calibration questions")
+    ex.add_argument(
+        "--int8-float-ops",
+        default="ONE_HOT",
+        metavar="OPS",
+        help="comma-separated TFLite op types the int8 model keeps in float (selective "
+        "quantization; README's int8 table compares choices). ONE_HOT has no weights and "
+        "TFLite's int8 kernel for it is wrong by ~125 steps; '' gives a fully integer model "
+        "(default ONE_HOT)",
+    )
     ex.add_argument(
         "--two-stage",
         default="",

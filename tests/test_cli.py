@@ -125,3 +125,10 @@ def test_export_format_saved_model_only(trained_export, tmp_path, capsys):
     assert "--format: choose from ('saved_model', 'tflite')" in capsys.readouterr().err
     assert main([*args, "--format", "saved_model", "--report"]) == 2
     assert "add tflite to --format" in capsys.readouterr().err
+
+
+def test_export_refuses_an_unknown_int8_float_op(trained_export, tmp_path, capsys):
+    args = ["export", "--run", trained_export["run"], "--out", str(tmp_path / "exp")]
+    assert main([*args, "--int8-float-ops", "ONE_HOT,SOFTMAXX"]) == 2
+    assert "--int8-float-ops: ['SOFTMAXX'] not TFLite builtin op names" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "exp")

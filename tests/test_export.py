@@ -97,12 +97,12 @@ def test_int8_tflite_agrees_with_keras(trained_export):
     """int8 against Keras, as a regression guard.
 
     The walking-skeleton target is the same argmax on at least 99% of
-    questions; it is NOT met yet: 96.8% on the 4,000 test questions of the
-    `make demo` model (after keeping ONE_HOT in float, see
-    `litert_exporter.convert`; 40% before). Every disagreement there is a
-    question where Keras's two best answers are within 0.2 of each other
-    (`benchmarks/selective_quantization.py`). This test holds the level
-    reached so that it cannot silently get worse.
+    questions; it is NOT met: on the 4,000 test questions the export's int8
+    agrees on 97.4% for the `make demo` model and 95.4% for a 12-epoch one
+    (`benchmarks/tflite_agreement.py`; README, "int8 and the 99% agreement
+    target"). This fixture's tiny model reached 98.5% on 200 questions. The
+    test holds a level below those so that a broken conversion (40% with
+    ONE_HOT in int8) cannot pass unnoticed.
     """
     keras_probs, lite = _keras_and_tflite(trained_export, "int8", 200)
     agreement = np.mean(keras_probs.argmax(-1) == lite.argmax(-1))
@@ -215,6 +215,41 @@ def test_dynamic_range_variant(trained_export, tmp_path):
     agreement = np.mean(keras_probs.argmax(-1) == lite.argmax(-1))
     print(f"dynamic: argmax agreement with Keras {agreement:.3f}, {len(flatbuffer)} bytes")
     assert agreement >= 0.95, agreement
+
+
+def test_int8_mixed_keeps_all_but_the_matrix_products_in_float(trained_export, tmp_path):
+    """Selective quantization: int8 in FULLY_CONNECTED and CONV_2D, float
+    elsewhere; close to Keras. An op type the model lacks is named, not
+    ignored."""
+    from simmim_tf.errors import SimMIMInputError
+    from simmim_tf.export.litert_exporter import (
+        check_float_ops_present,
+        convert,
+        representative_samples,
+    )
+
+    model, tokenizer, _ = load_run(trained_export["run"])
+    samples = representative_samples(
+        trained_export["data"], tokenizer, model.backbone.image_size, 50
+    )
+    flatbuffer = convert(
+        os.path.join(trained_export["export"], "saved_model"), "int8_mixed", samples
+    )
+    ops = read_ops(flatbuffer)
+    assert non_builtin_ops(ops) == []
+    output_types = lambda name: {op.outputs[0].type for op in ops if op.name == name}  # noqa: E731
+    for name in ("SOFTMAX", "BATCH_MATMUL", "MEAN", "RSQRT"):
+        assert output_types(name) == {"FLOAT32"}, name
+    assert output_types("FULLY_CONNECTED") == output_types("CONV_2D") == {"INT8"}
+    (tmp_path / "model_int8_mixed.tflite").write_bytes(flatbuffer)
+    keras_probs, lite = _keras_and_tflite(
+        {**trained_export, "export": str(tmp_path)}, "int8_mixed", 100
+    )
+    agreement = np.mean(keras_probs.argmax(-1) == lite.argmax(-1))
+    print(f"int8_mixed: argmax agreement with Keras {agreement:.3f}")
+    assert agreement >= 0.9, agreement
+    with pytest.raises(SimMIMInputError, match=r"\['CONV_3D'\]: no such op in this model"):
+        check_float_ops_present(flatbuffer, ["SOFTMAX", "CONV_3D"])
 
 
 def test_two_stage_answers_as_the_single_model(trained_export, tmp_path):

@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras import ops
 
 from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.errors import SimMIMInputError
 from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
 from simmim_tf.export.tflite_model_ops import non_builtin_ops, read_ops
 from simmim_tf.preprocessing.tf_image_decoder import decode_image
@@ -36,10 +37,14 @@ META_FILE = "simmim_meta.json"
 # dynamic tensors should be recorded during calibration: Failed for tensor
 # single_token_ids:0"), and through the quantization debugger (which keeps
 # ONE_HOT in float) it silently produces int8 instead.
-VARIANTS = ("float32", "float16", "dynamic", "int8")
-CALIBRATED = ("int8",)
-# Ops left in float in the int8 model (see `convert`).
+# int8_mixed: calibrated int8 in the matrix products only (FULLY_CONNECTED
+# and CONV_2D: weights, inputs and outputs), every other op in float; for
+# CPUs, beside dynamic (README's int8 table).
+VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_mixed")
+CALIBRATED = ("int8", "int8_mixed")
+# Ops left in float in the int8 model by default (see `_quantize_int8`).
 FLOAT_OPS_IN_INT8 = ("ONE_HOT",)
+INT8_OPS_IN_MIXED = ("FULLY_CONNECTED", "CONV_2D")
 
 
 def serving_function(model):
@@ -230,8 +235,14 @@ def representative_samples(data_dir, tokenizer, image_size, count, seed=0):
     return samples
 
 
-def convert(saved_model_dir, variant, samples=None, signature="single"):
-    """One TFLite flatbuffer (bytes) of `variant` from one signature."""
+def convert(
+    saved_model_dir, variant, samples=None, signature="single", float_ops=FLOAT_OPS_IN_INT8
+):
+    """One TFLite flatbuffer (bytes) of `variant` from one signature.
+
+    `float_ops`: for int8, the TFLite op types kept in float (see
+    `_quantize_int8`); the other variants ignore it.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
     converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -247,26 +258,31 @@ def convert(saved_model_dir, variant, samples=None, signature="single"):
     elif variant == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data
         flatbuffer = converter.convert()
+    elif variant == "int8":
+        flatbuffer = _quantize_int8(converter, samples, float_ops)
     else:
-        flatbuffer = _quantize_int8(converter, samples)
+        flatbuffer = _quantize_int8(converter, samples, mixed_float_ops(converter.convert()))
     flex = non_builtin_ops(read_ops(flatbuffer))
     if flex:
         raise RuntimeError(f"{variant} model needs non-builtin ops: {flex}")
     return flatbuffer
 
 
-def _quantize_int8(converter, samples):
-    """int8 everywhere except the ops in `FLOAT_OPS_IN_INT8`.
+def _quantize_int8(converter, samples, float_ops):
+    """int8 everywhere except the op types in `float_ops`.
 
-    The ONE_HOT that expands the token ids (it has no weights) stays in
-    float: TFLite's int8 ONE_HOT gave values off by ~125 quantization steps.
-    On the `make demo` model int8 then agrees with Keras on 94.7% of test
-    answers instead of 40.3% (`benchmarks/tflite_agreement.py`). The
+    By default (`FLOAT_OPS_IN_INT8`) the ONE_HOT that expands the token ids
+    (it has no weights) stays in float: TFLite's int8 ONE_HOT gave values
+    off by ~125 quantization steps. On the `make demo` model int8 then
+    agrees with Keras on 94.7% of test answers instead of 40.3%
+    (`benchmarks/tflite_agreement.py`). Keeping more ops in float is
+    selective quantization: README's int8 table measures the choices. The
     denylist goes through the quantization debugger, TF's route for
     selective quantization; it calibrates once, as the converter would.
     """
     if not samples:
         raise ValueError("calibrated conversion needs representative samples")
+    float_ops = [op.strip().upper() for op in float_ops if op.strip()]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: iter(samples)
     converter.target_spec.supported_ops = [
@@ -276,11 +292,30 @@ def _quantize_int8(converter, samples):
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter,
         debug_dataset=None,
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=list(FLOAT_OPS_IN_INT8)
-        ),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops),
     )
-    return debugger.get_nondebug_quantized_model()
+    flatbuffer = debugger.get_nondebug_quantized_model()
+    check_float_ops_present(flatbuffer, float_ops)
+    return flatbuffer
+
+
+def mixed_float_ops(float_flatbuffer):
+    """The op types `int8_mixed` keeps in float: every op of the float model
+    that computes in float, but the matrix products (`INT8_OPS_IN_MIXED`)."""
+    computing = {
+        op.name for op in read_ops(float_flatbuffer) if any(t.type == "FLOAT32" for t in op.outputs)
+    }
+    return tuple(sorted(computing - set(INT8_OPS_IN_MIXED)))
+
+
+def check_float_ops_present(flatbuffer, float_ops):
+    """The debugger ignores op types it does not find: say so instead."""
+    present = {op.name for op in read_ops(flatbuffer)}
+    absent = sorted(set(float_ops) - present)
+    if absent:
+        raise SimMIMInputError(
+            f"int8 float ops {absent}: no such op in this model; its ops are {sorted(present)}"
+        )
 
 
 def _write_atomically(path, data):
@@ -301,6 +336,7 @@ def export_run(
     calibration_size=200,
     two_stage=(),
     formats=FORMATS,
+    int8_float_ops=FLOAT_OPS_IN_INT8,
 ):
     """Writes, for the `formats` named:
 
@@ -309,6 +345,7 @@ def export_run(
     - tflite: OUT/model_<variant>.tflite and OUT/simmim_meta.json; with
       `two_stage` (variants), also the files of `export_two_stage`. Without
       saved_model, the conversion source goes to a temporary folder.
+      `int8_float_ops`: the op types the int8 model keeps in float.
 
     Returns {"files": {name: bytes}, "gpu_delegate_problems": {variant: [...]}}.
     """
@@ -333,13 +370,13 @@ def export_run(
                     data_dir, tokenizer, model.backbone.image_size, calibration_size
                 )
             for variant in variants:
-                flatbuffer = convert(saved_model, variant, samples)
+                flatbuffer = convert(saved_model, variant, samples, float_ops=int8_float_ops)
                 path = os.path.join(out_dir, f"model_{variant}.tflite")
                 _write_atomically(path, flatbuffer)
                 report["files"][os.path.basename(path)] = len(flatbuffer)
                 if variant in ("float32", "float16"):
                     report["gpu_delegate_problems"][variant] = gpu_delegate_problems(flatbuffer)
-            _write_meta(model, tokenizer, answers, out_dir)
+            _write_meta(model, tokenizer, answers, out_dir, int8_float_ops)
             if two_stage:
                 sizes = export_two_stage(model, out_dir, tokenizer.sequence_length, two_stage)
                 report["files"].update(sizes)
@@ -360,12 +397,13 @@ def _write_saved_models(model, tokenizer, answers, out_dir):
     return saved_model
 
 
-def _write_meta(model, tokenizer, answers, out_dir):
+def _write_meta(model, tokenizer, answers, out_dir, int8_float_ops=FLOAT_OPS_IN_INT8):
     """OUT/simmim_meta.json: what the edge runtime needs beside the .tflite."""
     meta = {
         "tokenizer": tokenizer.get_config(),
         "answers": answers.answers,
         "image_size": model.backbone.image_size,
+        "int8_float_ops": list(int8_float_ops),
         "grid_shape": list(model.backbone.grid_shape),
         "inputs": {
             "images": "float32 (1, S, S, 3), pixel values 0..255",

@@ -5,6 +5,7 @@ import dataclasses
 from ai_edge_litert import schema_py_generated as schema
 
 _OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+BUILTIN_OP_NAMES = frozenset(_OP_NAMES.values())
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 
 
