@@ -151,6 +151,29 @@ def _evaluate(args):
     print(format_accuracy(result, title))
 
 
+def _quantization_aware(args):
+    from simmim_tf.export.quantization_aware import fine_tune_run
+
+    if args.steps < 1:
+        raise SimMIMInputError(f"--steps must be at least 1; got {args.steps}")
+    if args.learning_rate <= 0:
+        raise SimMIMInputError(f"--learning-rate must be positive; got {args.learning_rate}")
+    record = fine_tune_run(
+        args.run,
+        args.out,
+        args.data,
+        steps=args.steps,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        calibration_size=args.calibration_size,
+    )
+    print(
+        f"wrote {args.out}: {record['steps']} quantization-aware steps over "
+        f"{record['fake_quantized_layers']} layers (loss {record['loss']:.4f}); "
+        f"export it with simmim-tf export --run {args.out}"
+    )
+
+
 def _export(args):
     from simmim_tf.export.litert_exporter import FORMATS, TWO_STAGE_VARIANTS, VARIANTS, export_run
     from simmim_tf.export.tflite_model_ops import BUILTIN_OP_NAMES
@@ -420,6 +443,29 @@ def build_parser():
     ev.add_argument("--data", required=True, help="data folder")
     ev.add_argument("--split", default="test")
     ev.set_defaults(func=_evaluate)
+
+    qa = sub.add_parser(
+        "quantization-aware",
+        help="fine-tune a run with int8 fake quantization before exporting int8",
+        description="Fine-tunes RUN's model with 8-bit fake quantization at the input of every "
+        "Dense and Conv2D layer (over the ranges the int8 calibration records) and writes a "
+        "new run folder to export. README's quantization-aware table says when it helps.",
+    )
+    qa.add_argument("--run", required=True, help="trained run folder")
+    qa.add_argument("--out", required=True, help="new run folder to write")
+    qa.add_argument("--data", help="training data folder (default: the run's)")
+    qa.add_argument("--steps", type=int, default=600, help="fine-tuning steps (default 600)")
+    qa.add_argument(
+        "--learning-rate", type=float, default=1e-4, help="constant learning rate (default 1e-4)"
+    )
+    qa.add_argument("--batch-size", type=int, default=64)
+    qa.add_argument(
+        "--calibration-size",
+        type=int,
+        default=200,
+        help="calibration questions for the ranges, as for export (default 200)",
+    )
+    qa.set_defaults(func=_quantization_aware)
 
     ex = sub.add_parser("export", help="SavedModel and TFLite (builtin ops only)")
     ex.add_argument("--run", required=True, help="trained run folder")

@@ -77,7 +77,9 @@ def explain(model, tokenizer, answers, image, question, top_k=3):
     logits = np.asarray(out["logits"], np.float32)[0]
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
-    order = np.argsort(-probabilities)[:top_k]
+    # Stable: of answers with equal probabilities (int8 outputs often tie),
+    # the first wins, as with argmax everywhere else.
+    order = np.argsort(-probabilities, kind="stable")[:top_k]
     grid = model.backbone.grid_shape
     memory, share = memory_map(out["memory_attention"][0], grid[0] * grid[1], grid)
     return Explanation(

@@ -132,3 +132,29 @@ def test_export_refuses_an_unknown_int8_float_op(trained_export, tmp_path, capsy
     assert main([*args, "--int8-float-ops", "ONE_HOT,SOFTMAXX"]) == 2
     assert "--int8-float-ops: ['SOFTMAXX'] not TFLite builtin op names" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "exp")
+
+
+def test_quantization_aware_writes_a_run_that_exports(trained_export, tmp_path, capsys):
+    from simmim_tf.training.vqa_trainer import load_run
+
+    out = str(tmp_path / "qat")
+    args = ["quantization-aware", "--run", trained_export["run"], "--out", out]
+    assert main([*args, "--steps", "3", "--calibration-size", "40"]) == 0
+    assert "3 quantization-aware steps" in capsys.readouterr().out
+    with open(os.path.join(out, "quantization_aware.json")) as f:
+        record = json.load(f)
+    assert record["steps"] == 3 and record["fake_quantized_layers"] > 20
+    assert record["left_out_questions"] == 0
+    tuned, _, answers = load_run(out)
+    original, _, original_answers = load_run(trained_export["run"])
+    assert answers.answers == original_answers.answers
+    assert tuned.get_config() == original.get_config()
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(tuned.get_weights(), original.get_weights(), strict=True)
+    ]
+    assert any(changed)
+    assert main(["quantization-aware", "--run", out, "--out", out]) == 2
+    assert "give a new folder, not the run itself" in capsys.readouterr().err
+    assert main([*args, "--steps", "0"]) == 2
+    assert "--steps must be at least 1" in capsys.readouterr().err

@@ -88,7 +88,9 @@ def check_image(image, image_size):
 def make_prediction(predictor, out, question, mask, top_k):
     """A `Prediction` from a model's outputs for one question."""
     probabilities = out["probabilities"][0]
-    order = np.argsort(-probabilities)[:top_k]
+    # Stable: of answers with equal probabilities (int8 outputs often tie),
+    # the first wins, as with argmax everywhere else.
+    order = np.argsort(-probabilities, kind="stable")[:top_k]
     return Prediction(
         answer=predictor.answers[order[0]],
         probability=float(probabilities[order[0]]),

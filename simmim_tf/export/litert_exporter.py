@@ -273,7 +273,7 @@ def _quantize_int8(converter, samples, float_ops):
 
     By default (`FLOAT_OPS_IN_INT8`) the ONE_HOT that expands the token ids
     (it has no weights) stays in float: TFLite's int8 ONE_HOT gave values
-    off by ~125 quantization steps. On the `make demo` model int8 then
+    off by ~125 quantization steps. On an earlier `make demo` model int8 then
     agrees with Keras on 94.7% of test answers instead of 40.3%
     (`benchmarks/tflite_agreement.py`). Keeping more ops in float is
     selective quantization: README's int8 table measures the choices. The

@@ -15,9 +15,14 @@ fine-tuned model saves, loads and converts like any other.
 """
 
 import contextlib
+import json
+import os
+import shutil
 
 import keras
 import numpy as np
+
+from simmim_tf.errors import SimMIMInputError
 
 QUANTIZED_LAYERS = (keras.layers.Dense, keras.layers.Conv2D)
 
@@ -121,3 +126,81 @@ def snap_weights_to_int8(model):
         )
         count += 1
     return count
+
+
+def calibration_batches(samples, batch_size=50):
+    """Model input dicts from `litert_exporter.representative_samples`."""
+    batches = []
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i : i + batch_size]
+        ids = np.concatenate([s["token_ids"] for s in chunk])
+        batches.append(
+            {
+                "images": np.concatenate([s["images"] for s in chunk]),
+                "token_ids": ids,
+                "padding_mask": ids != 0,
+            }
+        )
+    return batches
+
+
+def fine_tune_run(
+    run_dir,
+    out_dir,
+    data_dir=None,
+    steps=600,
+    learning_rate=1e-4,
+    batch_size=64,
+    calibration_size=200,
+    verbose="auto",
+):
+    """A quantization-aware copy of a run: RUN's model fine-tuned `steps`
+    steps under `fake_quantized_inputs`, written with RUN's tokenizer,
+    answers and config to `out_dir`, a run folder that `simmim-tf export`
+    takes. The ranges come from the same calibration questions the export
+    uses. Returns what it wrote to OUT/quantization_aware.json."""
+    # Imported here: the training stack is not needed to apply the context.
+    from simmim_tf.data.vqa_dataset import load_split
+    from simmim_tf.export.litert_exporter import representative_samples
+    from simmim_tf.training.input_pipeline import make_dataset
+    from simmim_tf.training.run_config import RunConfig
+    from simmim_tf.training.vqa_trainer import load_run, save_atomically
+
+    if os.path.abspath(run_dir) == os.path.abspath(out_dir):
+        raise SimMIMInputError(f"--out {out_dir}: give a new folder, not the run itself")
+    model, tokenizer, answers = load_run(run_dir)
+    data_dir = data_dir or RunConfig.load(os.path.join(run_dir, "run_config.json")).data
+    size = model.backbone.image_size
+    train = load_split(data_dir, "train", image_size=size)
+    # Questions whose answer the run cannot give (a run trained with
+    # --max-answers) are left out, and counted.
+    known = [a in answers.answers for a in train.answers]
+    skipped = len(known) - sum(known)
+    if skipped:
+        train = train.subset(known)
+        print(f"{skipped} training question(s) with answers outside the run's list left out")
+    token_ids, _ = tokenizer.encode_batch(train.questions)
+    answer_ids = np.array([answers.id(a) for a in train.answers], np.int32)
+    dataset = make_dataset(train, token_ids, answer_ids, batch_size, shuffle=True)
+    samples = representative_samples(data_dir, tokenizer, size, calibration_size)
+    ranges = input_ranges(model, calibration_batches(samples))
+    loss = fine_tune(model, dataset, steps, learning_rate, ranges=ranges, verbose=verbose)
+    os.makedirs(out_dir, exist_ok=True)
+    for name in ("tokenizer.json", "answers.json", "run_config.json"):
+        shutil.copyfile(os.path.join(run_dir, name), os.path.join(out_dir, name))
+    save_atomically(model, os.path.join(out_dir, "model.keras"))
+    record = {
+        "from_run": os.path.abspath(run_dir),
+        "data": data_dir,
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "training_questions": len(train),
+        "left_out_questions": skipped,
+        "calibration_questions": len(samples),
+        "fake_quantized_layers": len(ranges),
+        "loss": loss,
+    }
+    with open(os.path.join(out_dir, "quantization_aware.json"), "w") as f:
+        json.dump(record, f, indent=1)
+    return record

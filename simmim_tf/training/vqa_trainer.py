@@ -124,7 +124,7 @@ def train(config: RunConfig, out_dir, verbose="auto"):
             "training stopped: the loss became NaN; model.keras was not written "
             f"(the best epoch before it, if any, is in {out_dir}/best.keras)"
         )
-    _save_atomically(model, os.path.join(out_dir, "model.keras"))
+    save_atomically(model, os.path.join(out_dir, "model.keras"))
     with open(os.path.join(out_dir, "history.json"), "w") as f:
         json.dump(history.history, f, indent=2)
     return model
@@ -253,7 +253,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         if value is None or not np.isfinite(value) or not self._better(value):
             return
         self.best = float(value)
-        _save_atomically(self.model, self.path)
+        save_atomically(self.model, self.path)
         with open(os.path.join(os.path.dirname(self.path), "best.json"), "w") as f:
             json.dump({"epoch": epoch + 1, "monitor": self.monitor, "value": self.best}, f)
 
@@ -284,7 +284,7 @@ def _report_skipped(bad, out_dir, num_kept):
     )
 
 
-def _save_atomically(model, path):
+def save_atomically(model, path):
     tmp = path + ".tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)
