@@ -27,7 +27,6 @@ from ai_edge_litert.interpreter import Interpreter
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.export import litert_exporter
 from simmim_tf.export import quantization_aware as qa
-from simmim_tf.training.input_pipeline import make_dataset
 from simmim_tf.training.vqa_trainer import load_run
 
 
@@ -70,21 +69,11 @@ def main():
     n = min(args.questions, len(test))
     ids, mask = tokenizer.encode_batch(test.questions[:n])
     truth = np.array([answers.id(a) if a in answers.answers else -1 for a in test.answers[:n]])
-    train = load_split(args.data, "train", image_size=size)
-    train_ids, _ = tokenizer.encode_batch(train.questions)
-    train_answers = np.array([answers.id(a) for a in train.answers], np.int32)
-    dataset = make_dataset(train, train_ids, train_answers, args.batch_size, shuffle=True)
+    dataset, _, _ = qa.training_dataset(args.data, tokenizer, answers, size, args.batch_size)
     samples = litert_exporter.representative_samples(
         args.data, tokenizer, size, args.calibration_size
     )
-    batches = [
-        {
-            "images": np.concatenate([s["images"] for s in samples[i : i + 50]]),
-            "token_ids": np.concatenate([s["token_ids"] for s in samples[i : i + 50]]),
-            "padding_mask": np.concatenate([s["token_ids"] for s in samples[i : i + 50]]) != 0,
-        }
-        for i in range(0, len(samples), 50)
-    ]
+    batches = qa.calibration_batches(samples)
 
     def measure(name, model, ranges=None):
         reference = keras_probabilities(model, test, ids, mask)

@@ -144,6 +144,25 @@ def calibration_batches(samples, batch_size=50):
     return batches
 
 
+def training_dataset(data_dir, tokenizer, answers, image_size, batch_size):
+    """(shuffled tf.data batches, questions kept, questions left out) of the
+    training split, for fine-tuning a run. Questions whose answer the run
+    cannot give (a run trained with --max-answers) are left out, and counted."""
+    from simmim_tf.data.vqa_dataset import load_split
+    from simmim_tf.training.input_pipeline import make_dataset
+
+    train = load_split(data_dir, "train", image_size=image_size)
+    known = [a in answers.answers for a in train.answers]
+    skipped = len(known) - sum(known)
+    if skipped:
+        train = train.subset(known)
+        print(f"{skipped} training question(s) with answers outside the run's list left out")
+    token_ids, _ = tokenizer.encode_batch(train.questions)
+    answer_ids = np.array([answers.id(a) for a in train.answers], np.int32)
+    dataset = make_dataset(train, token_ids, answer_ids, batch_size, shuffle=True)
+    return dataset, len(train), skipped
+
+
 def fine_tune_run(
     run_dir,
     out_dir,
@@ -160,9 +179,7 @@ def fine_tune_run(
     takes. The ranges come from the same calibration questions the export
     uses. Returns what it wrote to OUT/quantization_aware.json."""
     # Imported here: the training stack is not needed to apply the context.
-    from simmim_tf.data.vqa_dataset import load_split
     from simmim_tf.export.litert_exporter import representative_samples
-    from simmim_tf.training.input_pipeline import make_dataset
     from simmim_tf.training.run_config import RunConfig
     from simmim_tf.training.vqa_trainer import load_run, save_atomically
 
@@ -171,17 +188,9 @@ def fine_tune_run(
     model, tokenizer, answers = load_run(run_dir)
     data_dir = data_dir or RunConfig.load(os.path.join(run_dir, "run_config.json")).data
     size = model.backbone.image_size
-    train = load_split(data_dir, "train", image_size=size)
-    # Questions whose answer the run cannot give (a run trained with
-    # --max-answers) are left out, and counted.
-    known = [a in answers.answers for a in train.answers]
-    skipped = len(known) - sum(known)
-    if skipped:
-        train = train.subset(known)
-        print(f"{skipped} training question(s) with answers outside the run's list left out")
-    token_ids, _ = tokenizer.encode_batch(train.questions)
-    answer_ids = np.array([answers.id(a) for a in train.answers], np.int32)
-    dataset = make_dataset(train, token_ids, answer_ids, batch_size, shuffle=True)
+    dataset, num_questions, skipped = training_dataset(
+        data_dir, tokenizer, answers, size, batch_size
+    )
     samples = representative_samples(data_dir, tokenizer, size, calibration_size)
     ranges = input_ranges(model, calibration_batches(samples))
     loss = fine_tune(model, dataset, steps, learning_rate, ranges=ranges, verbose=verbose)
@@ -195,7 +204,7 @@ def fine_tune_run(
         "steps": steps,
         "learning_rate": learning_rate,
         "batch_size": batch_size,
-        "training_questions": len(train),
+        "training_questions": num_questions,
         "left_out_questions": skipped,
         "calibration_questions": len(samples),
         "fake_quantized_layers": len(ranges),
