@@ -14,7 +14,8 @@ model), or one of the named sets:
 
   layer_norm   ONE_HOT and LayerNorm's ops (MEAN, SQUARED_DIFFERENCE, RSQRT,
                SUB, MUL)
-  matmul_only  every op type but FULLY_CONNECTED and CONV_2D
+  matmul_only  every op that computes in float but FULLY_CONNECTED and
+               CONV_2D, as the int8_mixed variant
 
     python benchmarks/tflite_agreement.py --run demo_out/run \
         --export demo_out/export --data demo_out/data --questions 4000 \
@@ -35,20 +36,17 @@ from ai_edge_litert.interpreter import Interpreter
 
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.export import litert_exporter
-from simmim_tf.export.tflite_model_ops import read_ops
 from simmim_tf.training.vqa_trainer import load_run
 
 LAYER_NORM = ("ONE_HOT", "MEAN", "SQUARED_DIFFERENCE", "RSQRT", "SUB", "MUL")
-INT8_IN_MATMUL_ONLY = ("FULLY_CONNECTED", "CONV_2D")
 
 
-def float_op_set(choice, model_ops):
-    """The op types a --float-ops value names, for a model with `model_ops`."""
+def float_op_set(choice, float_flatbuffer):
+    """The op types a --float-ops value names, for the model `float_flatbuffer`."""
     if choice == "layer_norm":
         return LAYER_NORM
-    if choice == "matmul_only":
-        # Quantize/dequantize and int32 index ops are not the converter's to keep.
-        return tuple(sorted(model_ops - set(INT8_IN_MATMUL_ONLY) - {"CAST", "NOT_EQUAL"}))
+    if choice == "matmul_only":  # the int8_mixed variant's choice
+        return litert_exporter.mixed_float_ops(float_flatbuffer)
     return tuple(op for op in choice.split(",") if op)
 
 
@@ -118,10 +116,10 @@ def main():
             200,
         )
         saved_model = os.path.join(args.export, "saved_model")
-        model_ops = {op.name for op in read_ops(litert_exporter.convert(saved_model, "float32"))}
+        float_model = litert_exporter.convert(saved_model, "float32")
         scratch = tempfile.mkdtemp()
         for choice in args.float_ops:
-            float_ops = float_op_set(choice, model_ops)
+            float_ops = float_op_set(choice, float_model)
             flatbuffer = litert_exporter.convert(saved_model, "int8", samples, float_ops=float_ops)
             path = os.path.join(scratch, f"{len(paths)}.tflite")
             with open(path, "wb") as f:
