@@ -70,30 +70,16 @@ def mode_accuracy(train, test, key):
     return [r["answer"] == modes[key(r)].most_common(1)[0][0] for r in test]
 
 
-def simmim_correct(args, answers):
-    """Trains SimMIM tiny for args.simmim_minutes; right or wrong per test question."""
-    from benchmarks.sort_of_clevr import BudgetedEvaluation, build
-    from simmim_tf.data.vqa_dataset import load_split
-    from simmim_tf.training.input_pipeline import make_dataset
+def simmim_correct(args):
+    """Trains SimMIM tiny for args.simmim_minutes (benchmarks/budgeted_training.py);
+    (right or wrong per test question, the run's result with its curve)."""
+    from benchmarks.budgeted_training import Data, train_simmim
 
-    train, test = load_split(args.data, "train"), load_split(args.data, "test")
-    tokenizer = QuestionTokenizer.fit(train.questions, 24)
-    ids, _ = tokenizer.encode_batch(train.questions)
-    answer_ids = np.array([answers.id(a) for a in train.answers], np.int32)
-    test_ids, _ = tokenizer.encode_batch(test.questions)
-    test_inputs = {
-        "images": test.images[test.image_index],
-        "token_ids": test_ids,
-        "padding_mask": (test_ids != 0).astype("int32"),
-    }
-    keras.utils.set_random_seed(0)
-    model = build("simmim_tiny", train.images.shape[1], tokenizer, answers)
-    budget = BudgetedEvaluation(60 * args.simmim_minutes, lambda: None, fractions=(1.0,))
-    dataset = make_dataset(train, ids, answer_ids, 64, shuffle=True)
-    model.fit(dataset, epochs=10_000, callbacks=[budget], verbose=2, shuffle=False)
-    print(f"SimMIM tiny: {budget.steps} steps, {budget.steps * 64 / len(train):.2f} epochs")
-    predicted = model.predict(test_inputs, batch_size=256, verbose=0).argmax(-1)
-    return [answers.answers[i] == a for i, a in zip(predicted, test.answers, strict=True)]
+    data = Data(args.data, 24)
+    result = train_simmim(data, args.simmim_minutes)
+    print(f"SimMIM tiny: {result['steps']} steps, {result['epochs']:.2f} epochs")
+    correct = [p == a for p, a in zip(data.last_predicted, data.test.answers, strict=True)]
+    return correct, result
 
 
 def main():
@@ -123,7 +109,7 @@ def main():
     train_s = time.time() - start
     predicted = [answers.answers[i] for i in model.predict(x_test, verbose=0).argmax(-1)]
     blind = [p == r["answer"] for p, r in zip(predicted, test, strict=True)]
-    simmim = simmim_correct(args, answers) if args.simmim_minutes else None
+    simmim, simmim_run = simmim_correct(args) if args.simmim_minutes else (None, None)
     family_mode = mode_accuracy(train, test, lambda r: r["family"])
     subtype_mode = mode_accuracy(train, test, lambda r: (r["family"], r["subtype"]))
 
@@ -149,6 +135,7 @@ def main():
         "train_seconds": round(train_s, 1),
         "simmim_minutes": args.simmim_minutes,
         "accuracy": rows,
+        "simmim_run": simmim_run,
     }
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "clevr2d_question_only.json"), "w") as f:
@@ -168,6 +155,16 @@ def main():
             f"| {r['subtype_mode']:.1%} | {gain:+.1f} points |"
             + (f" {r['simmim_tiny']:.1%} |" if simmim is not None else "")
         )
+    if simmim_run is not None:
+        from benchmarks.budgeted_training import per_type_table, plot_curves
+
+        report = {
+            **result,
+            "title": "CLEVR-2D",
+            "results": [{"model": "simmim_tiny", **simmim_run}],
+        }
+        plot_curves(report, os.path.join(args.out, "clevr2d_question_only.png"))
+        lines += ["", "SimMIM tiny per family and question type (%):", "", per_type_table(report)]
     with open(os.path.join(args.out, "clevr2d_question_only.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -122,6 +122,8 @@ def _train(args):
         skip_bad_records=args.skip_bad_records,
         input_pipeline=args.input_pipeline,
         label_smoothing=args.label_smoothing,
+        grounding_weight=args.grounding_weight,
+        questions_per_image=args.questions_per_image,
         validation_fraction=args.validation_fraction,
         per_replica_batch_size=args.per_replica_batch_size,
         learning_rate_base_batch=args.learning_rate_base_batch,
@@ -420,6 +422,20 @@ def build_parser():
         "RUN/skipped_records.txt",
     )
     tr.add_argument("--label-smoothing", type=float, default=0.0, help="0 to <1 (default 0: none)")
+    tr.add_argument(
+        "--grounding-weight",
+        type=float,
+        default=1.0,
+        help="weight of the auxiliary loss that predicts each image region's object "
+        "attributes from DATA/scenes.jsonl, where it exists (default 1; 0: off)",
+    )
+    tr.add_argument(
+        "--questions-per-image",
+        type=int,
+        default=4,
+        help="questions of one image kept in the same batch, so the image is encoded "
+        "once for them (memory pipeline, one replica; default 4; 1: off)",
+    )
     tr.add_argument(
         "--validation-fraction",
         type=float,

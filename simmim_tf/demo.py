@@ -108,6 +108,15 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
         expected=test.answers[0],
     )
 
+    # Does the question's attention land on the object it names? (Its share
+    # of the visual attention inside that object's box, every 4th question.)
+    from simmim_tf.data.vqa_dataset import read_scenes
+    from simmim_tf.explanation import attention_on_named_objects
+
+    named = attention_on_named_objects(
+        keras_model, tokenizer, answers, test, read_scenes(data), every=4
+    )
+
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "config": {"num_images": num_images, **vars(config)},
@@ -117,6 +126,7 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
         "gpu_delegate_problems": report["gpu_delegate_problems"],
         "timings_s": timings,
         "examples": examples,
+        "attention_on_named_object": named,
     }
     with open(os.path.join(out, "demo_results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -135,6 +145,10 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
             f"({e['probability']:.0%}; expected {e['expected']})"
         )
     print(f"Attention heatmaps: {heatmap} (int8), {keras_heatmap} (Keras, all attentions)")
+    print(
+        f"Visual attention inside the named object's box: {named['share']:.1%} "
+        f"(uniform attention: {named['uniform_share']:.1%}; {named['questions']} questions)"
+    )
     print("Timings: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     return results
 

@@ -11,13 +11,20 @@ import sys
 from simmim_tf.vqa_accuracy import vqa_accuracy
 
 
-def accuracy_by_family(predicted, expected, families, human_answers=None):
+def accuracy_by_family(predicted, expected, families, human_answers=None, question_types=None):
     """{"overall": {"accuracy", "questions"}, family: {...}, ...}.
 
     With `human_answers` (VQAv2's ten answers per question, None where a
     question has none) each group also gets "vqa_accuracy", the official
-    metric, over the questions that have human answers.
+    metric, over the questions that have human answers. With
+    `question_types` (the records' "subtype": closest, count, ...) that
+    differ from the families, "by_question_type" holds the same per type.
     """
+    if question_types is not None and list(question_types) != list(families):
+        result = accuracy_by_family(predicted, expected, families, human_answers)
+        by_type = accuracy_by_family(predicted, expected, question_types, human_answers)
+        by_type.pop("overall")
+        return {**result, "by_question_type": by_type}
     correct = collections.defaultdict(int)
     total = collections.defaultdict(int)
     vqa = collections.defaultdict(list)
@@ -38,6 +45,10 @@ def format_accuracy(result, title):
     """A small aligned table for the terminal."""
     lines = [title]
     for family, r in result.items():
+        if family == "by_question_type":
+            lines.append("  per question type:")
+            lines += format_accuracy(r, "").splitlines()[1:]
+            continue
         vqa = f"  VQA accuracy {100 * r['vqa_accuracy']:6.2f}%" if "vqa_accuracy" in r else ""
         lines.append(
             f"  {family:<16} {100 * r['accuracy']:6.2f}%  ({r['questions']} questions){vqa}"
@@ -72,7 +83,11 @@ def evaluate_tflite(model_path, data_dir, split="test"):
     questions = load_split(data_dir, split, image_size=EdgePredictor(model_path).image_size)
     predicted = tflite_answers(model_path, questions)
     result = accuracy_by_family(
-        predicted, questions.answers, questions.families, questions.human_answers
+        predicted,
+        questions.answers,
+        questions.families,
+        questions.human_answers,
+        questions.question_types,
     )
     with open(os.path.splitext(model_path)[0] + ".eval.json", "w") as f:
         json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)

@@ -111,3 +111,41 @@ def attention_in_box(attention_map, image_size, patch_size, box):
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     inside = density[max(y0, 0) : min(y1, image_size), max(x0, 0) : min(x1, image_size)].sum()
     return float(inside / max(density.sum(), 1e-12))
+
+
+def named_object_box(question, objects):
+    """The pixel box (x0, y0, x1, y1) of the object whose colour the question
+    names first, or None. objects: a scene's list from scenes.jsonl."""
+    words = question.lower().replace("?", " ").split()
+    for word in words:
+        for o in objects:
+            if o.get("color") == word:
+                half = o["size"] / 2
+                return (o["x"] - half, o["y"] - half, o["x"] + half, o["y"] + half)
+    return None
+
+
+def attention_on_named_objects(model, tokenizer, answers, question_set, scenes, every=10):
+    """How much of the visual attention falls on the object a question names.
+
+    For every `every`-th question of a `QuestionSet` that names an object by
+    its colour, the share of `explain`'s visual map inside that object's box
+    (`attention_in_box`). Returns {"share", "uniform_share", "questions"}:
+    the mean share, and the mean share uniform attention would give.
+    """
+    size, patch = model.backbone.image_size, model.backbone.patch_size
+    shares, uniform = [], []
+    for i in range(0, len(question_set), every):
+        path = question_set.image_paths[question_set.image_index[i]]
+        box = named_object_box(question_set.questions[i], scenes[path])
+        if box is None:
+            continue
+        image = question_set.images[question_set.image_index[i]]
+        e = explain(model, tokenizer, answers, image, question_set.questions[i])
+        shares.append(attention_in_box(e.visual_map, size, patch, box))
+        uniform.append(attention_in_box(np.ones_like(e.visual_map), size, patch, box))
+    return {
+        "share": float(np.mean(shares)) if shares else float("nan"),
+        "uniform_share": float(np.mean(uniform)) if uniform else float("nan"),
+        "questions": len(shares),
+    }

@@ -22,6 +22,14 @@ TINY_BACKBONE = dict(
     patch_size=8,
     stem="conv",
     dropout=0.0,
+    image_layers=1,
+    image_coordinates=True,
+    image_relative_bias=True,
+    use_visual_attention=True,
+    use_textual_attention=True,
+    use_semantic_memory=True,
+    use_relational_attention=True,
+    fusion="sequential",
 )
 
 

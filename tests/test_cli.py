@@ -13,9 +13,18 @@ from simmim_tf.cli import main
 def test_evaluate_writes_eval_json(trained_export, capsys):
     assert main(["evaluate", "--run", trained_export["run"], "--data", trained_export["data"]]) == 0
     result = json.load(open(os.path.join(trained_export["run"], "eval.json")))["accuracy"]
-    assert set(result) == {"overall", "non_relational", "relational"}
+    assert set(result) == {"overall", "non_relational", "relational", "by_question_type"}
     assert result["overall"]["questions"] == 30 * 20
-    assert "non_relational" in capsys.readouterr().out
+    types = result["by_question_type"]
+    assert set(types) == {"shape", "horizontal", "vertical", "closest", "furthest", "count"}
+    relational = [types[t] for t in ("closest", "furthest", "count")]
+    assert sum(t["questions"] for t in relational) == result["relational"]["questions"]
+    correct = sum(t["accuracy"] * t["questions"] for t in relational)
+    assert correct == pytest.approx(
+        result["relational"]["accuracy"] * result["relational"]["questions"]
+    )
+    out = capsys.readouterr().out
+    assert "non_relational" in out and "closest" in out
 
 
 def test_evaluate_tflite(trained_export):

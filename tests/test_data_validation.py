@@ -153,7 +153,8 @@ def test_training_refuses_or_skips_and_counts(folder, tmp_path, capsys):
     # (tests/test_training_options.py trains with skipping and checks the report.)
     bad = BadRecords(skip=True)
     config = RunConfig(data=folder, max_answers=3, skip_bad_records=True)
-    _, _, _, answers, _, num_questions = _training_data(config, bad)
+    data = _training_data(config, bad)
+    answers, num_questions = data.answers, data.num_questions
     assert len(answers) == 3
     assert bad.messages[0].endswith("questions.jsonl:5: missing field 'answer'")
     outside = [m for m in bad.messages if "is not among the 3 most frequent answers" in m]

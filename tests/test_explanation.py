@@ -9,6 +9,7 @@ from simmim_tf.explanation import (
     attention_in_box,
     explain,
     memory_map,
+    named_object_box,
     visual_map,
     word_weights,
 )
@@ -98,3 +99,28 @@ def test_attention_figure_has_a_panel_per_map(tmp_path, full):
     width, height = Image.open(path).size
     # 3.2 inches per panel at 120 dpi: 2 panels, or 4 with memory and words.
     assert width == pytest.approx(3.2 * 120 * (4 if full else 2), abs=2)
+
+
+def test_named_object_box_finds_the_colour_the_question_names():
+    objects = [
+        {"color": "red", "x": 10, "y": 20, "size": 10},
+        {"color": "blue", "x": 50, "y": 40, "size": 6},
+    ]
+    assert named_object_box("what is the shape of the blue object?", objects) == (47, 37, 53, 43)
+    assert named_object_box("closest to the red object?", objects) == (5, 15, 15, 25)
+    assert named_object_box("how many objects are there?", objects) is None
+
+
+def test_attention_on_named_objects_of_a_trained_run(trained_export):
+    from simmim_tf.data.vqa_dataset import load_split, read_scenes
+    from simmim_tf.explanation import attention_on_named_objects
+    from simmim_tf.training.vqa_trainer import load_run
+
+    model, tokenizer, answers = load_run(trained_export["run"])
+    test = load_split(trained_export["data"], "test")
+    scenes = read_scenes(trained_export["data"])
+    out = attention_on_named_objects(model, tokenizer, answers, test, scenes, every=50)
+    assert out["questions"] == len(range(0, len(test), 50))  # every question names a colour
+    assert 0.0 <= out["share"] <= 1.0
+    # A 10×10 px box of a 75×75 image gets about 1.8% of uniform attention.
+    assert out["uniform_share"] == pytest.approx(100 / 75**2, rel=0.35)

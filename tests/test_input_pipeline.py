@@ -101,8 +101,10 @@ def test_training_data_from_tfrecord_shards(tmp_path):
     assert main(["data", "to-tfrecord", "--data", data, "--shards", "2"]) == 0
     assert len(shard_files(data, "train")) == len(shard_files(data, "test")) == 2
     config = RunConfig(data=data, batch_size=32, input_pipeline="tfrecord")
-    dataset, validation, tokenizer, answers, image_size, n = _training_data(config, BadRecords())
-    assert (n, image_size, validation) == (180, 75, None)
+    training = _training_data(config, BadRecords())
+    dataset = training.dataset
+    assert (training.num_questions, training.image_size, training.validation) == (180, 75, None)
+    assert training.steps_per_epoch == 6 and training.attribute_sizes is None  # plain batches
     assert dataset.cardinality() == 6  # declared, so fit shows progress from epoch 1
     rows = sum(int(y.shape[0]) for _, y in dataset)
     assert rows == 180

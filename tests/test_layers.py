@@ -3,15 +3,25 @@ import pytest
 
 from simmim_tf.layers import (
     AnswerHead,
+    FeedForward,
+    GroundingHead,
+    ImageEncoder,
     LayerNorm,
     MultiHeadAttention,
     PatchEmbedding,
     QuestionEncoder,
+    RelationalAttention,
     SemanticMemory,
     TextualAttention,
     TransformerBlock,
     VisualAttention,
 )
+from simmim_tf.layers.image_encoder import (
+    COORDINATE_FREQUENCIES,
+    coordinate_features,
+    pair_features,
+)
+from simmim_tf.layers.relational_attention import region_centres
 from tests.test_case import run_layer_test
 
 RNG = np.random.default_rng(0)
@@ -103,3 +113,83 @@ def test_answer_head_logits_stay_float32():
     run_layer_test(AnswerHead(num_answers=7, hidden_dim=8), (pooled,), [(3, 7)])
     mixed = AnswerHead(7, 8, dtype="mixed_float16")
     assert mixed(pooled).dtype == "float32"
+
+
+def test_image_encoder_relates_regions_and_knows_their_place():
+    layer = ImageEncoder(num_layers=2, num_heads=2, intermediate_dim=32, grid_shape=(3, 3))
+    out = run_layer_test(layer, (REGIONS,), [(2, 9, 16)])
+    # Self-attention: changing one region changes the others' outputs.
+    changed = REGIONS.copy()
+    changed[:, 0] = RNG.normal(size=(2, 16)) * 3.0  # not a constant shift: LayerNorm removes those
+    delta = np.abs(np.asarray(layer(changed)) - np.asarray(out))[:, 1:]
+    assert delta.max() > 1e-3
+    # With coordinates, moving content between regions is not merely a
+    # permutation of the outputs; without them, self-attention is
+    # permutation-equivariant, so it is.
+    order = RNG.permutation(9)
+    for coordinates, equivariant in ((True, False), (False, True)):
+        layer = ImageEncoder(2, 2, 32, (3, 3), coordinates=coordinates)
+        permuted = np.asarray(layer(REGIONS[:, order]))
+        assert np.allclose(permuted, np.asarray(layer(REGIONS))[:, order], atol=1e-5) == equivariant
+
+
+def test_image_encoder_without_layers_is_the_identity():
+    out = ImageEncoder(0, 2, 32, (3, 3))(REGIONS)
+    np.testing.assert_array_equal(np.asarray(out), REGIONS)
+    with pytest.raises(ValueError, match="grid_shape"):
+        ImageEncoder(1, 2, 32, (2, 2))(REGIONS)
+
+
+def test_coordinate_features_are_row_major_and_bounded():
+    features = coordinate_features(2, 3)
+    assert features.shape == (6, 2 + 4 * len(COORDINATE_FREQUENCIES))
+    np.testing.assert_allclose(features[:3, 1], features[0, 1])  # first row: one y
+    assert features[0, 0] < features[1, 0] < features[2, 0]  # x grows along a row
+    assert np.all(np.abs(features) <= 1.0)
+
+
+def test_grounding_head_logits_per_attribute():
+    out = run_layer_test(GroundingHead(attribute_sizes=[7, 3]), (REGIONS,), [(2, 9, 12)])
+    assert out.dtype == "float32"
+    assert GroundingHead([7, 3], dtype="mixed_float16")(REGIONS).dtype == "float32"
+
+
+def test_relative_position_bias_reaches_the_scores():
+    regions = RNG.normal(size=(1, 9, 16)).astype("float32")
+    layer = ImageEncoder(1, 2, 32, (3, 3), coordinates=False, relative_position_bias=True)
+    out = run_layer_test(layer, (regions,), [(1, 9, 16)])
+    # Without coordinates, only the bias knows where regions are: a permutation
+    # of the regions is no longer a permutation of the outputs.
+    order = RNG.permutation(9)
+    assert not np.allclose(np.asarray(layer(regions[:, order])), np.asarray(out)[:, order])
+    features = pair_features(3, 3)
+    assert features.shape == (9, 9, 4)
+    np.testing.assert_allclose(features[4, 4], 0.0)  # a region and itself
+    np.testing.assert_allclose(features[0, 8, 3], 2 * (2 / 3) ** 2, rtol=1e-6)  # corner to corner
+
+
+def test_feed_forward_is_a_residual_mlp_per_token():
+    layer = FeedForward(intermediate_dim=32)
+    out = run_layer_test(layer, (QUESTION,), [(2, 6, 16)])
+    # Token by token: changing one token leaves the others as they were.
+    changed = QUESTION.copy()
+    changed[:, 0] = RNG.normal(size=(2, 16))
+    np.testing.assert_allclose(np.asarray(layer(changed))[:, 1:], np.asarray(out)[:, 1:], atol=1e-6)
+    assert not np.allclose(np.asarray(out), QUESTION)
+
+
+def test_relational_attention_finds_the_anchor_and_uses_offsets():
+    regions = RNG.normal(size=(2, 9, 16)).astype("float32")
+    question = RNG.normal(size=(2, 16)).astype("float32")
+    layer = RelationalAttention(num_heads=2, key_dim=8, grid_shape=(3, 3))
+    features, anchor, weights = run_layer_test(
+        layer, (question, regions), [(2, 16), (2, 9), (2, 2, 9)]
+    )
+    np.testing.assert_allclose(np.asarray(anchor).sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, atol=1e-5)
+    # The same regions in another order: the anchor moves, so the offsets and
+    # the read change (self-attention alone would only permute).
+    order = RNG.permutation(9)
+    moved, _, _ = layer(question, regions[:, order])
+    assert not np.allclose(np.asarray(moved), np.asarray(features), atol=1e-4)
+    np.testing.assert_allclose(region_centres(1, 2), [[0.25, 0.5], [0.75, 0.5]])

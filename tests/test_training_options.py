@@ -58,8 +58,10 @@ def test_validation_share_best_checkpoint_logs_and_skipping(tmp_path, capsys):
     assert best["epoch"] == 1 + int(np.argmax(history["val_accuracy"]))
     assert os.path.isfile(os.path.join(run, "best.keras"))
     assert isinstance(model.loss, SmoothedAnswerLoss) and model.loss.label_smoothing == 0.1
-    # 18 training images, 4 held out: 14 x 20 questions train, in ceil(280 / 32) steps.
-    assert int(model.optimizer.iterations) == 2 * math.ceil(14 * 20 / 32)
+    # 18 training images, 4 held out: 14 x 20 questions train, in groups of
+    # 4 questions of one image (5 per image), 8 groups a batch: ceil(70 / 8).
+    assert history["steps"] == 2 * math.ceil(14 * 5 / 8)
+    assert "grounding_loss" in history  # the generated data has scenes
     logs = os.path.join(run, "logs")
     assert {"train", "validation"} <= set(os.listdir(logs))
 
@@ -83,7 +85,24 @@ def test_steps_per_execution_keeps_the_number_of_steps(tmp_path):
     sort_of_clevr.generate(data, num_images=6, seed=3, num_test=2, progress=False)
     config = RunConfig(data=data, epochs=2, batch_size=16, steps_per_execution=3)
     model = train(config, str(tmp_path / "run"), verbose=0)
-    num_train = 4 * 20  # 4 training images, 20 questions each
-    assert int(model.optimizer.iterations) == 2 * math.ceil(num_train / 16)
+    # 4 training images, 20 questions each, in groups of 4: 20 groups, 4 a batch.
+    history = json.load(open(tmp_path / "run" / "history.json"))
+    assert history["steps"] == 2 * math.ceil(20 / 4)
     assert model.steps_per_execution == 3
     assert RunConfig.load(str(tmp_path / "run" / "run_config.json")).steps_per_execution == 3
+
+
+def test_grounding_only_where_scenes_exist_and_plain_batches_on_request(tmp_path):
+    data = str(tmp_path / "data")
+    sort_of_clevr.generate(data, num_images=6, seed=3, num_test=2, progress=False)
+    os.remove(os.path.join(data, "scenes.jsonl"))  # as for an imported VQAv2 folder
+    config = RunConfig(data=data, epochs=1, batch_size=16)
+    train(config, str(tmp_path / "no_scenes"), verbose=0)
+    history = json.load(open(tmp_path / "no_scenes" / "history.json"))
+    assert "grounding_loss" not in history and "accuracy" in history
+    # One question per image: plain batches of 16 questions, ceil(80 / 16) steps.
+    config = RunConfig(data=data, epochs=1, batch_size=16, questions_per_image=1)
+    train(config, str(tmp_path / "plain"), verbose=0)
+    assert json.load(open(tmp_path / "plain" / "history.json"))["steps"] == 5
+    with pytest.raises(ValueError, match="questions_per_image must be at least 1"):
+        train(RunConfig(data=data, questions_per_image=0), str(tmp_path / "bad"), verbose=0)

@@ -31,7 +31,9 @@ class QuestionSet:
     images: uint8 (num_images, H, W, 3); image_index: int32 (num_questions,)
     pointing into `images`; questions, answers, families: lists of str;
     sources: "questions.jsonl:LINE" of each question, for error messages;
-    human_answers: VQAv2's ten answers of each question, or None.
+    human_answers: VQAv2's ten answers of each question, or None;
+    question_types: each record's "subtype" (closest, count, ...), or its
+    family where it has none.
     """
 
     images: np.ndarray
@@ -42,6 +44,7 @@ class QuestionSet:
     families: list
     sources: list = dataclasses.field(default_factory=list)
     human_answers: list | None = None
+    question_types: list = dataclasses.field(default_factory=list)
 
     def __len__(self):
         return len(self.questions)
@@ -58,6 +61,7 @@ class QuestionSet:
             families=pick(self.families),
             sources=pick(self.sources),
             human_answers=pick(self.human_answers) if self.human_answers else None,
+            question_types=pick(self.question_types) if self.question_types else [],
         )
 
 
@@ -149,6 +153,7 @@ def load_split(data_dir, split, image_size=None, bad=None):
         families=[r["family"] for r in records],
         sources=[r["_where"].rstrip(": ") for r in records],
         human_answers=[r.get("answers") for r in records],
+        question_types=[r.get("subtype") or r["family"] for r in records],
     )
 
 

@@ -90,7 +90,9 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50, 
     image, question = questions.images[questions.image_index[0]], questions.questions[0]
     rows = {
         "keras": {
-            "accuracy": accuracy_by_family(keras_answers, questions.answers, questions.families)
+            "accuracy": accuracy_by_family(
+                keras_answers, questions.answers, questions.families, None, questions.question_types
+            )
         }
     }
     for variant, path in paths.items():
@@ -99,7 +101,9 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50, 
             flatbuffer = f.read()
         rows[variant] = {
             "bytes": len(flatbuffer),
-            "accuracy": accuracy_by_family(answers, questions.answers, questions.families),
+            "accuracy": accuracy_by_family(
+                answers, questions.answers, questions.families, None, questions.question_types
+            ),
             "agreement_with_keras": float(
                 np.mean([a == k for a, k in zip(answers, keras_answers, strict=True)])
             ),
@@ -144,7 +148,11 @@ def _ms(value):
 
 def format_report(report):
     """The report as a markdown table."""
-    families = [f for f in report["variants"]["keras"]["accuracy"] if f != "overall"]
+    families = [
+        f
+        for f in report["variants"]["keras"]["accuracy"]
+        if f not in ("overall", "by_question_type")
+    ]
     threads = report["threads"]
     head = ["model", *families, "overall", "agreement", "MB", "vs float32"]
     head += [f"ms ({t} thr)" for t in threads]
@@ -175,4 +183,12 @@ def format_report(report):
                 else ("all ops accepted" if not gpu else "; ".join(gpu)),
             ]
         lines.append("| " + " | ".join([name, *accuracy, *rest]) + " |")
+    types = sorted(report["variants"]["keras"]["accuracy"].get("by_question_type", {}))
+    if types:
+        lines += ["", "Accuracy per question type:", ""]
+        lines += ["| model | " + " | ".join(types) + " |", "|" + "---|" * (len(types) + 1)]
+        for name, row in report["variants"].items():
+            by_type = row["accuracy"]["by_question_type"]
+            cells = [f"{100 * by_type[t]['accuracy']:.2f}%" for t in types]
+            lines.append("| " + " | ".join([name, *cells]) + " |")
     return "\n".join(lines) + "\n"

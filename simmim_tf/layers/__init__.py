@@ -2,10 +2,14 @@
 
 from simmim_tf.layers.answer_head import AnswerHead
 from simmim_tf.layers.cross_attention_block import CrossAttentionBlock
+from simmim_tf.layers.feed_forward import FeedForward
+from simmim_tf.layers.grounding_head import GroundingHead
+from simmim_tf.layers.image_encoder import ImageEncoder
 from simmim_tf.layers.layer_norm import LayerNorm
 from simmim_tf.layers.multi_head_attention import MultiHeadAttention
 from simmim_tf.layers.patch_embedding import PatchEmbedding
 from simmim_tf.layers.question_encoder import QuestionEncoder
+from simmim_tf.layers.relational_attention import RelationalAttention
 from simmim_tf.layers.semantic_memory import SemanticMemory
 from simmim_tf.layers.textual_attention import TextualAttention
 from simmim_tf.layers.transformer_block import TransformerBlock
@@ -14,10 +18,14 @@ from simmim_tf.layers.visual_attention import VisualAttention
 __all__ = [
     "AnswerHead",
     "CrossAttentionBlock",
+    "FeedForward",
+    "GroundingHead",
+    "ImageEncoder",
     "LayerNorm",
     "MultiHeadAttention",
     "PatchEmbedding",
     "QuestionEncoder",
+    "RelationalAttention",
     "SemanticMemory",
     "TextualAttention",
     "TransformerBlock",

@@ -23,6 +23,7 @@ class CrossAttentionBlock(keras.layers.Layer):
         query: (batch, queries, dim).
         context: (batch, keys, dim).
         context_mask: optional bool (batch, keys); False marks padding.
+        attention_bias: optional (heads, queries, keys), added to the scores.
 
     Returns:
         (features, weights): (batch, queries, dim), (batch, heads, queries, keys).
@@ -34,7 +35,7 @@ class CrossAttentionBlock(keras.layers.Layer):
         self.key_dim = key_dim
         self.dropout = dropout
 
-    def build(self, query_shape, context_shape, context_mask_shape=None):
+    def build(self, query_shape, context_shape, context_mask_shape=None, attention_bias_shape=None):
         policy = self.dtype_policy
         self.query_norm = LayerNorm(1e-5, name="query_norm", dtype=policy)
         self.context_norm = LayerNorm(1e-5, name="context_norm", dtype=policy)
@@ -46,16 +47,19 @@ class CrossAttentionBlock(keras.layers.Layer):
         self.context_norm.build(context_shape)
         self.attention.build(query_shape, context_shape)
 
-    def call(self, query, context, context_mask=None, training=None):
+    def call(self, query, context, context_mask=None, attention_bias=None, training=None):
         attended, weights = self.attention(
             self.query_norm(query),
             self.context_norm(context),
             key_mask=context_mask,
+            attention_bias=attention_bias,
             training=training,
         )
         return query + self.output_dropout(attended, training=training), weights
 
-    def compute_output_spec(self, query, context, context_mask=None, training=None):
+    def compute_output_spec(
+        self, query, context, context_mask=None, attention_bias=None, training=None
+    ):
         return (
             keras.KerasTensor(query.shape, dtype=self.compute_dtype),
             keras.KerasTensor(

@@ -39,6 +39,8 @@ class MultiHeadAttention(keras.layers.Layer):
         query: (batch, queries, query_dim).
         value: (batch, keys, value_dim); serves as keys and values.
         key_mask: optional bool (batch, keys); False marks keys to ignore.
+        attention_bias: optional float (heads, queries, keys), added to the
+            scores before the softmax (a relative position bias).
 
     Returns:
         (outputs, weights): (batch, queries, output_dim) and
@@ -59,7 +61,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dim = output_dim
         self.dropout = dropout
 
-    def build(self, query_shape, value_shape, key_mask_shape=None):
+    def build(self, query_shape, value_shape, key_mask_shape=None, attention_bias_shape=None):
         inner = self.num_heads * self.key_dim
         self.query_dense = keras.layers.Dense(inner, name="query", dtype=self.dtype_policy)
         self.key_dense = keras.layers.Dense(inner, name="key", dtype=self.dtype_policy)
@@ -77,7 +79,7 @@ class MultiHeadAttention(keras.layers.Layer):
         x = ops.reshape(x, (batch, length, self.num_heads, self.key_dim))
         return ops.transpose(x, (0, 2, 1, 3))  # (batch, heads, length, key_dim)
 
-    def call(self, query, value, key_mask=None, training=None):
+    def call(self, query, value, key_mask=None, attention_bias=None, training=None):
         q = self._split_heads(self.query_dense(query))  # (batch, heads, queries, key_dim)
         k = self._split_heads(self.key_dense(value))  # (batch, heads, keys, key_dim)
         v = self._split_heads(self.value_dense(value))  # (batch, heads, keys, key_dim)
@@ -85,6 +87,8 @@ class MultiHeadAttention(keras.layers.Layer):
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (batch, heads, queries, keys)
         # Softmax in float32 so that mixed float16 does not overflow.
         scores = ops.cast(scores, "float32")
+        if attention_bias is not None:
+            scores = scores + ops.cast(attention_bias, "float32")  # broadcast over the batch
         if key_mask is not None:
             num_keys = ops.shape(key_mask)[1]
             dropped = 1.0 - ops.reshape(ops.cast(key_mask, "float32"), (-1, 1, 1, num_keys))
@@ -100,7 +104,7 @@ class MultiHeadAttention(keras.layers.Layer):
         attended = ops.reshape(attended, (batch, length, self.num_heads * self.key_dim))
         return self.output_dense(attended), weights
 
-    def compute_output_spec(self, query, value, key_mask=None, training=None):
+    def compute_output_spec(self, query, value, key_mask=None, attention_bias=None, training=None):
         out_dim = self.output_dim or query.shape[-1]
         out = keras.KerasTensor(query.shape[:-1] + (out_dim,), dtype=self.compute_dtype)
         w = keras.KerasTensor(

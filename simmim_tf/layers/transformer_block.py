@@ -25,6 +25,8 @@ class TransformerBlock(keras.layers.Layer):
     Call arguments:
         x: (batch, tokens, dim).
         padding_mask: optional bool (batch, tokens).
+        attention_bias: optional (heads, tokens, tokens), added to the
+            attention scores.
 
     Returns:
         (batch, tokens, dim).
@@ -37,7 +39,7 @@ class TransformerBlock(keras.layers.Layer):
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
 
-    def build(self, x_shape, padding_mask_shape=None):
+    def build(self, x_shape, padding_mask_shape=None, attention_bias_shape=None):
         policy = self.dtype_policy
         dim = x_shape[-1]
         self.self_attention = CrossAttentionBlock(
@@ -54,16 +56,18 @@ class TransformerBlock(keras.layers.Layer):
         self.mlp_in.build(x_shape)
         self.mlp_out.build(tuple(x_shape[:-1]) + (self.intermediate_dim,))
 
-    def call(self, x, padding_mask=None, training=None):
+    def call(self, x, padding_mask=None, attention_bias=None, training=None):
         # The block's queries and context are the same stream; the context
         # norm inside CrossAttentionBlock is then a second, independent
         # pre-norm of the keys, which costs one LayerNorm and keeps one
         # attention mechanism for the whole package.
-        x, _ = self.self_attention(x, x, context_mask=padding_mask, training=training)
+        x, _ = self.self_attention(
+            x, x, context_mask=padding_mask, attention_bias=attention_bias, training=training
+        )
         h = self.mlp_out(self.mlp_in(self.mlp_norm(x)))
         return x + self.mlp_dropout(h, training=training)
 
-    def compute_output_shape(self, x_shape, padding_mask_shape=None):
+    def compute_output_shape(self, x_shape, padding_mask_shape=None, attention_bias_shape=None):
         return x_shape
 
     def get_config(self):

@@ -4,57 +4,86 @@ import keras
 from keras import ops
 
 from simmim_tf.api_export import simmim_export
+from simmim_tf.layers.feed_forward import FeedForward
+from simmim_tf.layers.image_encoder import ImageEncoder
 from simmim_tf.layers.layer_norm import LayerNorm
 from simmim_tf.layers.patch_embedding import PatchEmbedding
 from simmim_tf.layers.question_encoder import QuestionEncoder
+from simmim_tf.layers.relational_attention import RelationalAttention
 from simmim_tf.layers.semantic_memory import SemanticMemory
 from simmim_tf.layers.textual_attention import TextualAttention
 from simmim_tf.layers.visual_attention import VisualAttention
 
-_LAYER_NAMES = (
-    "patch_embedding",
-    "question_encoder",
-    "visual_attention",
-    "textual_attention",
-    "semantic_memory",
-    "final_norm",
-)
+FUSIONS = ("parallel", "sequential")
+
+
+def _encode_image(layers, images, training=None):
+    regions = layers["patch_embedding"](images, training=training)  # (batch, regions, dim)
+    return layers["image_encoder"](regions, training=training)
 
 
 def _forward(layers, images, token_ids, padding_mask, training=None):
     """The fusion graph, shared by the functional model and `features`."""
-    regions = layers["patch_embedding"](images, training=training)  # (batch, regions, dim)
+    regions = _encode_image(layers, images, training)
     return _forward_from_regions(layers, regions, token_ids, padding_mask, training)
+
+
+def _masked_mean(x, mask):
+    mask = ops.expand_dims(ops.cast(mask, x.dtype), -1)  # (batch, tokens, 1)
+    return ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
 
 
 def _forward_from_regions(layers, regions, token_ids, padding_mask, training=None):
     """Everything after the image encoder: what a second question about the
-    same picture has to compute (two-stage inference)."""
+    same picture has to compute (two-stage inference).
+
+    A fusion part switched off in the constructor (an ablation) is absent
+    from `layers`; its stream passes through unchanged and its attention
+    output is left out.
+    """
     words = layers["question_encoder"](
         token_ids, padding_mask, training=training
     )  # (batch, tokens, dim)
-    attended_words, visual_weights = layers["visual_attention"](words, regions, training=training)
-    attended_regions, textual_weights = layers["textual_attention"](
-        regions, words, padding_mask, training=training
-    )
-    memory, memory_weights = layers["semantic_memory"](
-        attended_regions, attended_words, padding_mask, training=training
-    )
-    pooled = layers["final_norm"](ops.mean(memory, axis=1))  # (batch, dim)
-    return {
-        "memory": memory,
-        "pooled": pooled,
-        "visual_attention": visual_weights,  # (batch, heads, tokens, regions)
-        "textual_attention": textual_weights,  # (batch, heads, regions, tokens)
-        "memory_attention": memory_weights,  # (batch, heads, slots, regions + tokens)
-    }
+    out = {"regions": regions}
+    attended_words, attended_regions = words, regions
+    if "visual_attention" in layers:
+        attended_words, out["visual_attention"] = layers["visual_attention"](
+            words, regions, training=training
+        )  # weights (batch, heads, tokens, regions)
+    if "textual_attention" in layers:
+        # Sequential fusion: the regions read the words after these have
+        # looked at the image (what the question names, and where), and
+        # `region_mlp` relates that to each region.
+        sequential = "region_mlp" in layers
+        attended_regions, out["textual_attention"] = layers["textual_attention"](
+            regions, attended_words if sequential else words, padding_mask, training=training
+        )  # weights (batch, heads, regions, tokens)
+        if sequential:
+            attended_regions = layers["region_mlp"](attended_regions, training=training)
+    if "semantic_memory" in layers:
+        memory, out["memory_attention"] = layers["semantic_memory"](
+            attended_regions, attended_words, padding_mask, training=training
+        )  # weights (batch, heads, slots, regions + tokens)
+        out["memory"] = memory
+        pooled = ops.mean(memory, axis=1)
+    else:
+        # Pooled regions and words instead of the memory's slots.
+        pooled = ops.mean(attended_regions, axis=1) + _masked_mean(attended_words, padding_mask)
+    if "relational_attention" in layers:
+        relation, out["anchor_attention"], out["relational_attention"] = layers[
+            "relational_attention"
+        ](_masked_mean(words, padding_mask), regions)  # (batch, dim), (batch, regions), ...
+        pooled = pooled + relation
+    out["pooled"] = layers["final_norm"](pooled)  # (batch, dim)
+    return out
 
 
 @simmim_export
 class SimMIMBackbone(keras.Model):
     """The SimMIM graph from (image, question) to fused features.
 
-    image → `PatchEmbedding` → regions; question → `QuestionEncoder` → words;
+    image → `PatchEmbedding` → `ImageEncoder` (regions attend to each
+    other) → regions; question → `QuestionEncoder` → words;
     `VisualAttention` (words attend over regions), `TextualAttention`
     (regions attend over words), then `SemanticMemory` slots read both and
     update themselves layer after layer. `pooled` is the layer-normalised
@@ -73,6 +102,26 @@ class SimMIMBackbone(keras.Model):
         patch_size: int. Pixels per region side.
         stem: str. `"conv"` or `"patchify"` (see `PatchEmbedding`).
         dropout: float. Dropout rate.
+        image_layers: int. Transformer blocks over the regions
+            (`ImageEncoder`); 0 leaves regions unrelated to each other.
+        image_coordinates: bool. Coordinate features before every image
+            block (see `ImageEncoder`).
+        image_relative_bias: bool. A learned relative position bias in the
+            image blocks' attention (see `ImageEncoder`).
+        use_visual_attention: bool. False (an ablation) lets the words
+            through without attending over the regions.
+        use_textual_attention: bool. False lets the regions through without
+            attending over the words.
+        use_semantic_memory: bool. False pools the mean region and the mean
+            word instead of the memory slots.
+        use_relational_attention: bool. Add `RelationalAttention` (find the
+            named object, then read the regions by their offset from it) to
+            the pooled features.
+        fusion: str. `"parallel"`: visual and textual attention both read
+            the encoders' outputs. `"sequential"`: the textual attention
+            reads the words after the visual attention, then a `FeedForward`
+            per region (anchor on the named object, then compare each region
+            with it, as SARN does).
 
     Inputs: a dict with `images` uint8 (batch, image_size, image_size, 3),
     `token_ids` int32 (batch, tokens) and `padding_mask` bool (batch, tokens).
@@ -108,6 +157,14 @@ class SimMIMBackbone(keras.Model):
         patch_size=8,
         stem="conv",
         dropout=0.0,
+        image_layers=0,
+        image_coordinates=True,
+        image_relative_bias=False,
+        use_visual_attention=True,
+        use_textual_attention=True,
+        use_semantic_memory=True,
+        use_relational_attention=False,
+        fusion="parallel",
         dtype=None,
         **kwargs,
     ):
@@ -115,6 +172,8 @@ class SimMIMBackbone(keras.Model):
             raise ValueError(
                 f"`hidden_dim` ({hidden_dim}) must be divisible by `num_heads` ({num_heads})"
             )
+        if fusion not in FUSIONS:
+            raise ValueError(f"`fusion` must be one of {FUSIONS}; received fusion={fusion!r}")
         key_dim = hidden_dim // num_heads
         kwargs.setdefault("name", "simmim_backbone")
         # === Layers ===
@@ -132,22 +191,53 @@ class SimMIMBackbone(keras.Model):
             name="question_encoder",
             dtype=dtype,
         )
-        visual_attention = VisualAttention(
-            num_heads, key_dim, dropout, name="visual_attention", dtype=dtype
-        )
-        textual_attention = TextualAttention(
-            num_heads, key_dim, dropout, name="textual_attention", dtype=dtype
-        )
-        memory_layer = SemanticMemory(
-            memory_slots,
-            memory_layers,
+        image_encoder = ImageEncoder(
+            image_layers,
             num_heads,
             intermediate_dim,
+            patch_embedding.grid_shape(image_size, image_size),
+            image_coordinates,
+            image_relative_bias,
             dropout,
-            name="semantic_memory",
+            name="image_encoder",
             dtype=dtype,
         )
-        final_norm = LayerNorm(1e-5, name="final_norm", dtype=dtype)
+        layers = {
+            "patch_embedding": patch_embedding,
+            "image_encoder": image_encoder,
+            "question_encoder": question_encoder,
+        }
+        if use_visual_attention:
+            layers["visual_attention"] = VisualAttention(
+                num_heads, key_dim, dropout, name="visual_attention", dtype=dtype
+            )
+        if use_textual_attention:
+            layers["textual_attention"] = TextualAttention(
+                num_heads, key_dim, dropout, name="textual_attention", dtype=dtype
+            )
+            if fusion == "sequential":
+                layers["region_mlp"] = FeedForward(
+                    intermediate_dim, dropout, name="region_mlp", dtype=dtype
+                )
+        if use_semantic_memory:
+            layers["semantic_memory"] = SemanticMemory(
+                memory_slots,
+                memory_layers,
+                num_heads,
+                intermediate_dim,
+                dropout,
+                name="semantic_memory",
+                dtype=dtype,
+            )
+        if use_relational_attention:
+            layers["relational_attention"] = RelationalAttention(
+                num_heads,
+                key_dim,
+                patch_embedding.grid_shape(image_size, image_size),
+                name="relational_attention",
+                dtype=dtype,
+            )
+        layers["final_norm"] = LayerNorm(1e-5, name="final_norm", dtype=dtype)
 
         # === Functional graph ===
         inputs = {
@@ -155,21 +245,10 @@ class SimMIMBackbone(keras.Model):
             "token_ids": keras.Input((None,), dtype="int32", name="token_ids"),
             "padding_mask": keras.Input((None,), dtype="bool", name="padding_mask"),
         }
-        layers = dict(
-            zip(
-                _LAYER_NAMES,
-                (
-                    patch_embedding,
-                    question_encoder,
-                    visual_attention,
-                    textual_attention,
-                    memory_layer,
-                    final_norm,
-                ),
-                strict=True,
-            )
-        )
         outputs = _forward(layers, inputs["images"], inputs["token_ids"], inputs["padding_mask"])
+        # `regions` is for the training-time grounding head (and two-stage
+        # inference), not an output of the served graph.
+        outputs.pop("regions")
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
@@ -185,7 +264,16 @@ class SimMIMBackbone(keras.Model):
         self.patch_size = patch_size
         self.stem = stem
         self.dropout = dropout
+        self.image_layers = image_layers
+        self.image_coordinates = image_coordinates
+        self.image_relative_bias = image_relative_bias
+        self.use_visual_attention = use_visual_attention
+        self.use_textual_attention = use_textual_attention
+        self.use_semantic_memory = use_semantic_memory
+        self.use_relational_attention = use_relational_attention
+        self.fusion = fusion
         self.patch_embedding = patch_embedding
+        self._layer_names = tuple(layers)
 
     def features(self, images, token_ids, padding_mask, training=False):
         """The backbone's outputs, computed by calling its layers directly.
@@ -195,18 +283,23 @@ class SimMIMBackbone(keras.Model):
         through: the export feeds them this way because the TFLite GPU
         delegate has no uint8→float32 CAST.
         """
-        layers = {name: self.get_layer(name) for name in _LAYER_NAMES}
-        return _forward(layers, images, token_ids, padding_mask, training)
+        out = _forward(self._layers_by_name(), images, token_ids, padding_mask, training)
+        out.pop("regions")
+        return out
 
     def encode_image(self, images, training=False):
         """Image → regions (batch, regions, hidden_dim): the part of the graph
         that does not depend on the question, run once per picture."""
-        return self.get_layer("patch_embedding")(images, training=training)
+        return _encode_image(self._layers_by_name(), images, training)
 
     def features_from_regions(self, regions, token_ids, padding_mask, training=False):
         """`features` from regions that `encode_image` computed."""
-        layers = {name: self.get_layer(name) for name in _LAYER_NAMES}
-        return _forward_from_regions(layers, regions, token_ids, padding_mask, training)
+        return _forward_from_regions(
+            self._layers_by_name(), regions, token_ids, padding_mask, training
+        )
+
+    def _layers_by_name(self):
+        return {name: self.get_layer(name) for name in self._layer_names}
 
     @property
     def grid_shape(self):
@@ -230,6 +323,14 @@ class SimMIMBackbone(keras.Model):
             "patch_size": self.patch_size,
             "stem": self.stem,
             "dropout": self.dropout,
+            "image_layers": self.image_layers,
+            "image_coordinates": self.image_coordinates,
+            "image_relative_bias": self.image_relative_bias,
+            "use_visual_attention": self.use_visual_attention,
+            "use_textual_attention": self.use_textual_attention,
+            "use_semantic_memory": self.use_semantic_memory,
+            "use_relational_attention": self.use_relational_attention,
+            "fusion": self.fusion,
         }
 
     @classmethod

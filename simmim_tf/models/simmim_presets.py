@@ -17,6 +17,7 @@ SIMMIM_PRESETS = {
         "patch_size": 8,
         "stem": "conv",
         "dropout": 0.0,
+        "image_layers": 2,
     },
     "small": {
         "hidden_dim": 128,
@@ -28,6 +29,7 @@ SIMMIM_PRESETS = {
         "patch_size": 8,
         "stem": "conv",
         "dropout": 0.1,
+        "image_layers": 4,
     },
     # For GPUs: ViT-S-like width.
     "base": {
@@ -40,5 +42,6 @@ SIMMIM_PRESETS = {
         "patch_size": 8,
         "stem": "conv",
         "dropout": 0.1,
+        "image_layers": 6,
     },
 }

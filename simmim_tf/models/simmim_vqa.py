@@ -91,7 +91,7 @@ class SimMIMVQA(keras.Model):
         cross-entropy.
         """
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=0.01, clipnorm=1.0)
+            optimizer = self.default_optimizer(learning_rate)
         if loss == "auto" and label_smoothing:
             loss = SmoothedAnswerLoss(label_smoothing)
         elif loss == "auto":
@@ -99,6 +99,11 @@ class SimMIMVQA(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    @staticmethod
+    def default_optimizer(learning_rate=1e-3):
+        """AdamW (weight decay 0.01) with gradients clipped to norm 1."""
+        return keras.optimizers.AdamW(learning_rate, weight_decay=0.01, clipnorm=1.0)
 
     def compile_from_config(self, config):
         # Keras skips compile on load for models that override `compile`;
@@ -117,11 +122,11 @@ class SimMIMVQA(keras.Model):
         features = self.backbone.features(
             inputs["images"], inputs["token_ids"], inputs["padding_mask"], training=training
         )
+        maps = ("visual_attention", "textual_attention", "memory_attention")
         return {
             "logits": self.answer_head(features["pooled"], training=training),
-            "visual_attention": features["visual_attention"],
-            "textual_attention": features["textual_attention"],
-            "memory_attention": features["memory_attention"],
+            # All three unless an ablation switched a fusion part off.
+            **{name: features[name] for name in maps if name in features},
         }
 
     def answer_from_regions(self, regions, token_ids, padding_mask, training=False):
@@ -129,10 +134,10 @@ class SimMIMVQA(keras.Model):
         features = self.backbone.features_from_regions(
             regions, token_ids, padding_mask, training=training
         )
-        return {
-            "logits": self.answer_head(features["pooled"], training=training),
-            "visual_attention": features["visual_attention"],
-        }
+        out = {"logits": self.answer_head(features["pooled"], training=training)}
+        if "visual_attention" in features:
+            out["visual_attention"] = features["visual_attention"]
+        return out
 
     def get_config(self):
         return {

@@ -30,6 +30,13 @@ class RunConfig:
     # memory | stream | tfrecord: see simmim_tf.training.input_pipeline.
     input_pipeline: str = "memory"
     label_smoothing: float = 0.0
+    # Weight of the grounding loss (each region's object attributes, from
+    # scenes.jsonl); used where the data has scenes, with the memory
+    # pipeline on one replica. 0: off.
+    grounding_weight: float = 1.0
+    # Questions of one image kept together in a batch, so that the image is
+    # encoded once for all of them (memory pipeline, one replica); 1: none.
+    questions_per_image: int = 4
     # Share of the training images held out (with all their questions) to
     # pick RUN/best.keras by validation accuracy; 0: best by training loss.
     validation_fraction: float = 0.0

@@ -23,11 +23,14 @@ import numpy as np
 import tensorflow as tf
 
 from simmim_tf.data.bad_records import BadRecords
+from simmim_tf.data.region_targets import region_targets
 from simmim_tf.data.tfrecord_shards import shard_files
 from simmim_tf.data.vqa_dataset import load_split, read_questions
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.evaluation import accuracy_by_family
+from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.models.simmim_vqa import SimMIMVQA
+from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
 from simmim_tf.preprocessing.image_loading import image_header_problem, load_image
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
@@ -37,6 +40,8 @@ from simmim_tf.training.distribution import (
     run_folder,
     shard_by_data,
 )
+from simmim_tf.training.image_grouped_batches import image_grouped_batches
+from simmim_tf.training.image_grouped_batches import steps_per_epoch as grouped_steps_per_epoch
 from simmim_tf.training.input_pipeline import (
     images_from_folder,
     images_from_tfrecords,
@@ -77,64 +82,114 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     # From here on config.batch_size is the global batch.
     config = dataclasses.replace(config, batch_size=batch, learning_rate=learning_rate)
 
+    # Image-grouped batches (and the grounding loss) need each batch whole on
+    # one replica: images and questions cannot be split separately.
+    grouped = (
+        config.input_pipeline == "memory"
+        and strategy.num_replicas_in_sync == 1
+        and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    )
     bad = BadRecords(skip=config.skip_bad_records)
-    dataset, validation, tokenizer, answers, image_size, num_questions = _training_data(config, bad)
-    _report_skipped(bad, out_dir, num_questions)
-    tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
-    answers.save(os.path.join(out_dir, "answers.json"))
-    steps = int(np.ceil(num_questions / config.batch_size)) * config.epochs
+    data = _training_data(config, bad, grouped)
+    _report_skipped(bad, out_dir, data.num_questions)
+    data.tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
+    data.answers.save(os.path.join(out_dir, "answers.json"))
+    steps = data.steps_per_epoch * config.epochs
     with strategy.scope():  # variables mirrored on every replica
         model = SimMIMVQA.from_preset(
             config.preset,
-            num_answers=len(answers),
-            vocabulary_size=tokenizer.vocabulary_size,
-            image_size=image_size,
+            num_answers=len(data.answers),
+            vocabulary_size=data.tokenizer.vocabulary_size,
+            image_size=data.image_size,
             max_sequence_length=config.max_sequence_length,
         )
-        model.compile(
-            learning_rate=_schedule(config.learning_rate, steps, config.warmup_fraction),
+        compile_args = dict(
             label_smoothing=config.label_smoothing,
             steps_per_execution=config.steps_per_execution,
             jit_compile=config.jit_compile,
         )
+        schedule = _schedule(config.learning_rate, steps, config.warmup_fraction)
+        model.compile(learning_rate=schedule, **compile_args)
+        trained = model
+        if grouped:
+            trained = SimMIMVQATraining(model, data.attribute_sizes, config.grounding_weight)
+            # Its own optimizer: the saved model.keras holds the served model
+            # only, whose optimizer state would not match the wrapper's
+            # variables (RUN/history.json records the steps taken).
+            trained.compile(model.default_optimizer(schedule), **compile_args)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         fit_under_multi_worker(model, strategy)
     # The global batch is split between the replicas.
-    dataset = shard_by_data(dataset)
-    validation = shard_by_data(validation) if validation is not None else None
+    dataset = shard_by_data(data.dataset)
+    validation = shard_by_data(data.validation) if data.validation is not None else None
+    prefix = "answers_" if grouped else ""  # the wrapper's metrics are per output
     callbacks = [
         # A killed run started again with the same command resumes from the
         # last finished epoch.
         keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), profile_batch=0),
-        BestCheckpoint(out_dir, "val_accuracy" if validation is not None else "loss"),
+        BestCheckpoint(
+            out_dir,
+            f"val_{prefix}accuracy" if validation is not None else "loss",
+            model,
+        ),
     ]
     # shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
-    history = model.fit(
+    history = trained.fit(
         dataset,
         validation_data=validation,
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=verbose,
         shuffle=False,
-    )
-    if not np.all(np.isfinite(history.history.get("loss", [0.0]))):
+    ).history
+    if not np.all(np.isfinite(history.get("loss", [0.0]))):
         raise RuntimeError(
             "training stopped: the loss became NaN; model.keras was not written "
             f"(the best epoch before it, if any, is in {out_dir}/best.keras)"
         )
+    # The served model's names: accuracy, val_accuracy (answers_ dropped).
+    history = {k.replace(prefix, "") if prefix else k: v for k, v in history.items()}
+    history["steps"] = int(keras.ops.convert_to_numpy(trained.optimizer.iterations))
+    if trained is not model:
+        # The served model's optimizer, built and at the wrapper's step, so
+        # that model.keras reloads without an optimizer mismatch (Adam's
+        # moments are the wrapper's and are not carried over).
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+            model.optimizer.iterations.assign(trained.optimizer.iterations)
     save_atomically(model, os.path.join(out_dir, "model.keras"))
     with open(os.path.join(out_dir, "history.json"), "w") as f:
-        json.dump(history.history, f, indent=2)
+        json.dump(history, f, indent=2)
     return model
 
 
-def _training_data(config, bad):
-    """(dataset, tokenizer, answers, image_size, questions) of the training split.
+@dataclasses.dataclass
+class TrainingData:
+    """What `train` needs of the data: pipelines, vocabularies, sizes."""
+
+    dataset: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    tokenizer: QuestionTokenizer
+    answers: AnswerVocabulary
+    image_size: int
+    num_questions: int
+    steps_per_epoch: int
+    attribute_sizes: list | None = None  # grounding loss: classes per object attribute
+
+
+def _training_data(config, bad, grouped=False):
+    """`TrainingData` of the training split.
 
     Bad records go to `bad`; so do answers outside the top `max_answers`.
+    With `grouped` (memory pipeline only), batches for `SimMIMVQATraining`,
+    with region targets when the data has scenes and grounding is on.
     """
+    if config.questions_per_image < 1:
+        raise SimMIMInputError(
+            f"questions_per_image must be at least 1, got {config.questions_per_image}"
+        )
     if config.input_pipeline == "memory":
         train_set = load_split(config.data, "train", bad=bad)
         records = [
@@ -173,17 +228,45 @@ def _training_data(config, bad):
     tokenizer = QuestionTokenizer.fit(
         [r["question"] for r in records if r["image"] not in held_out], config.max_sequence_length
     )
+    attribute_sizes = None
+    num_train = sum(r["image"] not in held_out for r in records)
+    steps_per_epoch = -(-num_train // config.batch_size)
     if config.input_pipeline == "memory":
         train_set = train_set.subset(known)
         is_held_out = [train_set.image_paths[i] in held_out for i in train_set.image_index]
         parts = [train_set.subset(np.logical_not(is_held_out)), train_set.subset(is_held_out)]
+        targets = None
+        if grouped and config.grounding_weight and has_scenes(config.data):
+            patch_size = SIMMIM_PRESETS[config.preset]["patch_size"]
+            grid = (-(-image_size // patch_size),) * 2
+            targets = region_targets(config.data, train_set.image_paths, grid)
+            attribute_sizes = targets.attribute_sizes
         datasets = []
         for part, shuffle in zip(parts, (True, False), strict=True):
             token_ids, _ = tokenizer.encode_batch(part.questions)
             answer_ids = _encode_answers(answers, part.answers)
+            if not grouped:
+                datasets.append(
+                    make_dataset(
+                        part, token_ids, answer_ids, config.batch_size, shuffle, config.seed
+                    )
+                )
+                continue
+            # Validation keeps one question per image group: it only measures.
+            per_image = config.questions_per_image if shuffle else 1
             datasets.append(
-                make_dataset(part, token_ids, answer_ids, config.batch_size, shuffle, config.seed)
+                image_grouped_batches(
+                    part,
+                    token_ids,
+                    answer_ids,
+                    config.batch_size,
+                    per_image,
+                    targets.targets if targets else None,
+                    config.seed,
+                )
             )
+            if shuffle:
+                steps_per_epoch = grouped_steps_per_epoch(part, config.batch_size, per_image)
     else:
         if config.input_pipeline == "tfrecord" and held_out:
             raise SimMIMInputError(
@@ -213,9 +296,22 @@ def _training_data(config, bad):
                 if part
                 else None
             )
-    num_train = sum(r["image"] not in held_out for r in records)
     validation = datasets[1] if held_out else None
-    return datasets[0], validation, tokenizer, answers, image_size, num_train
+    return TrainingData(
+        datasets[0],
+        validation,
+        tokenizer,
+        answers,
+        image_size,
+        num_train,
+        steps_per_epoch,
+        attribute_sizes,
+    )
+
+
+def has_scenes(data_dir):
+    """Whether a data folder has object annotations (the generators write them)."""
+    return os.path.isfile(os.path.join(data_dir, "scenes.jsonl"))
 
 
 def _held_out_images(records, fraction, seed):
@@ -233,8 +329,13 @@ def _held_out_images(records, fraction, seed):
 class BestCheckpoint(keras.callbacks.Callback):
     """Writes RUN/best.keras (atomically) and RUN/best.json whenever `monitor` improves."""
 
-    def __init__(self, out_dir, monitor):
+    def __init__(self, out_dir, monitor, model_to_save=None):
         super().__init__()
+        # The served model when training goes through a wrapper
+        # (SimMIMVQATraining); best.json names the monitor as it would read
+        # without the wrapper (val_accuracy).
+        self.model_to_save = model_to_save
+        self.name = monitor.replace("answers_", "")
         self.path = os.path.join(out_dir, "best.keras")
         self.monitor = monitor
         self.best = None
@@ -253,9 +354,9 @@ class BestCheckpoint(keras.callbacks.Callback):
         if value is None or not np.isfinite(value) or not self._better(value):
             return
         self.best = float(value)
-        save_atomically(self.model, self.path)
+        save_atomically(self.model_to_save or self.model, self.path)
         with open(os.path.join(os.path.dirname(self.path), "best.json"), "w") as f:
-            json.dump({"epoch": epoch + 1, "monitor": self.monitor, "value": self.best}, f)
+            json.dump({"epoch": epoch + 1, "monitor": self.name, "value": self.best}, f)
 
 
 def _with_readable_images(data_dir, records, bad):
@@ -322,7 +423,11 @@ def evaluate(run_dir, data_dir, split="test", batch_size=256):
     question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
     predicted = predict_answers(model, tokenizer, answers, question_set, batch_size)
     result = accuracy_by_family(
-        predicted, question_set.answers, question_set.families, question_set.human_answers
+        predicted,
+        question_set.answers,
+        question_set.families,
+        question_set.human_answers,
+        question_set.question_types,
     )
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
         json.dump({"split": split, "data": data_dir, "accuracy": result}, f, indent=2)

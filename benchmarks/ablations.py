@@ -1,0 +1,131 @@
+"""Which part of SimMIM earns its place: the full model against today's
+architecture and against the model with one part removed, each trained for
+the same wall-clock budget on the same data.
+
+    python benchmarks/ablations.py --data benchmarks/data/sort_of_clevr_10000 --minutes 5
+    python benchmarks/ablations.py --data benchmarks/data/clevr2d --minutes 5 \\
+        --out benchmarks/results/ablations_clevr2d.json
+
+Variants (`VARIANTS`):
+    full                 the tiny preset: image layers with coordinates, visual and
+                         textual attention, semantic memory, grounding loss
+    before               the architecture before image layers (regions never attend
+                         to each other; position only at the stem), no grounding loss,
+                         trained with the same recipe
+    no_image_attention   image_layers=0 (grounding loss kept)
+    no_coordinates       no coordinate features in the image layers
+    no_visual_attention  the words do not attend over the regions
+    no_textual_attention the regions do not attend over the words
+    no_semantic_memory   mean region + mean word instead of the memory's slots
+    no_grounding         no grounding loss
+Alternatives tried (not in the default list):
+    one_question_per_image  batches of (nearly) 64 different images, as plain
+                         `fit` on the model would give: the cost of image grouping
+    ten_questions_per_image  image groups of 10 questions
+    relative_bias        a learned relative position bias in the image layers
+    sequential_fusion    textual attention reads the words after visual attention
+    three_image_layers   one more image layer
+    no_offset            grounding without the object-centre offset
+    relational           RelationalAttention added (anchor, then offsets)
+    relational_no_image_layers  the same without image layers
+
+Writes a JSON, a markdown table per question type, and a learning-curve PNG.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.budgeted_training import (  # noqa: E402
+    Data,
+    new_report,
+    per_type_table,
+    summary,
+    train_simmim,
+    write_report,
+)
+
+# name: (backbone overrides, recipe overrides)
+VARIANTS = {
+    "full": ({}, {}),
+    "before": ({"image_layers": 0}, {"grounding_weight": 0.0}),
+    "no_image_attention": ({"image_layers": 0}, {}),
+    "no_coordinates": ({"image_coordinates": False}, {}),
+    "no_visual_attention": ({"use_visual_attention": False}, {}),
+    "no_textual_attention": ({"use_textual_attention": False}, {}),
+    "no_semantic_memory": ({"use_semantic_memory": False}, {}),
+    "no_grounding": ({}, {"grounding_weight": 0.0}),
+}
+ALTERNATIVES = {
+    "one_question_per_image": ({}, {"questions_per_image": 1}),
+    "ten_questions_per_image": ({}, {"questions_per_image": 10}),
+    "relative_bias": ({"image_relative_bias": True}, {}),
+    "sequential_fusion": ({"fusion": "sequential"}, {}),
+    "three_image_layers": ({"image_layers": 3}, {}),
+    "no_offset": ({}, {"offset_weight": 0.0}),
+    "relational": ({"use_relational_attention": True}, {}),
+    "relational_no_image_layers": ({"use_relational_attention": True, "image_layers": 0}, {}),
+}
+ALL = {**VARIANTS, **ALTERNATIVES}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        default="benchmarks/data/sort_of_clevr_10000",
+        help="a generated folder with scenes.jsonl (python -m simmim_tf.cli data ...)",
+    )
+    parser.add_argument("--minutes", type=float, default=5.0, help="training budget per variant")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, of: {', '.join(ALL)} (default: {', '.join(VARIANTS)})",
+    )
+    parser.add_argument("--preset", default="tiny", help="architecture the variants change")
+    parser.add_argument("--max-sequence-length", type=int, default=24, help="question tokens")
+    parser.add_argument(
+        "--out",
+        default="benchmarks/results/ablations_sort_of_clevr.json",
+        help="JSON to write; the .md table and .png curves go beside it",
+    )
+    args = parser.parse_args(argv)
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(ALL))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(ALL)}")
+
+    data = Data(args.data, args.max_sequence_length)
+    report = new_report(f"Ablations, {os.path.basename(args.data)}", data, args.minutes)
+    report["preset"] = args.preset
+    for name in variants:
+        overrides, recipe = ALL[name]
+        print(f"== {name}: {overrides} {recipe}", flush=True)
+        result = train_simmim(data, args.minutes, args.preset, overrides, recipe)
+        report["results"].append({"model": name, **result})
+        print(f"{name}: {summary(result['accuracy'])}", flush=True)
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        write_report(report, args.out + ".partial.json", table(report))
+
+    write_report(report, args.out, table(report))
+    os.remove(args.out + ".partial.json")
+    for suffix in (".partial.md", ".partial.png"):
+        if os.path.exists(args.out + suffix):
+            os.remove(args.out + suffix)
+
+
+def table(report):
+    return (
+        f"{report['title']}: {report['minutes_per_model']} min of training per variant, "
+        f"preset {report['preset']}; {report['train_questions']} training / "
+        f"{report['test_questions']} test questions; {report['date']}, {report['machine']}.\n"
+        f"Test accuracy (%) per family and per question type.\n\n" + per_type_table(report)
+    )
+
+
+if __name__ == "__main__":
+    main()

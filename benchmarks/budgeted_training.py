@@ -1,0 +1,322 @@
+"""Training at a wall-clock budget, shared by the Sort-of-CLEVR, CLEVR-2D and
+ablation benchmarks.
+
+A run trains one model for `minutes` of training time (the clock pauses
+while it evaluates), evaluates on the test split at a quarter, half, three
+quarters and all of the budget, and returns accuracy per family and per
+question type with the learning curve.
+
+SimMIM variants train through `SimMIMVQATraining` (image-grouped batches,
+the grounding loss where the data has scenes) with AdamW, a linear warm-up
+and a cosine decay over the budget's *time* (`TimeCosineSchedule`), since a
+wall-clock budget has no step count known in advance.
+"""
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from simmim_tf.data.region_targets import region_targets  # noqa: E402
+from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
+from simmim_tf.evaluation import accuracy_by_family  # noqa: E402
+from simmim_tf.models.simmim_vqa import SimMIMVQA  # noqa: E402
+from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining  # noqa: E402
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary  # noqa: E402
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer  # noqa: E402
+from simmim_tf.training.image_grouped_batches import image_grouped_batches  # noqa: E402
+from simmim_tf.training.input_pipeline import make_dataset  # noqa: E402
+
+
+def machine():
+    """The machine in words; the cores this process may use (taskset) if fewer than all."""
+    usable = len(os.sched_getaffinity(0))
+    cores = f"{usable} of {os.cpu_count()} cores" if usable < os.cpu_count() else "all cores"
+    return f"{platform.machine()}, {os.cpu_count()} cores ({cores} used), Python " + (
+        platform.python_version()
+    )
+
+
+class Data:
+    """A benchmark data set: splits, vocabularies, encoded questions, subtypes."""
+
+    def __init__(self, data_dir, max_sequence_length=24):
+        self.dir = data_dir
+        self.train, self.test = load_split(data_dir, "train"), load_split(data_dir, "test")
+        self.tokenizer = QuestionTokenizer.fit(self.train.questions, max_sequence_length)
+        self.answers = AnswerVocabulary.fit(self.train.answers)
+        self.train_ids, self.train_answers = self.encode(self.train)
+        self.test_ids, _ = self.encode(self.test)
+        with open(os.path.join(data_dir, "questions.jsonl")) as f:
+            lines = f.read().splitlines()
+        # Question type of each test question, from its line of questions.jsonl.
+        self.test_subtypes = [
+            json.loads(lines[int(source.rsplit(":", 1)[1]) - 1]).get("subtype", "?")
+            for source in self.test.sources
+        ]
+        self.test_inputs = {
+            "images": self.test.images[self.test.image_index],
+            "token_ids": self.test_ids,
+            "padding_mask": (self.test_ids != 0).astype("int32"),
+        }
+        self.image_size = self.train.images.shape[1]
+        self._targets = {}
+
+    def encode(self, split):
+        ids, _ = self.tokenizer.encode_batch(split.questions)
+        return ids, np.array([self.answers.id(a) for a in split.answers], np.int32)
+
+    def region_targets(self, grid_shape):
+        """RegionTargets of the training images on a grid (cached)."""
+        if grid_shape not in self._targets:
+            self._targets[grid_shape] = region_targets(self.dir, self.train.image_paths, grid_shape)
+        return self._targets[grid_shape]
+
+    def evaluate(self, model):
+        """Accuracy per family, with "by_question_type", on the test split."""
+        logits = model.predict(self.test_inputs, batch_size=256, verbose=0)
+        predicted = [self.answers.answers[i] for i in np.argmax(logits, axis=-1)]
+        self.last_predicted = predicted
+        by_family = accuracy_by_family(predicted, self.test.answers, self.test.families)
+        by_type = accuracy_by_family(predicted, self.test.answers, self.test_subtypes)
+        by_type.pop("overall")
+        return {**by_family, "by_question_type": by_type}
+
+
+class TimeCosineSchedule(keras.callbacks.Callback):
+    """Sets the learning rate from the share of the time budget spent:
+    linear warm-up over `warmup_steps`, then a cosine from the peak to
+    `final_fraction` of it at the end of the budget."""
+
+    def __init__(self, budget, peak, warmup_steps=300, final_fraction=0.02):
+        super().__init__()
+        self.budget, self.peak = budget, peak
+        self.warmup_steps, self.final_fraction = warmup_steps, final_fraction
+
+    def on_train_batch_begin(self, batch, logs=None):
+        steps, spent = self.budget.steps, self.budget.trained_s / self.budget.budget_s
+        if steps < self.warmup_steps:
+            lr = self.peak * (steps + 1) / self.warmup_steps
+        else:
+            cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, spent)))
+            lr = self.peak * (self.final_fraction + (1 - self.final_fraction) * cosine)
+        self.model.optimizer.learning_rate.assign(lr)
+
+
+class BudgetedEvaluation(keras.callbacks.Callback):
+    """Stops at `budget_s` of training time; evaluates at each checkpoint."""
+
+    def __init__(self, budget_s, evaluate, fractions=(0.25, 0.5, 0.75, 1.0)):
+        super().__init__()
+        self.budget_s = budget_s
+        self.checkpoints = [f * budget_s for f in fractions]
+        self.evaluate = evaluate
+        self.trained_s = 0.0
+        self.steps = 0
+        self.questions = 0
+        self.curve = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.steps > 1:  # the first step is mostly tracing the graph
+            self.trained_s += time.perf_counter() - self._start
+        while self.checkpoints and self.trained_s >= self.checkpoints[0]:
+            self.checkpoints.pop(0)
+            self.curve.append(
+                {"train_s": self.trained_s, "steps": self.steps, "accuracy": self.evaluate()}
+            )
+            print(
+                f"   {self.trained_s / 60:.1f} min, {self.steps} steps: "
+                + summary(self.curve[-1]["accuracy"]),
+                flush=True,
+            )
+        if not self.checkpoints:
+            self.model.stop_training = True
+
+
+def summary(accuracy):
+    """One line: each family's accuracy and then each question type's."""
+    families = [f"{k} {100 * v['accuracy']:.1f}" for k, v in accuracy.items() if "accuracy" in v]
+    types = [f"{k} {100 * v['accuracy']:.1f}" for k, v in accuracy["by_question_type"].items()]
+    return ", ".join(families) + " | " + ", ".join(types)
+
+
+# The SimMIM recipe of the benchmarks (docs/reasoning.md has its sweep).
+RECIPE = {
+    "learning_rate": 1e-3,
+    "weight_decay": 0.05,
+    "clipnorm": 1.0,
+    "warmup_steps": 300,
+    "batch_size": 64,
+    "questions_per_image": 4,
+    "grounding_weight": 1.0,
+    "offset_weight": 1.0,
+    "label_smoothing": 0.0,
+}
+
+
+def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed=0):
+    """Trains a SimMIM variant for `minutes`; returns the result dict.
+
+    overrides: backbone arguments replacing the preset's (the ablations).
+    recipe: replaces entries of RECIPE; grounding_weight 0 turns the
+    grounding loss off.
+    """
+    recipe = {**RECIPE, **(recipe or {})}
+    keras.utils.set_random_seed(seed)
+    vqa = SimMIMVQA.from_preset(
+        preset,
+        num_answers=len(data.answers),
+        vocabulary_size=data.tokenizer.vocabulary_size,
+        image_size=data.image_size,
+        max_sequence_length=data.tokenizer.sequence_length,
+        **(overrides or {}),
+    )
+    targets = None
+    if recipe["grounding_weight"]:
+        targets = data.region_targets(vqa.backbone.grid_shape)
+    model = SimMIMVQATraining(
+        vqa,
+        targets.attribute_sizes if targets else None,
+        recipe["grounding_weight"],
+        recipe["offset_weight"],
+    )
+    model.compile(
+        keras.optimizers.AdamW(
+            recipe["learning_rate"],
+            weight_decay=recipe["weight_decay"],
+            clipnorm=recipe["clipnorm"],
+        ),
+        label_smoothing=recipe["label_smoothing"],
+    )
+    dataset = image_grouped_batches(
+        data.train,
+        data.train_ids,
+        data.train_answers,
+        recipe["batch_size"],
+        recipe["questions_per_image"],
+        targets.targets if targets else None,
+        seed=seed,
+    )
+    budget = BudgetedEvaluation(60 * minutes, lambda: data.evaluate(vqa))
+    schedule = TimeCosineSchedule(budget, recipe["learning_rate"], recipe["warmup_steps"])
+    model.fit(dataset, epochs=100_000, callbacks=[budget, schedule], verbose=0, shuffle=False)
+    return _result(vqa, budget, len(data.train), recipe, overrides)
+
+
+def train_baseline(data, minutes, model, learning_rate=2.5e-4, batch_size=64, seed=0):
+    """Trains a compiled-here baseline (plain question batches, Adam)."""
+    keras.utils.set_random_seed(seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    dataset = make_dataset(data.train, data.train_ids, data.train_answers, batch_size, True, seed)
+    budget = BudgetedEvaluation(60 * minutes, lambda: data.evaluate(model))
+    model.fit(dataset, epochs=100_000, callbacks=[budget], verbose=0, shuffle=False)
+    recipe = {"optimizer": "adam", "learning_rate": learning_rate, "batch_size": batch_size}
+    return _result(model, budget, len(data.train), recipe, None)
+
+
+def _result(model, budget, train_questions, recipe, overrides):
+    final = budget.curve[-1]
+    return {
+        "parameters": model.count_params(),
+        "train_s": budget.trained_s,
+        "steps": budget.steps,
+        "epochs": budget.steps * recipe["batch_size"] / train_questions,
+        "questions_per_s": budget.steps * recipe["batch_size"] / budget.trained_s,
+        "recipe": recipe,
+        "overrides": overrides or {},
+        "accuracy": final["accuracy"],
+        "curve": budget.curve,
+    }
+
+
+def write_report(report, out, table):
+    """RESULTS.json, RESULTS.md (the table) and RESULTS.png (learning curves)."""
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(report, f, indent=2)
+    stem = os.path.splitext(out)[0]
+    with open(stem + ".md", "w") as f:
+        f.write(table)
+    plot_curves(report, stem + ".png")
+    print(table)
+
+
+def plot_curves(report, path):
+    """Accuracy per family against training minutes, one panel per family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = sorted(
+        {
+            k
+            for r in report["results"]
+            for k, v in r["accuracy"].items()
+            if isinstance(v, dict) and "accuracy" in v
+        }
+    )
+    fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families), 3), squeeze=False)
+    for ax, family in zip(axes[0], families, strict=True):
+        for r in report["results"]:
+            xs = [p["train_s"] / 60 for p in r["curve"]]
+            ys = [100 * p["accuracy"].get(family, {}).get("accuracy", np.nan) for p in r["curve"]]
+            ax.plot(xs, ys, marker="o", label=r["model"])
+        ax.set_title(family)
+        ax.set_xlabel("training minutes")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"{report['title']} ({report['date']}, {report['machine']})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def per_type_table(report):
+    """Markdown: one row per model, a column per family and question type."""
+    results = report["results"]
+    families = [
+        k
+        for k, v in results[0]["accuracy"].items()
+        if isinstance(v, dict) and "accuracy" in v and k != "overall"
+    ]
+    types = sorted(results[0]["accuracy"]["by_question_type"])
+    header = ["model", "minutes", "q/s", *families, "overall", *types]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in results:
+        a = r["accuracy"]
+        cells = [r["model"], f"{r['train_s'] / 60:.1f}", f"{r['questions_per_s']:.0f}"]
+        cells += [f"{100 * a[f]['accuracy']:.1f}" for f in families]
+        cells.append(f"**{100 * a['overall']['accuracy']:.1f}**")
+        cells += [f"{100 * a['by_question_type'][t]['accuracy']:.1f}" for t in types]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def new_report(title, data, minutes):
+    return {
+        "title": title,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "data": data.dir,
+        "train_questions": len(data.train),
+        "test_questions": len(data.test),
+        "minutes_per_model": minutes,
+        "results": [],
+    }

@@ -1,0 +1,81 @@
+"""SimMIMVQATraining: trains a SimMIMVQA on image-grouped batches, with the
+grounding loss where scenes exist."""
+
+import keras
+from keras import ops
+
+from simmim_tf.layers.grounding_head import GroundingHead
+from simmim_tf.models.grounding_loss import GroundingLoss
+from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
+
+
+class SimMIMVQATraining(keras.Model):
+    """A training-time wrapper around a `SimMIMVQA`: what is served and
+    exported stays `vqa`, whose inputs and outputs are unchanged.
+
+    Two things the plain model cannot do in `fit`:
+    - Image-grouped batches: a batch holds K images and Q questions about
+      them, `image_index` (Q,) naming each question's image. Each image goes
+      through the image encoder once however many of its questions the
+      batch has (the two-stage split of `SimMIMBackbone.encode_image`), so
+      the image encoder, the larger cost, is paid K rather than Q times.
+    - The grounding loss: a `GroundingHead` predicts each region's object
+      attributes from the encoded regions (`simmim_tf.data.region_targets`),
+      weighted by `grounding_weight` against the answer loss.
+
+    Args:
+        vqa: `SimMIMVQA`. The model to train (its variables are shared).
+        attribute_sizes: list of int or None. Classes per object attribute;
+            None: no grounding head.
+        grounding_weight: float. Weight of the grounding loss.
+        offset_weight: float. Weight of the centre-offset term inside it
+            (`GroundingLoss`).
+
+    Inputs: {"images" uint8 (K, S, S, 3), "image_index" int32 (Q,),
+    "token_ids" int32 (Q, tokens), "padding_mask" (Q, tokens)}.
+    Outputs: {"answers": logits (Q, answers)} and, with a head,
+    "grounding" (K, regions, sum(attribute_sizes) + 2).
+    Targets: {"answers": (Q,)} and, with a head, "grounding" (K, regions,
+    attributes + 2).
+    """
+
+    def __init__(
+        self, vqa, attribute_sizes=None, grounding_weight=1.0, offset_weight=1.0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.vqa = vqa
+        self.attribute_sizes = list(attribute_sizes) if attribute_sizes else None
+        self.grounding_weight = grounding_weight
+        self.offset_weight = offset_weight
+        self.grounding_head = (
+            GroundingHead(self.attribute_sizes, name="grounding_head") if attribute_sizes else None
+        )
+
+    def call(self, inputs, training=False):
+        regions = self.vqa.backbone.encode_image(inputs["images"], training=training)  # (K, R, D)
+        per_question = ops.take(regions, inputs["image_index"], axis=0)  # (Q, R, D)
+        mask = ops.cast(inputs["padding_mask"], "bool")
+        out = self.vqa.answer_from_regions(
+            per_question, inputs["token_ids"], mask, training=training
+        )
+        outputs = {"answers": out["logits"]}
+        if self.grounding_head is not None:
+            outputs["grounding"] = self.grounding_head(regions)
+        return outputs
+
+    def compile(self, optimizer, label_smoothing=0.0, **kwargs):
+        """Answer cross-entropy (label-smoothed if asked) plus the weighted
+        grounding loss; accuracy of the answers."""
+        losses = {
+            "answers": SmoothedAnswerLoss(label_smoothing)
+            if label_smoothing
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        }
+        weights = {"answers": 1.0}
+        metrics = {"answers": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+        if self.grounding_head is not None:
+            losses["grounding"] = GroundingLoss(self.attribute_sizes, self.offset_weight)
+            weights["grounding"] = self.grounding_weight
+        super().compile(
+            optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics, **kwargs
+        )

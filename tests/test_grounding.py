@@ -1,0 +1,149 @@
+"""Region targets from scenes, the grounding loss, image-grouped batches and
+SimMIMVQATraining."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from simmim_tf.data import sort_of_clevr
+from simmim_tf.data.region_targets import region_targets
+from simmim_tf.data.vqa_dataset import load_split, read_scenes
+from simmim_tf.errors import SimMIMInputError
+from simmim_tf.models import SimMIMBackbone, SimMIMVQA
+from simmim_tf.models.grounding_loss import GroundingLoss
+from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.training.image_grouped_batches import image_grouped_batches
+from tests.conftest import TINY_BACKBONE
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("sort_of_clevr"))
+    sort_of_clevr.generate(root, num_images=12, seed=5, num_test=2, progress=False)
+    return root
+
+
+def test_region_targets_label_each_object_where_it_is(data):
+    split = load_split(data, "train")
+    targets = region_targets(data, split.image_paths, (10, 10))
+    assert list(targets.vocabularies) == ["color", "shape"]
+    assert targets.attribute_sizes == [7, 3]
+    assert targets.targets.shape == (10, 100, 4)
+    scenes = read_scenes(data)
+    for n, path in enumerate(split.image_paths):
+        t = targets.targets[n]
+        for o in scenes[path]:
+            # The region holding the centre (75 px over 10 regions) has the object's labels.
+            region = int(o["y"] * 10 / 75) * 10 + int(o["x"] * 10 / 75)
+            color = targets.vocabularies["color"].index(o["color"]) + 1
+            shape = targets.vocabularies["shape"].index(o["shape"]) + 1
+            assert tuple(t[region, :2]) == (color, shape)
+            # The offset leads from the region's centre back to the object's.
+            centre = ((region % 10 + 0.5) * 7.5, (region // 10 + 0.5) * 7.5)
+            np.testing.assert_allclose(
+                np.array(centre) + 7.5 * t[region, 2:], (o["x"], o["y"]), atol=1e-4
+            )
+            assert np.all(np.abs(t[region, 2:]) <= 10 / 2 / 7.5 + 1e-6)  # within half an object
+        # Six objects of at most 10×10 px cover 1 to 4 region centres each.
+        labelled = (t[:, 0] > 0).sum()
+        assert 6 <= labelled <= 24
+        assert np.all((t[:, 0] > 0) == (t[:, 1] > 0))
+        assert np.all(t[t[:, 0] == 0, 2:] == 0)
+
+
+def test_region_targets_errors_name_the_file(data, tmp_path):
+    split = load_split(data, "train")
+    with pytest.raises(SimMIMInputError, match="no scene for images/999.png"):
+        region_targets(data, ["images/999.png"], (10, 10))
+    with pytest.raises(SimMIMInputError, match="color='red', not seen"):
+        region_targets(data, split.image_paths, (10, 10), {"color": ["blue"], "shape": ["circle"]})
+
+
+def test_grounding_loss_is_cross_entropy_plus_offset_error_on_objects():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 4, 7)).astype("float32")
+    ids = rng.integers(0, [3, 2], size=(2, 4, 2)).astype("float32")
+    offsets = rng.normal(size=(2, 4, 2)).astype("float32")
+    targets = np.concatenate([ids, offsets], axis=-1)
+    expected = np.mean(
+        [
+            keras.losses.sparse_categorical_crossentropy(ids[..., 0], logits[..., :3], True),
+            keras.losses.sparse_categorical_crossentropy(ids[..., 1], logits[..., 3:5], True),
+        ]
+    )
+    occupied = ids[..., 0] > 0
+    error = ((logits[..., 5:] - offsets) ** 2).sum(-1)
+    per_image = [error[b][occupied[b]].mean() if occupied[b].any() else 0.0 for b in range(2)]
+    expected += 0.5 * np.mean(per_image)
+    loss = GroundingLoss([3, 2], offset_weight=0.5)
+    np.testing.assert_allclose(float(loss(targets, logits)), expected, rtol=1e-5)
+
+
+def test_image_grouped_batches_use_every_question_once(data):
+    split = load_split(data, "train")
+    ids = np.arange(len(split) * 3, dtype=np.int32).reshape(-1, 3) + 1
+    answers = np.arange(len(split), dtype=np.int32)
+    targets = np.arange(len(split.images), dtype=np.float32).reshape(-1, 1, 1)
+    ds = image_grouped_batches(split, ids, answers, 16, 4, region_targets=targets)
+    for _ in range(2):  # two epochs, reshuffled
+        seen = []
+        for x, y in ds:
+            questions = y["answers"].numpy()
+            seen += list(questions)
+            assert len(questions) <= 16 and x["images"].shape[0] <= 4
+            # Each question points at its own image, and its targets follow the image.
+            images = split.images[split.image_index[questions]]
+            np.testing.assert_array_equal(x["images"].numpy()[x["image_index"].numpy()], images)
+            picked = y["grounding"].numpy()[x["image_index"].numpy(), 0, 0]
+            np.testing.assert_array_equal(picked, split.image_index[questions])
+            np.testing.assert_array_equal(x["token_ids"].numpy(), ids[questions])
+        assert sorted(seen) == list(range(len(split)))
+    with pytest.raises(ValueError, match="questions_per_image"):
+        image_grouped_batches(split, ids, answers, 16, 0)
+
+
+def test_training_wrapper_trains_the_served_model(data):
+    keras.utils.set_random_seed(0)
+    split = load_split(data, "train")
+    backbone = SimMIMBackbone(**{**TINY_BACKBONE, "image_size": 75, "vocabulary_size": 60})
+    vocabulary = AnswerVocabulary.fit(split.answers)
+    vqa = SimMIMVQA(backbone, num_answers=len(vocabulary))
+    targets = region_targets(data, split.image_paths, backbone.grid_shape)
+    model = SimMIMVQATraining(vqa, targets.attribute_sizes, grounding_weight=1.0)
+    model.compile(keras.optimizers.AdamW(3e-3))
+    ids, _ = QuestionTokenizer.fit(split.questions, 10).encode_batch(split.questions)
+    answers = np.array([vocabulary.id(a) for a in split.answers], np.int32)
+    ds = image_grouped_batches(split, ids, answers, 40, 10, targets.targets)
+    x0 = {
+        "images": split.images[split.image_index[:5]],
+        "token_ids": ids[:5],
+        "padding_mask": ids[:5] != 0,
+    }
+    before_logits = np.asarray(vqa(x0))
+    history = model.fit(ds, epochs=8, verbose=0, shuffle=False).history
+    assert history["grounding_loss"][-1] < 0.7 * history["grounding_loss"][0], history
+    assert history["answers_loss"][-1] < history["answers_loss"][0], history
+    # The wrapper's answers are the served model's answers.
+    assert not np.allclose(np.asarray(vqa(x0)), before_logits)
+    wrapped = model({**x0, "image_index": np.arange(5, dtype=np.int32)})["answers"]
+    np.testing.assert_allclose(np.asarray(wrapped), np.asarray(vqa(x0)), atol=1e-4)
+    json.dumps(model.vqa.get_config())  # the served model's config is plain JSON
+
+
+@pytest.mark.parametrize("part", ["visual_attention", "textual_attention", "semantic_memory"])
+def test_backbone_ablations_drop_one_fusion_part(part):
+    config = {**TINY_BACKBONE, f"use_{part}": False}
+    backbone = SimMIMBackbone(**config)
+    assert part not in [layer.name for layer in backbone.layers]
+    names = {"semantic_memory": "memory_attention"}
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 30, (2, 6)).astype("int32")
+    out = backbone(
+        {"images": np.zeros((2, 32, 32, 3), "uint8"), "token_ids": ids, "padding_mask": ids != 0}
+    )
+    assert names.get(part, part) not in out
+    assert tuple(out["pooled"].shape) == (2, 32)
