@@ -42,6 +42,7 @@ from benchmarks.budgeted_training import (  # noqa: E402
     Data,
     new_report,
     per_type_table,
+    remove_partial,
     summary,
     train_simmim,
     write_report,
@@ -112,10 +113,7 @@ def main(argv=None):
         write_report(report, args.out + ".partial.json", table(report))
 
     write_report(report, args.out, table(report))
-    os.remove(args.out + ".partial.json")
-    for suffix in (".partial.md", ".partial.png"):
-        if os.path.exists(args.out + suffix):
-            os.remove(args.out + suffix)
+    remove_partial(args.out)
 
 
 def table(report):

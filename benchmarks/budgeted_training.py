@@ -256,6 +256,13 @@ def write_report(report, out, table):
     print(table)
 
 
+def remove_partial(out):
+    """Removes what `write_report(report, out + ".partial.json", ...)` wrote as it went."""
+    for suffix in (".partial.json", ".partial.md", ".partial.png"):
+        if os.path.exists(out + suffix):
+            os.remove(out + suffix)
+
+
 def plot_curves(report, path):
     """Accuracy per family against training minutes, one panel per family."""
     import matplotlib

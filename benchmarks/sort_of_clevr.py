@@ -31,6 +31,7 @@ from benchmarks.budgeted_training import (  # noqa: E402
     Data,
     new_report,
     per_type_table,
+    remove_partial,
     summary,
     train_baseline,
     train_simmim,
@@ -81,6 +82,7 @@ def main():
         print(summary(result["accuracy"]), flush=True)
         write_report(report, args.out + ".partial.json", format_table(report))
     write_report(report, args.out, format_table(report))
+    remove_partial(args.out)
 
 
 def format_table(report):
