@@ -72,6 +72,12 @@ ALTERNATIVES = {
     "no_offset": ({}, {"offset_weight": 0.0}),
     "relational": ({"use_relational_attention": True}, {}),
     "relational_no_image_layers": ({"use_relational_attention": True, "image_layers": 0}, {}),
+    # The anchor of RelationalAttention trained to land on the named object
+    # (simmim_tf.data.anchor_targets), on the tiny preset (no image layers).
+    "relational_anchor": (
+        {"use_relational_attention": True, "image_layers": 0},
+        {"anchor_weight": 1.0},
+    ),
 }
 ALL = {**VARIANTS, **ALTERNATIVES}
 

@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from simmim_tf.data.anchor_targets import anchor_targets  # noqa: E402
 from simmim_tf.data.region_targets import region_targets  # noqa: E402
 from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
 from simmim_tf.evaluation import accuracy_by_family  # noqa: E402
@@ -78,6 +79,13 @@ class Data:
         if grid_shape not in self._targets:
             self._targets[grid_shape] = region_targets(self.dir, self.train.image_paths, grid_shape)
         return self._targets[grid_shape]
+
+    def anchor_targets(self, grid_shape, patch_size):
+        """Per training question, the regions of the object it names (cached)."""
+        key = ("anchor", grid_shape, patch_size)
+        if key not in self._targets:
+            self._targets[key] = anchor_targets(self.dir, self.train, grid_shape, patch_size)
+        return self._targets[key]
 
     def evaluate(self, model):
         """Accuracy per family, with "by_question_type", on the test split."""
@@ -161,6 +169,7 @@ RECIPE = {
     "questions_per_image": 4,
     "grounding_weight": 1.0,
     "offset_weight": 1.0,
+    "anchor_weight": 0.0,
     "label_smoothing": 0.0,
 }
 
@@ -185,11 +194,15 @@ def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed
     targets = None
     if recipe["grounding_weight"]:
         targets = data.region_targets(vqa.backbone.grid_shape)
+    anchors = None
+    if recipe["anchor_weight"]:
+        anchors = data.anchor_targets(vqa.backbone.grid_shape, vqa.backbone.patch_size)
     model = SimMIMVQATraining(
         vqa,
         targets.attribute_sizes if targets else None,
         recipe["grounding_weight"],
         recipe["offset_weight"],
+        recipe["anchor_weight"],
     )
     model.compile(
         keras.optimizers.AdamW(
@@ -207,6 +220,7 @@ def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed
         recipe["questions_per_image"],
         targets.targets if targets else None,
         seed=seed,
+        anchor_targets=anchors,
     )
     budget = BudgetedEvaluation(60 * minutes, lambda: data.evaluate(vqa))
     schedule = TimeCosineSchedule(budget, recipe["learning_rate"], recipe["warmup_steps"])

@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from simmim_tf.data.vqa_dataset import load_split
-from simmim_tf.export import litert_exporter
-from simmim_tf.training.vqa_trainer import load_run
+from simmim_tf.export import tflite_conversion
+from simmim_tf.training.runs import load_run
 
 
 def main():
@@ -36,9 +36,11 @@ def main():
     parser.add_argument("--match", default="", help="only tensors whose name contains this")
     args = parser.parse_args()
 
-    model, tokenizer, _ = load_run(args.run)
+    model = load_run(args.run)
+
+    tokenizer = model.preprocessor.question_tokenizer()
     size = model.backbone.image_size
-    samples = litert_exporter.representative_samples(args.data, tokenizer, size, 200)
+    samples = tflite_conversion.representative_samples(args.data, tokenizer, size, 200)
     test = load_split(args.data, "test", image_size=size)
     n = min(args.questions, len(test))
     ids, _ = tokenizer.encode_batch(test.questions[:n])
@@ -57,7 +59,7 @@ def main():
     order = [
         d["name"]
         for d in tf.lite.Interpreter(
-            model_content=litert_exporter.convert(
+            model_content=tflite_conversion.convert(
                 os.path.join(args.export, "saved_model"), "float32"
             )
         ).get_input_details()
@@ -71,7 +73,7 @@ def main():
         converter=converter,
         debug_dataset=lambda: iter(debug_data),
         debug_options=tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=list(litert_exporter.FLOAT_OPS_IN_INT8)
+            denylisted_ops=list(tflite_conversion.FLOAT_OPS_IN_INT8)
         ),
     )
     debugger.run()

@@ -25,9 +25,10 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from simmim_tf.data.vqa_dataset import load_split
-from simmim_tf.export import litert_exporter
 from simmim_tf.export import quantization_aware as qa
-from simmim_tf.training.vqa_trainer import load_run
+from simmim_tf.export import serving_saved_model, tflite_conversion
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.training.runs import load_run
 
 
 def keras_probabilities(model, test, ids, mask):
@@ -39,8 +40,8 @@ def keras_probabilities(model, test, ids, mask):
 def int8_probabilities(model, tokenizer, answers, samples, test, ids):
     """The int8 model of `model` (the export's own conversion) on the questions."""
     with tempfile.TemporaryDirectory() as scratch:
-        litert_exporter.write_saved_model(model, tokenizer, answers, scratch)
-        flatbuffer = litert_exporter.convert(scratch, "int8", samples)
+        serving_saved_model.write_saved_model(model, tokenizer, answers, scratch)
+        flatbuffer = tflite_conversion.convert(scratch, "int8", samples)
     runner = Interpreter(model_content=flatbuffer).get_signature_runner()
     images = test.images[test.image_index[: len(ids)]].astype(np.float32)
     return np.concatenate(
@@ -63,14 +64,18 @@ def main():
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
 
-    model, tokenizer, answers = load_run(args.run)
+    model = load_run(args.run)
+
+    tokenizer = model.preprocessor.question_tokenizer()
+
+    answers = AnswerVocabulary(model.preprocessor.answers)
     size = model.backbone.image_size
     test = load_split(args.data, "test", image_size=size)
     n = min(args.questions, len(test))
     ids, mask = tokenizer.encode_batch(test.questions[:n])
     truth = np.array([answers.id(a) if a in answers.answers else -1 for a in test.answers[:n]])
     dataset, _, _ = qa.training_dataset(args.data, tokenizer, answers, size, args.batch_size)
-    samples = litert_exporter.representative_samples(
+    samples = tflite_conversion.representative_samples(
         args.data, tokenizer, size, args.calibration_size
     )
     batches = qa.calibration_batches(samples)
@@ -94,7 +99,7 @@ def main():
 
     results = {"trained": measure("trained", model)}
     original = keras_probabilities(model, test, ids, mask).argmax(-1)
-    snapped, _, _ = load_run(args.run)
+    snapped = load_run(args.run)
     kernels = qa.snap_weights_to_int8(snapped)
     results["int8_weights_only"] = {
         "kernels": kernels,
@@ -104,11 +109,11 @@ def main():
     }
     print("int8 weights only", json.dumps(results["int8_weights_only"]), flush=True)
 
-    plain, _, _ = load_run(args.run)
+    plain = load_run(args.run)
     qa.fine_tune(plain, dataset, args.steps, args.learning_rate, verbose=2)
     results["fine_tuned"] = measure("fine-tuned", plain)
 
-    aware, _, _ = load_run(args.run)
+    aware = load_run(args.run)
     ranges = qa.input_ranges(aware, batches)
     qa.fine_tune(aware, dataset, args.steps, args.learning_rate, ranges=ranges, verbose=2)
     results["quantization_aware"] = measure("quantization-aware", aware, ranges)

@@ -1,7 +1,7 @@
 """Full-integer int8 against selective quantization with litert-quantizer.
 
 The package's int8 variant comes from TFLiteConverter (calibrated, ONE_HOT
-kept in float, `simmim_tf.export.litert_exporter`). This benchmark quantizes
+kept in float, `simmim_tf.export.tflite_conversion`). This benchmark quantizes
 the same float32 .tflite again with litert-quantizer (the renamed
 ai-edge-quantizer) under several recipes, calibrated on the same training
 questions, and measures each against the Keras model on the test split:
@@ -34,8 +34,8 @@ from litert_quantizer import quantizer, recipe
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
-from simmim_tf.export.litert_exporter import representative_samples  # noqa: E402
-from simmim_tf.training.vqa_trainer import load_run  # noqa: E402
+from simmim_tf.export.tflite_conversion import representative_samples  # noqa: E402
+from simmim_tf.training.runs import load_run  # noqa: E402
 
 ATTENTION = ("SOFTMAX", "BATCH_MATMUL")
 LAYER_NORM = ("MEAN", "SQUARED_DIFFERENCE", "RSQRT")
@@ -131,7 +131,9 @@ def main():
     parser.add_argument("--out", default="benchmarks/results/selective_quantization.json")
     args = parser.parse_args()
 
-    model, tokenizer, _ = load_run(args.run)
+    model = load_run(args.run)
+
+    tokenizer = model.preprocessor.question_tokenizer()
     size = model.backbone.image_size
     test = load_split(args.data, "test", image_size=size)
     n = min(args.questions, len(test))

@@ -35,8 +35,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from simmim_tf.data.vqa_dataset import load_split
-from simmim_tf.export import litert_exporter
-from simmim_tf.training.vqa_trainer import load_run
+from simmim_tf.export import tflite_conversion
+from simmim_tf.training.runs import load_run
 
 LAYER_NORM = ("ONE_HOT", "MEAN", "SQUARED_DIFFERENCE", "RSQRT", "SUB", "MUL")
 
@@ -46,7 +46,7 @@ def float_op_set(choice, float_flatbuffer):
     if choice == "layer_norm":
         return LAYER_NORM
     if choice == "matmul_only":  # the int8_mixed variant's choice
-        return litert_exporter.mixed_float_ops(float_flatbuffer)
+        return tflite_conversion.mixed_float_ops(float_flatbuffer)
     return tuple(op for op in choice.split(",") if op)
 
 
@@ -94,7 +94,9 @@ def main():
     )
     args = parser.parse_args()
 
-    model, tokenizer, _ = load_run(args.run)
+    model = load_run(args.run)
+
+    tokenizer = model.preprocessor.question_tokenizer()
     test = load_split(args.data, "test", image_size=model.backbone.image_size)
     n = min(args.questions, len(test))
     ids, mask = tokenizer.encode_batch(test.questions[:n])
@@ -105,22 +107,24 @@ def main():
 
     paths = {
         v: os.path.join(args.export, f"model_{v}.tflite")
-        for v in litert_exporter.VARIANTS
+        for v in tflite_conversion.VARIANTS
         if os.path.isfile(os.path.join(args.export, f"model_{v}.tflite"))
     }
     if args.float_ops:
-        samples = litert_exporter.representative_samples(
+        samples = tflite_conversion.representative_samples(
             json.load(open(os.path.join(args.run, "run_config.json")))["data"],
             tokenizer,
             model.backbone.image_size,
             200,
         )
         saved_model = os.path.join(args.export, "saved_model")
-        float_model = litert_exporter.convert(saved_model, "float32")
+        float_model = tflite_conversion.convert(saved_model, "float32")
         scratch = tempfile.mkdtemp()
         for choice in args.float_ops:
             float_ops = float_op_set(choice, float_model)
-            flatbuffer = litert_exporter.convert(saved_model, "int8", samples, float_ops=float_ops)
+            flatbuffer = tflite_conversion.convert(
+                saved_model, "int8", samples, float_ops=float_ops
+            )
             path = os.path.join(scratch, f"{len(paths)}.tflite")
             with open(path, "wb") as f:
                 f.write(flatbuffer)
@@ -129,7 +133,7 @@ def main():
     print(
         f"{n} test questions of {args.data}; {datetime.date.today()}, {platform.machine()}, "
         f"{os.cpu_count()} cores; the export's int8 keeps "
-        f"{','.join(litert_exporter.FLOAT_OPS_IN_INT8)} in float"
+        f"{','.join(tflite_conversion.FLOAT_OPS_IN_INT8)} in float"
     )
     top2 = np.sort(reference, axis=-1)[:, -2:]
     decisive = (top2[:, 1] - top2[:, 0]) >= 0.1

@@ -13,7 +13,12 @@
 # It uses a small setting (a few hundred Sort-of-CLEVR images, a few epochs),
 # so the model it trains is far from converged: raise `NUM_IMAGES` and
 # `EPOCHS` for a real run (`simmim-tf train` does the same from the command
-# line, with checkpoints and resumption).
+# line, with checkpoints, resumption and the grounding loss).
+#
+# The model follows keras-hub's contract: a preprocessor (question
+# tokenizer, image converter, answer vocabulary) is attached to the task, so
+# `fit`, `predict` and `evaluate` take raw images and strings, and
+# `save_to_preset` / `from_preset` share a trained model as a folder.
 #
 # Sort-of-CLEVR (Santoro et al. 2017, appendix D): 75×75 images with six
 # objects, one of each colour, each a square or a circle; 10 non-relational
@@ -31,10 +36,7 @@ import numpy as np
 from simmim_tf.data import sort_of_clevr
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.evaluation import accuracy_by_family, format_accuracy
-from simmim_tf.models.simmim_vqa import SimMIMVQA
-from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
-from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
-from simmim_tf.training.input_pipeline import make_dataset
+from simmim_tf.models import SimMIMVQA, SimMIMVQAPreprocessor
 
 NUM_IMAGES = 400  # 10,000 in the paper's setting
 EPOCHS = 4
@@ -63,40 +65,30 @@ for ax, i in zip(axes, range(0, 80, 20), strict=True):
 plt.show()
 
 # %% [markdown]
-# ## 2. Tokenizer, answer vocabulary and the tf.data pipeline
-# Both vocabularies are fitted on the training questions only. Each image is
-# stored once and gathered per batch.
+# ## 2. A preprocessor fitted on the training split
+# The question vocabulary and the answer vocabulary come from the training
+# questions only; the image converter resizes any image to the model's size.
 
 # %%
-tokenizer = QuestionTokenizer.fit(train.questions, sequence_length=16)
-answers = AnswerVocabulary.fit(train.answers)
-print(f"{tokenizer.vocabulary_size} question tokens, {len(answers)} answers: {answers.answers}")
-
-
-def encode(split):
-    ids, _ = tokenizer.encode_batch(split.questions)
-    return ids, np.array([answers.id(a) for a in split.answers], np.int32)
-
-
-train_ids, train_answers = encode(train)
-test_ids, test_answers = encode(test)
-train_ds = make_dataset(train, train_ids, train_answers, BATCH_SIZE, shuffle=True)
-test_ds = make_dataset(test, test_ids, test_answers, 256, shuffle=False)
+preprocessor = SimMIMVQAPreprocessor.from_data(
+    train.questions, train.answers, image_size=75, sequence_length=16
+)
+print(
+    f"{preprocessor.tokenizer.vocabulary_size()} question tokens, "
+    f"{len(preprocessor.answers)} answers: {preprocessor.answers}"
+)
+train_x = {"images": train.images[train.image_index], "questions": train.questions}
+test_x = {"images": test.images[test.image_index], "questions": test.questions}
 
 # %% [markdown]
-# ## 3. Build SimMIM from a preset and `model.fit`
-# `SimMIMVQA.from_preset` takes the architecture from the preset and the
-# task's sizes from the data. `compile()` defaults to AdamW with gradient
-# clipping, sparse cross-entropy on logits and accuracy.
+# ## 3. Build SimMIM from a named architecture and `model.fit` on raw inputs
+# `SimMIMVQA.from_preset("tiny", preprocessor=...)` takes the architecture
+# from the preset and the sizes from the preprocessor. `compile()` defaults
+# to AdamW with gradient clipping, sparse cross-entropy on logits and
+# accuracy; labels are the answer strings.
 
 # %%
-model = SimMIMVQA.from_preset(
-    "tiny",
-    num_answers=len(answers),
-    vocabulary_size=tokenizer.vocabulary_size,
-    image_size=train.images.shape[1],
-    max_sequence_length=tokenizer.sequence_length,
-)
+model = SimMIMVQA.from_preset("tiny", preprocessor=preprocessor)
 steps = EPOCHS * int(np.ceil(len(train) / BATCH_SIZE))
 model.compile(
     learning_rate=keras.optimizers.schedules.CosineDecay(
@@ -104,8 +96,14 @@ model.compile(
     )
 )
 print(f"{model.count_params():,} parameters")
-# shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
-history = model.fit(train_ds, validation_data=test_ds, epochs=EPOCHS, verbose=2, shuffle=False)
+history = model.fit(
+    train_x,
+    train.answers,
+    validation_data=(test_x, test.answers),
+    batch_size=BATCH_SIZE,
+    epochs=EPOCHS,
+    verbose=2,
+)
 
 # %% [markdown]
 # ## 4. Learning curves
@@ -128,8 +126,8 @@ plt.show()
 # objects relate (closest, furthest, how many of the same shape).
 
 # %%
-logits = model.predict(test_ds, verbose=0)
-predicted = [answers.answers[i] for i in logits.argmax(axis=-1)]
+logits = model.predict(test_x, batch_size=256, verbose=0)
+predicted = [preprocessor.answers[i] for i in logits.argmax(axis=-1)]
 result = accuracy_by_family(predicted, test.answers, test.families)
 print(format_accuracy(result, f"SimMIM tiny after {EPOCHS} epochs on {NUM_IMAGES} images"))
 
@@ -139,3 +137,30 @@ plt.bar(families, [100 * result[f]["accuracy"] for f in families], color=["tab:b
 plt.ylabel("test accuracy (%)")
 plt.ylim(0, 100)
 plt.show()
+
+# %% [markdown]
+# ## 6. Answer a question about any picture
+# `answer()` takes images as people have them (any size, grayscale or with
+# an alpha channel) and says which words of the question it did not know.
+
+# %%
+image = np.asarray(test.images[test.image_index[0]])
+screenshot = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+prediction = model.answer(screenshot, "What colour is the zebra?")
+print(
+    f"{prediction.answer} ({prediction.probability:.0%}); unknown words: {prediction.unknown_words}"
+)
+prediction = model.answer(image, test.questions[0])
+print(f"{test.questions[0]} → {prediction.answer} ({prediction.probability:.0%})")
+
+# %% [markdown]
+# ## 7. Share the trained model as a preset folder
+
+# %%
+model.save_to_preset("notebook_data/quickstart_preset")
+again = SimMIMVQA.from_preset("notebook_data/quickstart_preset")
+print(sorted(os.listdir("notebook_data/quickstart_preset")))
+print(
+    "same answer after reloading:",
+    again.answer(image, test.questions[0]).answer == prediction.answer,
+)

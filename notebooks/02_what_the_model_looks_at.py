@@ -36,25 +36,27 @@ import numpy as np
 
 from simmim_tf.data import sort_of_clevr
 from simmim_tf.data.vqa_dataset import load_split, read_scenes
-from simmim_tf.explanation import attention_in_box, explain
+from simmim_tf.explanation import attention_in_box, explain, named_object_box
 from simmim_tf.plotting import attention_figure
 from simmim_tf.training.run_config import RunConfig
-from simmim_tf.training.vqa_trainer import load_run, train
+from simmim_tf.training.runs import load_run
+from simmim_tf.training.vqa_trainer import train
 
 DATA = "notebook_data/sort_of_clevr_400"
 RUN = "notebook_data/run_tiny"
 
 # %% [markdown]
 # ## A trained model
-# `train` writes a run folder (model, tokenizer, answers, run config,
-# history); a finished run is reused.
+# `train` writes a run folder: a keras-hub preset of the model (with its
+# tokenizer, image converter and answers) plus the run config and history.
+# A finished run is reused.
 
 # %%
 if not os.path.isfile(os.path.join(DATA, "questions.jsonl")):
     sort_of_clevr.generate(DATA, num_images=400, seed=0)
-if not os.path.isfile(os.path.join(RUN, "model.keras")):
+if not os.path.isfile(os.path.join(RUN, "task.json")):
     train(RunConfig(data=DATA, preset="tiny", epochs=4, batch_size=64), RUN, verbose=2)
-model, tokenizer, answers = load_run(RUN)
+model = load_run(RUN)  # = SimMIMVQA.from_preset(RUN)
 test = load_split(DATA, "test", image_size=model.backbone.image_size)
 scenes = read_scenes(DATA)
 print(f"region grid {model.backbone.grid_shape}, {len(test)} test questions")
@@ -81,7 +83,7 @@ def show(i, e):
 
 
 for i in (0, 1, 2):
-    e = explain(model, tokenizer, answers, test.images[test.image_index[i]], test.questions[i])
+    e = explain(model, test.images[test.image_index[i]], test.questions[i])
     show(i, e)
     print(f"memory's read weight on the image: {e.memory_image_share:.0%} (the rest on words)")
 
@@ -95,15 +97,11 @@ for i in (0, 1, 2):
 # %%
 size = model.backbone.image_size
 patch = model.backbone.patch_size
-colours = ("red", "blue", "green", "orange", "yellow", "gray")
 shares, uniform = [], []
 for i in range(0, len(test), 10):
     image = test.images[test.image_index[i]]
-    colour = next(c for c in colours if f" {c} " in f" {test.questions[i]} ")
-    obj = next(o for o in scenes[test.image_paths[test.image_index[i]]] if o["color"] == colour)
-    half = obj["size"] / 2
-    box = (obj["x"] - half, obj["y"] - half, obj["x"] + half, obj["y"] + half)
-    e = explain(model, tokenizer, answers, image, test.questions[i])
+    box = named_object_box(test.questions[i], scenes[test.image_paths[test.image_index[i]]])
+    e = explain(model, image, test.questions[i])
     shares.append(attention_in_box(e.visual_map, size, patch, box))
     uniform.append(attention_in_box(np.ones_like(e.visual_map), size, patch, box))
 print(
@@ -129,7 +127,7 @@ plt.show()
 wrong = None
 for i in range(len(test)):
     image = test.images[test.image_index[i]]
-    e = explain(model, tokenizer, answers, image, test.questions[i])
+    e = explain(model, image, test.questions[i])
     if e.answer != test.answers[i]:
         wrong = i
         break
@@ -139,12 +137,9 @@ else:
     print(f"question: {test.questions[wrong]}")
     print(f"expected: {test.answers[wrong]}")
     print("model:    " + ", ".join(f"{a} ({p:.0%})" for a, p in e.top_k))
-    colour = next(c for c in colours if f" {c} " in f" {test.questions[wrong]} ")
-    obj = next(o for o in scenes[test.image_paths[test.image_index[wrong]]] if o["color"] == colour)
-    half = obj["size"] / 2
-    box = (obj["x"] - half, obj["y"] - half, obj["x"] + half, obj["y"] + half)
+    box = named_object_box(test.questions[wrong], scenes[test.image_paths[test.image_index[wrong]]])
     print(
-        f"visual attention on the {colour} object: "
+        "visual attention on the named object: "
         f"{attention_in_box(e.visual_map, size, patch, box):.1%} "
         f"(uniform: {attention_in_box(np.ones_like(e.visual_map), size, patch, box):.1%})"
     )

@@ -43,7 +43,8 @@ from simmim_tf.edge import EdgePredictor
 from simmim_tf.evaluation import evaluate_tflite
 from simmim_tf.export.litert_exporter import export_run
 from simmim_tf.training.run_config import RunConfig
-from simmim_tf.training.vqa_trainer import evaluate, train
+from simmim_tf.training.run_evaluation import evaluate
+from simmim_tf.training.vqa_trainer import train
 
 DATA = "notebook_data/sort_of_clevr_400"
 RUN = "notebook_data/run_tiny"  # notebook 02 trains the same run
@@ -52,7 +53,7 @@ VARIANTS = ("float32", "float16", "int8")
 
 if not os.path.isfile(os.path.join(DATA, "questions.jsonl")):
     sort_of_clevr.generate(DATA, num_images=400, seed=0)
-if not os.path.isfile(os.path.join(RUN, "model.keras")):
+if not os.path.isfile(os.path.join(RUN, "task.json")):
     train(RunConfig(data=DATA, preset="tiny", epochs=4, batch_size=64), RUN, verbose=2)
 
 # %% [markdown]

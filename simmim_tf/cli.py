@@ -7,6 +7,7 @@ import os
 import sys
 
 from simmim_tf.errors import SimMIMInputError
+from simmim_tf.training.run_config import add_arguments as add_run_config_arguments
 
 
 def _data_sort_of_clevr(args):
@@ -91,8 +92,9 @@ def _data_validate(args):
     vocabulary = None
     if args.run:
         from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+        from simmim_tf.training.runs import load_run
 
-        vocabulary = AnswerVocabulary.load(os.path.join(args.run, "answers.json"))
+        vocabulary = AnswerVocabulary(load_run(args.run).preprocessor.answers)
     problems, counts = validate_folder(args.data, vocabulary, check_images=not args.no_images)
     print(", ".join(f"{v} {k}" for k, v in counts.items()) or "nothing read")
     if problems:
@@ -106,33 +108,14 @@ def _data_validate(args):
 
 def _train(args):
     from simmim_tf.training.distribution import run_folder
-    from simmim_tf.training.run_config import RunConfig
+    from simmim_tf.training.run_config import from_arguments
     from simmim_tf.training.vqa_trainer import train
 
-    config = RunConfig(
-        data=args.data,
-        preset=args.preset,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        max_sequence_length=args.max_sequence_length,
-        seed=args.seed,
-        strategy=args.strategy,
-        max_answers=args.max_answers,
-        skip_bad_records=args.skip_bad_records,
-        input_pipeline=args.input_pipeline,
-        label_smoothing=args.label_smoothing,
-        grounding_weight=args.grounding_weight,
-        questions_per_image=args.questions_per_image,
-        validation_fraction=args.validation_fraction,
-        per_replica_batch_size=args.per_replica_batch_size,
-        learning_rate_base_batch=args.learning_rate_base_batch,
-        steps_per_execution=args.steps_per_execution,
-        jit_compile=args.jit_compile,
+    model = train(from_arguments(args), args.out)
+    print(
+        f"saved the preset {run_folder(args.out)} ({model.count_params():,} parameters); "
+        f'load it with SimMIMVQA.from_preset("{run_folder(args.out)}")'
     )
-    model = train(config, args.out)
-    path = os.path.join(run_folder(args.out), "model.keras")
-    print(f"saved {path} ({model.count_params():,} parameters)")
 
 
 def _evaluate(args):
@@ -141,7 +124,7 @@ def _evaluate(args):
     if bool(args.run) == bool(args.model):
         raise SimMIMInputError("give exactly one of --run RUN (Keras) or --model FILE.tflite")
     if args.run:
-        from simmim_tf.training.vqa_trainer import evaluate
+        from simmim_tf.training.run_evaluation import evaluate
 
         result = evaluate(args.run, args.data, args.split)
         title = f"Keras model {args.run} on {args.data} [{args.split}]"
@@ -177,8 +160,10 @@ def _quantization_aware(args):
 
 
 def _export(args):
-    from simmim_tf.export.litert_exporter import FORMATS, TWO_STAGE_VARIANTS, VARIANTS, export_run
+    from simmim_tf.export.litert_exporter import FORMATS, export_run
+    from simmim_tf.export.tflite_conversion import VARIANTS
     from simmim_tf.export.tflite_model_ops import BUILTIN_OP_NAMES
+    from simmim_tf.export.two_stage_export import TWO_STAGE_VARIANTS
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     if not formats or set(formats) - set(FORMATS):
@@ -234,6 +219,9 @@ def _predict(args):
     image = load_image(args.image, predictor.image_size)
     prediction = predictor.predict(image, args.question, top_k=args.top_k)
     print(f"{prediction.answer} ({prediction.probability:.1%})")
+    if prediction.unknown_words:
+        unknown = ", ".join(repr(w) for w in prediction.unknown_words)
+        print(f"  note: words the model does not know, read as unknown: {unknown}")
     for answer, p in prediction.top_k[1:]:
         print(f"  or {answer} ({p:.1%})")
     if args.explain:
@@ -270,7 +258,17 @@ def build_parser():
         "export to TFLite and answer questions on-device.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_commands(sub)
+    _add_train_command(sub)
+    _add_evaluate_command(sub)
+    _add_quantization_aware_command(sub)
+    _add_export_command(sub)
+    _add_predict_command(sub)
+    return parser
 
+
+def _add_data_commands(sub):
+    """`data`: generators, importers, inspect, to-tfrecord, validate."""
     data = sub.add_parser("data", help="generate, import, inspect and validate data sets")
     data = data.add_subparsers(dest="generator", required=True, metavar="ACTION")
     soc = data.add_parser(
@@ -355,104 +353,29 @@ def build_parser():
         "FILE:LINE: what is wrong, and exits 2 if there is any.",
     )
     va.add_argument("--data", required=True, help="data folder")
-    va.add_argument("--run", help="also check that every answer is in this run's answers.json")
+    va.add_argument(
+        "--run", help="also check that every answer is among this run's (preset's) answers"
+    )
     va.add_argument("--no-images", action="store_true", help="check that images exist only")
     va.add_argument("--max-problems", type=int, default=50, help="problems printed (default 50)")
     va.set_defaults(func=_data_validate)
 
+
+def _add_train_command(sub):
+    """`train`: the run's options are generated from `RunConfig`."""
     tr = sub.add_parser("train", help="train SimMIMVQA with model.fit")
-    tr.add_argument("--data", required=True, help="data folder with questions.jsonl and images/")
-    tr.add_argument("--out", required=True, help="run folder to write (resumes if interrupted)")
-    tr.add_argument("--preset", default="tiny", help="tiny, small or base (default tiny)")
-    tr.add_argument("--epochs", type=int, default=10)
     tr.add_argument(
-        "--batch-size",
-        type=int,
-        default=64,
-        help="global batch: split between the replicas of a distributed run (default 64)",
+        "--out",
+        required=True,
+        help="run folder to write: a preset of the model, plus the run's files "
+        "(resumes if interrupted)",
     )
-    tr.add_argument(
-        "--per-replica-batch-size",
-        type=int,
-        default=None,
-        help="set the batch per replica instead: the global batch is this × replicas",
-    )
-    tr.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate")
-    tr.add_argument(
-        "--learning-rate-base-batch",
-        type=int,
-        default=None,
-        metavar="B",
-        help="scale the learning rate linearly with the global batch: the peak is "
-        "learning rate × global batch / B (default: no scaling)",
-    )
-    tr.add_argument(
-        "--steps-per-execution",
-        type=int,
-        default=1,
-        help="training steps run per call into the compiled graph (default 1)",
-    )
-    tr.add_argument(
-        "--jit-compile",
-        action="store_true",
-        help="compile the training step with XLA (off by default: slower on the 2-core CPU "
-        "measured, see benchmarks/train_throughput.py)",
-    )
-    tr.add_argument("--max-sequence-length", type=int, default=16, help="question tokens")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument(
-        "--strategy",
-        default="auto",
-        choices=("auto", "one_device", "mirrored", "multi_worker"),
-        help="tf.distribute strategy; auto picks multi_worker when TF_CONFIG names a cluster, "
-        "mirrored when several GPUs are visible, else one_device (default auto)",
-    )
-    tr.add_argument(
-        "--max-answers",
-        type=int,
-        default=None,
-        help="answer classes: the K most frequent training answers (default: all); "
-        "questions with other answers are bad records",
-    )
-    tr.add_argument(
-        "--skip-bad-records",
-        action="store_true",
-        help="skip bad records (corrupt JSON lines or images, missing fields, answers "
-        "outside --max-answers) instead of stopping; they are counted and listed in "
-        "RUN/skipped_records.txt",
-    )
-    tr.add_argument("--label-smoothing", type=float, default=0.0, help="0 to <1 (default 0: none)")
-    tr.add_argument(
-        "--grounding-weight",
-        type=float,
-        default=1.0,
-        help="weight of the auxiliary loss that predicts each image region's object "
-        "attributes from DATA/scenes.jsonl, where it exists (default 1; 0: off)",
-    )
-    tr.add_argument(
-        "--questions-per-image",
-        type=int,
-        default=4,
-        help="questions of one image kept in the same batch, so the image is encoded "
-        "once for them (memory pipeline, one replica; default 4; 1: off)",
-    )
-    tr.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=0.0,
-        help="share of training images held out to keep RUN/best.keras by validation "
-        "accuracy (default 0: best.keras by training loss)",
-    )
-    tr.add_argument(
-        "--input-pipeline",
-        default="memory",
-        choices=("memory", "stream", "tfrecord"),
-        help="memory: decode every image once up front and keep it (fastest while the set "
-        "fits in memory); stream: read and decode image files in parallel each epoch; "
-        "tfrecord: the same from DATA/tfrecords shards (`data to-tfrecord`) (default memory)",
-    )
+    add_run_config_arguments(tr)
     tr.set_defaults(func=_train)
 
+
+def _add_evaluate_command(sub):
+    """`evaluate`: a run's Keras model or a .tflite."""
     ev = sub.add_parser("evaluate", help="accuracy per question family")
     ev.add_argument("--run", help="run folder (evaluates the Keras model; writes RUN/eval.json)")
     ev.add_argument("--model", help=".tflite file (evaluates it with ai-edge-litert)")
@@ -460,6 +383,9 @@ def build_parser():
     ev.add_argument("--split", default="test")
     ev.set_defaults(func=_evaluate)
 
+
+def _add_quantization_aware_command(sub):
+    """`quantization-aware`: int8 fake-quantization fine-tuning."""
     qa = sub.add_parser(
         "quantization-aware",
         help="fine-tune a run with int8 fake quantization before exporting int8",
@@ -483,6 +409,9 @@ def build_parser():
     )
     qa.set_defaults(func=_quantization_aware)
 
+
+def _add_export_command(sub):
+    """`export`: SavedModel and TFLite variants."""
     ex = sub.add_parser("export", help="SavedModel and TFLite (builtin ops only)")
     ex.add_argument("--run", required=True, help="trained run folder")
     ex.add_argument("--out", required=True, help="export folder")
@@ -528,6 +457,9 @@ def build_parser():
     )
     ex.set_defaults(func=_export)
 
+
+def _add_predict_command(sub):
+    """`predict`: one answer from a .tflite."""
     pr = sub.add_parser("predict", help="answer a question about an image with a .tflite model")
     pr.add_argument("--model", required=True, help="exported .tflite (simmim_meta.json beside it)")
     pr.add_argument("--image", required=True, help="PNG or JPEG, RGB")
@@ -535,7 +467,6 @@ def build_parser():
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--explain", metavar="PNG", help="write the visual-attention heatmap here")
     pr.set_defaults(func=_predict)
-    return parser
 
 
 def main(argv=None):

@@ -23,7 +23,8 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
     from simmim_tf.export.litert_exporter import export_run
     from simmim_tf.plotting import save_attention_overlay
     from simmim_tf.training.run_config import RunConfig
-    from simmim_tf.training.vqa_trainer import evaluate, train
+    from simmim_tf.training.run_evaluation import evaluate
+    from simmim_tf.training.vqa_trainer import train
 
     data, run_dir, export_dir = (os.path.join(out, d) for d in ("data", "run", "export"))
     timings = {}
@@ -88,12 +89,10 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
 
     # The same question explained from the Keras model: all three attentions.
     from simmim_tf.explanation import explain
-    from simmim_tf.training.vqa_trainer import load_run
+    from simmim_tf.training.runs import load_run
 
-    keras_model, tokenizer, answers = load_run(run_dir)
-    e = explain(
-        keras_model, tokenizer, answers, test.images[test.image_index[0]], test.questions[0]
-    )
+    keras_model = load_run(run_dir)
+    e = explain(keras_model, test.images[test.image_index[0]], test.questions[0])
     keras_heatmap = os.path.join(out, "attention_keras.png")
     save_attention_overlay(
         test.images[test.image_index[0]],
@@ -113,9 +112,7 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
     from simmim_tf.data.vqa_dataset import read_scenes
     from simmim_tf.explanation import attention_on_named_objects
 
-    named = attention_on_named_objects(
-        keras_model, tokenizer, answers, test, read_scenes(data), every=4
-    )
+    named = attention_on_named_objects(keras_model, test, read_scenes(data), every=4)
 
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",

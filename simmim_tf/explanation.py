@@ -60,12 +60,15 @@ class Explanation:
     word_weights: np.ndarray  # (words,): the image's attention over the words
 
 
-def explain(model, tokenizer, answers, image, question, top_k=3):
+def explain(model, image, question, top_k=3):
     """Answers one question with a Keras `SimMIMVQA` and explains the answer.
 
-    model: SimMIMVQA; tokenizer: QuestionTokenizer; answers: AnswerVocabulary;
-    image: uint8 (S, S, 3). Returns an `Explanation`.
+    model: SimMIMVQA with its preprocessor; image: uint8 (S, S, 3).
+    Returns an `Explanation`.
     """
+    from simmim_tf.prediction import top_k as best_answers
+
+    tokenizer = model.preprocessor.question_tokenizer()
     ids, mask = tokenizer.encode(question)
     out = model.answer_with_attention(
         {
@@ -77,15 +80,13 @@ def explain(model, tokenizer, answers, image, question, top_k=3):
     logits = np.asarray(out["logits"], np.float32)[0]
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
-    # Stable: of answers with equal probabilities (int8 outputs often tie),
-    # the first wins, as with argmax everywhere else.
-    order = np.argsort(-probabilities, kind="stable")[:top_k]
+    best = best_answers(probabilities, model.preprocessor.answers, top_k)
     grid = model.backbone.grid_shape
     memory, share = memory_map(out["memory_attention"][0], grid[0] * grid[1], grid)
     return Explanation(
-        answer=answers.answers[order[0]],
-        probability=float(probabilities[order[0]]),
-        top_k=[(answers.answers[i], float(probabilities[i])) for i in order],
+        answer=best[0][0],
+        probability=best[0][1],
+        top_k=best,
         words=tokenizer.words(question),
         visual_map=visual_map(out["visual_attention"][0], mask, grid),
         memory_map=memory,
@@ -125,7 +126,7 @@ def named_object_box(question, objects):
     return None
 
 
-def attention_on_named_objects(model, tokenizer, answers, question_set, scenes, every=10):
+def attention_on_named_objects(model, question_set, scenes, every=10):
     """How much of the visual attention falls on the object a question names.
 
     For every `every`-th question of a `QuestionSet` that names an object by
@@ -141,7 +142,7 @@ def attention_on_named_objects(model, tokenizer, answers, question_set, scenes, 
         if box is None:
             continue
         image = question_set.images[question_set.image_index[i]]
-        e = explain(model, tokenizer, answers, image, question_set.questions[i])
+        e = explain(model, image, question_set.questions[i])
         shares.append(attention_in_box(e.visual_map, size, patch, box))
         uniform.append(attention_in_box(np.ones_like(e.visual_map), size, patch, box))
     return {

@@ -1,5 +1,6 @@
 """The command line end to end (on the shared trained run) and its errors."""
 
+import io
 import json
 import os
 
@@ -81,7 +82,7 @@ def _predict(trained_export, **overrides):
         (lambda d: {"--model": os.path.join(d, "nope.tflite")}, "model not found"),
         (lambda d: {"--image": os.path.join(d, "missing.png")}, "image not found"),
         (lambda d: {"--image": _write(d, "text.png", b"hello")}, "not a readable PNG or JPEG"),
-        (lambda d: {"--image": _gray(d)}, "has 1 channel"),
+        (lambda d: {"--image": _write(d, "cut.png", _png_bytes()[:60])}, "not a readable"),
     ],
 )
 def test_bad_input_gives_one_line_error(trained_export, tmp_path, capsys, make_bad, message):
@@ -96,14 +97,30 @@ def _write(d, name, data):
     return path
 
 
-def _gray(d):
-    path = os.path.join(d, "gray.png")
-    Image.new("L", (75, 75)).save(path)
-    return path
+def _png_bytes():
+    buffer = io.BytesIO()
+    Image.new("RGB", (75, 75), (255, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
-def test_unknown_word_is_not_an_error(trained_export, capsys):
+def test_unknown_word_is_answered_and_named(trained_export, capsys):
     assert _predict(trained_export, **{"--question": "is the zorblax object on the left?"}) == 0
+    out = capsys.readouterr().out
+    assert "words the model does not know, read as unknown: 'zorblax'" in out
+
+
+@pytest.mark.parametrize("mode, size", [("L", (75, 75)), ("RGBA", (150, 120)), ("P", (40, 40))])
+def test_images_as_people_have_them_are_answered(trained_export, tmp_path, capsys, mode, size):
+    path = str(tmp_path / f"{mode}.png")
+    Image.open(os.path.join(trained_export["data"], "images", "000000.png")).resize(size).convert(
+        mode
+    ).save(path)
+    assert _predict(trained_export, **{"--image": path}) == 0
+    answer = capsys.readouterr().out.splitlines()[0].split(" (")[0]
+    assert (
+        answer
+        in json.load(open(os.path.join(trained_export["export"], "simmim_meta.json")))["answers"]
+    )
 
 
 def test_bad_data_names_file_and_line(tmp_path, capsys):
@@ -144,7 +161,7 @@ def test_export_refuses_an_unknown_int8_float_op(trained_export, tmp_path, capsy
 
 
 def test_quantization_aware_writes_a_run_that_exports(trained_export, tmp_path, capsys):
-    from simmim_tf.training.vqa_trainer import load_run
+    from simmim_tf.training.runs import load_run
 
     out = str(tmp_path / "qat")
     args = ["quantization-aware", "--run", trained_export["run"], "--out", out]
@@ -154,9 +171,9 @@ def test_quantization_aware_writes_a_run_that_exports(trained_export, tmp_path, 
         record = json.load(f)
     assert record["steps"] == 3 and record["fake_quantized_layers"] > 20
     assert record["left_out_questions"] == 0
-    tuned, _, answers = load_run(out)
-    original, _, original_answers = load_run(trained_export["run"])
-    assert answers.answers == original_answers.answers
+    tuned = load_run(out)
+    original = load_run(trained_export["run"])
+    assert tuned.preprocessor.answers == original.preprocessor.answers
     assert tuned.get_config() == original.get_config()
     changed = [
         not np.array_equal(a, b)

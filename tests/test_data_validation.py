@@ -140,20 +140,20 @@ def test_validate_command_exits_non_zero_and_lists_problems(folder, capsys):
 
 def test_training_refuses_or_skips_and_counts(folder, tmp_path, capsys):
     from simmim_tf.training.run_config import RunConfig
-    from simmim_tf.training.vqa_trainer import _training_data
+    from simmim_tf.training.training_data import training_data
 
     _break_line(folder, 5, _without("answer"))
     run = str(tmp_path / "run")
     args = ["train", "--data", folder, "--out", run, "--epochs", "1", "--batch-size", "64"]
     assert main(args) == 2
     assert "questions.jsonl:5: missing field 'answer'" in capsys.readouterr().err
-    assert not os.path.exists(os.path.join(run, "model.keras"))
+    assert not os.path.exists(os.path.join(run, "task.json"))
 
     # Skipping, with max_answers=3: answers outside the top 3 are bad records too.
     # (tests/test_training_options.py trains with skipping and checks the report.)
     bad = BadRecords(skip=True)
     config = RunConfig(data=folder, max_answers=3, skip_bad_records=True)
-    data = _training_data(config, bad)
+    data = training_data(config, bad)
     answers, num_questions = data.answers, data.num_questions
     assert len(answers) == 3
     assert bad.messages[0].endswith("questions.jsonl:5: missing field 'answer'")

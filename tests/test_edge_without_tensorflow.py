@@ -28,7 +28,8 @@ long = predictor.predict(image, "is the red object on the left? " * 20)  # trunc
 assert long.answer in predictor.answers
 for bad, message in (
     (lambda: predictor.predict(image, "?!"), "empty question"),
-    (lambda: predictor.predict(image[:10], "is it?"), "this model expects"),
+    (lambda: predictor.predict(image[:0], "is it?"), "no pixels"),
+    (lambda: predictor.predict(image.astype(np.float32), "is it?"), "expected uint8"),
     (lambda: load_image(sys.argv[3]), "not a readable PNG or JPEG"),
 ):
     try:

@@ -64,12 +64,13 @@ def test_attention_in_box():
 
 def test_explain_a_keras_answer(trained_export):
     from simmim_tf.data.vqa_dataset import load_split
-    from simmim_tf.training.vqa_trainer import load_run
+    from simmim_tf.training.runs import load_run
 
-    model, tokenizer, answers = load_run(trained_export["run"])
+    model = load_run(trained_export["run"])
+    tokenizer = model.preprocessor.question_tokenizer()
     test = load_split(trained_export["data"], "test")
     image, question = test.images[test.image_index[0]], test.questions[0]
-    e = explain(model, tokenizer, answers, image, question)
+    e = explain(model, image, question)
     logits = model.predict(
         {
             "images": image[None],
@@ -78,7 +79,7 @@ def test_explain_a_keras_answer(trained_export):
         },
         verbose=0,
     )
-    assert e.answer == answers.answers[int(np.argmax(logits))]
+    assert e.answer == model.preprocessor.answers[int(np.argmax(logits))]
     assert e.top_k[0] == (e.answer, pytest.approx(e.probability))
     assert e.visual_map.shape == e.memory_map.shape == model.backbone.grid_shape
     assert len(e.word_weights) == len(e.words) == tokenizer.encode(question)[1].sum()
@@ -114,12 +115,12 @@ def test_named_object_box_finds_the_colour_the_question_names():
 def test_attention_on_named_objects_of_a_trained_run(trained_export):
     from simmim_tf.data.vqa_dataset import load_split, read_scenes
     from simmim_tf.explanation import attention_on_named_objects
-    from simmim_tf.training.vqa_trainer import load_run
+    from simmim_tf.training.runs import load_run
 
-    model, tokenizer, answers = load_run(trained_export["run"])
+    model = load_run(trained_export["run"])
     test = load_split(trained_export["data"], "test")
     scenes = read_scenes(trained_export["data"])
-    out = attention_on_named_objects(model, tokenizer, answers, test, scenes, every=50)
+    out = attention_on_named_objects(model, test, scenes, every=50)
     assert out["questions"] == len(range(0, len(test), 50))  # every question names a colour
     assert 0.0 <= out["share"] <= 1.0
     # A 10×10 px box of a 75×75 image gets about 1.8% of uniform attention.

@@ -1,7 +1,6 @@
 """The exported files: builtin ops, static shapes, GPU-delegate ops, and
 agreement with the Keras model."""
 
-import json
 import os
 import subprocess
 import sys
@@ -14,14 +13,15 @@ from ai_edge_litert.interpreter import Interpreter
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
 from simmim_tf.export.tflite_model_ops import non_builtin_ops, read_ops
-from simmim_tf.training.vqa_trainer import load_run
+from simmim_tf.training.runs import load_run
 
 VARIANTS = ("float32", "float16", "int8")
 
 
 def _keras_and_tflite(trained_export, variant, count):
     """Keras probabilities and TFLite probabilities on `count` test questions."""
-    model, tokenizer, _ = load_run(trained_export["run"])
+    model = load_run(trained_export["run"])
+    tokenizer = model.preprocessor.question_tokenizer()
     test = load_split(trained_export["data"], "test")
     ids, mask = tokenizer.encode_batch(test.questions[:count])
     images = test.images[test.image_index[:count]]
@@ -189,15 +189,16 @@ def test_saved_model_cli_shows_and_runs_the_serving_model(trained_export):
         timeout=300,
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
-    tokenizer = json.load(open(os.path.join(trained_export["run"], "tokenizer.json")))
+    with open(os.path.join(trained_export["run"], "assets", "tokenizer", "vocabulary.txt")) as f:
+        vocabulary = f.read().splitlines()
     words = "what is the shape of the red object".split()
-    expected = [tokenizer["vocabulary"].index(w) for w in words]
+    expected = [vocabulary.index(w) for w in words]
     assert " ".join(map(str, expected)) in " ".join(ran.stdout.replace("[", " ").split())
 
 
 def test_dynamic_range_variant(trained_export, tmp_path):
     """int8 weights, float activations: builtin ops, small, close to Keras."""
-    from simmim_tf.export.litert_exporter import convert
+    from simmim_tf.export.tflite_conversion import convert
 
     flatbuffer = convert(os.path.join(trained_export["export"], "saved_model"), "dynamic")
     (tmp_path / "model_dynamic.tflite").write_bytes(flatbuffer)
@@ -222,13 +223,14 @@ def test_int8_mixed_keeps_all_but_the_matrix_products_in_float(trained_export, t
     elsewhere; close to Keras. An op type the model lacks is named, not
     ignored."""
     from simmim_tf.errors import SimMIMInputError
-    from simmim_tf.export.litert_exporter import (
+    from simmim_tf.export.tflite_conversion import (
         check_float_ops_present,
         convert,
         representative_samples,
     )
 
-    model, tokenizer, _ = load_run(trained_export["run"])
+    model = load_run(trained_export["run"])
+    tokenizer = model.preprocessor.question_tokenizer()
     samples = representative_samples(
         trained_export["data"], tokenizer, model.backbone.image_size, 50
     )
@@ -255,9 +257,10 @@ def test_int8_mixed_keeps_all_but_the_matrix_products_in_float(trained_export, t
 def test_two_stage_answers_as_the_single_model(trained_export, tmp_path):
     """Image encoder once, answer model per question: the same probabilities."""
     from simmim_tf.edge import EdgePredictor, TwoStagePredictor
-    from simmim_tf.export.litert_exporter import export_two_stage
+    from simmim_tf.export.two_stage_export import export_two_stage
 
-    model, tokenizer, _ = load_run(trained_export["run"])
+    model = load_run(trained_export["run"])
+    tokenizer = model.preprocessor.question_tokenizer()
     os.symlink(
         os.path.join(trained_export["export"], "simmim_meta.json"), tmp_path / "simmim_meta.json"
     )

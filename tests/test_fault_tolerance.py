@@ -12,7 +12,7 @@ import time
 from simmim_tf.data import sort_of_clevr
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.training.image_grouped_batches import steps_per_epoch
-from simmim_tf.training.vqa_trainer import load_run
+from simmim_tf.training.runs import load_run
 
 EPOCHS = 6
 BATCH = 32
@@ -32,7 +32,7 @@ def test_killed_run_resumes_with_the_same_number_of_steps(tmp_path):
         time.sleep(0.1)
     first.send_signal(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not os.path.exists(os.path.join(run, "model.keras"))
+    assert not os.path.exists(os.path.join(run, "task.json"))
 
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -147,3 +147,62 @@ def test_backbone_ablations_drop_one_fusion_part(part):
     )
     assert names.get(part, part) not in out
     assert tuple(out["pooled"].shape) == (2, 32)
+
+
+def test_anchor_targets_cover_the_named_object(data):
+    from simmim_tf.data.anchor_targets import anchor_targets, named_object
+
+    split = load_split(data, "train")
+    scenes = read_scenes(data)
+    targets = anchor_targets(data, split, (10, 10), 8)
+    assert targets.shape == (len(split), 100)
+    # Sort-of-CLEVR names one object of a unique colour in every question.
+    assert (targets.sum(axis=1) > 0).all()
+    for q in range(0, len(split), 97):
+        obj = named_object(split.questions[q], scenes[split.image_paths[split.image_index[q]]])
+        centre = int(obj["y"] // 8) * 10 + int(obj["x"] // 8)
+        assert targets[q, centre] == 1
+        assert targets[q].sum() <= 9  # a 10-px object spans at most 3x3 regions of 8 px
+    objects = [
+        {"color": "red", "x": 5, "y": 5, "size": 4},
+        {"color": "red", "x": 9, "y": 9, "size": 4},
+    ]
+    assert named_object("what shape is the red object?", objects) is None  # not unique
+    assert named_object("how many objects?", objects) is None
+
+
+def test_anchor_loss_rewards_attention_on_the_object_and_skips_unnamed():
+    from simmim_tf.models.anchor_loss import AnchorLoss
+
+    target = np.array([[0, 1, 1, 0], [0, 0, 0, 0]], np.float32)
+    on = np.array([[0.0, 0.5, 0.5, 0.0], [0.25] * 4], np.float32)
+    off = np.array([[0.9, 0.05, 0.0, 0.05], [0.25] * 4], np.float32)
+    loss = AnchorLoss(reduction=None)
+    on_loss, off_loss = np.asarray(loss(target, on)), np.asarray(loss(target, off))
+    assert on_loss[0] == pytest.approx(0.0, abs=1e-5)
+    assert off_loss[0] == pytest.approx(-np.log(0.05), rel=1e-4)
+    assert on_loss[1] == off_loss[1] == 0.0  # no named object: no loss
+
+
+def test_anchor_supervision_moves_the_anchor_onto_the_named_object(data):
+    from simmim_tf.data.anchor_targets import anchor_targets
+
+    keras.utils.set_random_seed(0)
+    split = load_split(data, "train")
+    config = {**TINY_BACKBONE, "image_size": 75, "vocabulary_size": 60, "image_layers": 0}
+    backbone = SimMIMBackbone(**config)
+    vocabulary = AnswerVocabulary.fit(split.answers)
+    vqa = SimMIMVQA(backbone, num_answers=len(vocabulary))
+    anchors = anchor_targets(data, split, backbone.grid_shape, backbone.patch_size)
+    model = SimMIMVQATraining(vqa, anchor_weight=1.0)
+    model.compile(keras.optimizers.AdamW(3e-3))
+    ids, _ = QuestionTokenizer.fit(split.questions, 10).encode_batch(split.questions)
+    answers = np.array([vocabulary.id(a) for a in split.answers], np.int32)
+    ds = image_grouped_batches(split, ids, answers, 40, 10, anchor_targets=anchors)
+    history = model.fit(ds, epochs=6, verbose=0, shuffle=False).history
+    assert history["anchor_loss"][-1] < 0.7 * history["anchor_loss"][0], history["anchor_loss"]
+    with pytest.raises(ValueError, match="needs a backbone with use_relational_attention"):
+        SimMIMVQATraining(
+            SimMIMVQA(SimMIMBackbone(**{**config, "use_relational_attention": False}), 3),
+            anchor_weight=1.0,
+        )

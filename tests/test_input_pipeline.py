@@ -94,14 +94,14 @@ def test_stream_resizes_other_sizes(tmp_path):
 def test_training_data_from_tfrecord_shards(tmp_path):
     from simmim_tf.data.bad_records import BadRecords
     from simmim_tf.training.run_config import RunConfig
-    from simmim_tf.training.vqa_trainer import _training_data
+    from simmim_tf.training.training_data import training_data
 
     data = str(tmp_path / "data")
     sort_of_clevr.generate(data, num_images=10, seed=6, num_test=1, progress=False)
     assert main(["data", "to-tfrecord", "--data", data, "--shards", "2"]) == 0
     assert len(shard_files(data, "train")) == len(shard_files(data, "test")) == 2
     config = RunConfig(data=data, batch_size=32, input_pipeline="tfrecord")
-    training = _training_data(config, BadRecords())
+    training = training_data(config, BadRecords())
     dataset = training.dataset
     assert (training.num_questions, training.image_size, training.validation) == (180, 75, None)
     assert training.steps_per_epoch == 6 and training.attribute_sizes is None  # plain batches

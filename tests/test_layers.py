@@ -22,7 +22,7 @@ from simmim_tf.layers.image_encoder import (
     pair_features,
 )
 from simmim_tf.layers.relational_attention import region_centres
-from tests.test_case import run_layer_test
+from tests.test_case import TestCase
 
 RNG = np.random.default_rng(0)
 QUESTION = RNG.normal(size=(2, 6, 16)).astype("float32")
@@ -30,166 +30,169 @@ REGIONS = RNG.normal(size=(2, 9, 16)).astype("float32")
 MASK = np.array([[True] * 4 + [False] * 2, [True] * 6])
 
 
-def test_multi_head_attention_weights_sum_to_one_over_kept_keys():
-    layer = MultiHeadAttention(num_heads=2, key_dim=8)
-    out, weights = run_layer_test(
-        layer, (REGIONS, QUESTION), [(2, 9, 16), (2, 2, 9, 6)], {"key_mask": MASK}
+class TestLayers(TestCase):
+    def test_multi_head_attention_weights_sum_to_one_over_kept_keys(self):
+        layer = MultiHeadAttention(num_heads=2, key_dim=8)
+        out, weights = self.run_layer_test(
+            layer, (REGIONS, QUESTION), [(2, 9, 16), (2, 2, 9, 6)], {"key_mask": MASK}
+        )
+        weights = np.asarray(weights)
+        np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+        assert np.all(weights[0, :, :, 4:] < 1e-8)  # padding keys get (almost) no weight
+
+    def test_visual_attention_shapes_and_softmax(self):
+        _, weights = self.run_layer_test(
+            VisualAttention(num_heads=2, key_dim=8), (QUESTION, REGIONS), [(2, 6, 16), (2, 2, 6, 9)]
+        )
+        # (batch, heads, question tokens, regions), a distribution over regions.
+        np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, atol=1e-5)
+        assert np.all(np.asarray(weights) > 0)
+
+    def test_textual_attention_honours_padding(self):
+        layer = TextualAttention(num_heads=2, key_dim=8)
+        _, weights = self.run_layer_test(
+            layer, (REGIONS, QUESTION, MASK), [(2, 9, 16), (2, 2, 9, 6)]
+        )
+        weights = np.asarray(weights)
+        np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+        assert np.all(weights[0, ..., 4:] < 1e-8)
+        # Changing the padded words' features changes nothing.
+        noisy = QUESTION.copy()
+        noisy[0, 4:] = 100.0
+        out_a, _ = layer(REGIONS, QUESTION, MASK)
+        out_b, _ = layer(REGIONS, noisy, MASK)
+        np.testing.assert_allclose(np.asarray(out_a)[0], np.asarray(out_b)[0], atol=1e-5)
+
+    def test_semantic_memory_reads_both_modalities(self):
+        layer = SemanticMemory(num_slots=3, num_layers=2, num_heads=2, intermediate_dim=32)
+        memory, read = self.run_layer_test(
+            layer, (REGIONS, QUESTION, MASK), [(2, 3, 16), (2, 2, 3, 15)]
+        )
+        read = np.asarray(read)
+        np.testing.assert_allclose(read.sum(-1), 1.0, atol=1e-5)
+        assert np.all(read[0, ..., 9 + 4 :] < 1e-8)  # regions first, then words; padding unread
+        # The memory depends on the image and on the question.
+        m_image, _ = layer(REGIONS * 2.0, QUESTION, MASK)
+        m_text, _ = layer(REGIONS, QUESTION * 2.0, MASK)
+        assert not np.allclose(np.asarray(m_image), np.asarray(memory))
+        assert not np.allclose(np.asarray(m_text), np.asarray(memory))
+
+    def test_transformer_block_and_layer_norm(self):
+        self.run_layer_test(
+            TransformerBlock(2, 8, 32), (QUESTION,), [(2, 6, 16)], {"padding_mask": MASK}
+        )
+        out = self.run_layer_test(LayerNorm(), (QUESTION,), [(2, 6, 16)])
+        np.testing.assert_allclose(np.asarray(out).mean(-1), 0.0, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(out).std(-1), 1.0, atol=1e-3)
+
+    @pytest.mark.parametrize(
+        "stem,patch,grid", [("patchify", 8, 4), ("conv", 8, 4), ("conv", 4, 8)]
     )
-    weights = np.asarray(weights)
-    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
-    assert np.all(weights[0, :, :, 4:] < 1e-8)  # padding keys get (almost) no weight
+    def test_patch_embedding_grid(self, stem, patch, grid):
+        images = RNG.integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+        layer = PatchEmbedding(hidden_dim=16, patch_size=patch, stem=stem)
+        self.run_layer_test(layer, (images,), [(2, grid * grid, 16)])
+        assert layer.grid_shape(32, 32) == (grid, grid)
 
+    def test_patch_embedding_rejects_bad_arguments(self):
+        with pytest.raises(ValueError, match="stem"):
+            PatchEmbedding(16, 8, stem="vit")
+        with pytest.raises(ValueError, match="power of two"):
+            PatchEmbedding(16, 6, stem="conv")
 
-def test_visual_attention_shapes_and_softmax():
-    _, weights = run_layer_test(
-        VisualAttention(num_heads=2, key_dim=8), (QUESTION, REGIONS), [(2, 6, 16), (2, 2, 6, 9)]
-    )
-    # (batch, heads, question tokens, regions), a distribution over regions.
-    np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, atol=1e-5)
-    assert np.all(np.asarray(weights) > 0)
+    def test_question_encoder_ignores_padding(self):
+        ids = np.array([[5, 7, 9, 0, 0, 0]], "int32")
+        layer = QuestionEncoder(20, 12, 16, 1, 2, 32)
+        self.run_layer_test(layer, (ids, ids != 0), [(1, 6, 16)])
+        longer = np.pad(ids, ((0, 0), (0, 4)))
+        short_out = np.asarray(layer(ids, ids != 0))[0, :3]
+        long_out = np.asarray(layer(longer, longer != 0))[0, :3]
+        np.testing.assert_allclose(short_out, long_out, atol=1e-5)
 
+    def test_answer_head_logits_stay_float32(self):
+        pooled = RNG.normal(size=(3, 16)).astype("float32")
+        self.run_layer_test(AnswerHead(num_answers=7, hidden_dim=8), (pooled,), [(3, 7)])
+        mixed = AnswerHead(7, 8, dtype="mixed_float16")
+        assert mixed(pooled).dtype == "float32"
 
-def test_textual_attention_honours_padding():
-    layer = TextualAttention(num_heads=2, key_dim=8)
-    _, weights = run_layer_test(layer, (REGIONS, QUESTION, MASK), [(2, 9, 16), (2, 2, 9, 6)])
-    weights = np.asarray(weights)
-    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
-    assert np.all(weights[0, ..., 4:] < 1e-8)
-    # Changing the padded words' features changes nothing.
-    noisy = QUESTION.copy()
-    noisy[0, 4:] = 100.0
-    out_a, _ = layer(REGIONS, QUESTION, MASK)
-    out_b, _ = layer(REGIONS, noisy, MASK)
-    np.testing.assert_allclose(np.asarray(out_a)[0], np.asarray(out_b)[0], atol=1e-5)
+    def test_image_encoder_relates_regions_and_knows_their_place(self):
+        layer = ImageEncoder(num_layers=2, num_heads=2, intermediate_dim=32, grid_shape=(3, 3))
+        out = self.run_layer_test(layer, (REGIONS,), [(2, 9, 16)])
+        # Self-attention: changing one region changes the others' outputs.
+        changed = REGIONS.copy()
+        changed[:, 0] = (
+            RNG.normal(size=(2, 16)) * 3.0
+        )  # not a constant shift: LayerNorm removes those
+        delta = np.abs(np.asarray(layer(changed)) - np.asarray(out))[:, 1:]
+        assert delta.max() > 1e-3
+        # With coordinates, moving content between regions is not merely a
+        # permutation of the outputs; without them, self-attention is
+        # permutation-equivariant, so it is.
+        order = RNG.permutation(9)
+        for coordinates, equivariant in ((True, False), (False, True)):
+            layer = ImageEncoder(2, 2, 32, (3, 3), coordinates=coordinates)
+            permuted = np.asarray(layer(REGIONS[:, order]))
+            assert (
+                np.allclose(permuted, np.asarray(layer(REGIONS))[:, order], atol=1e-5)
+                == equivariant
+            )
 
+    def test_image_encoder_without_layers_is_the_identity(self):
+        out = ImageEncoder(0, 2, 32, (3, 3))(REGIONS)
+        np.testing.assert_array_equal(np.asarray(out), REGIONS)
+        with pytest.raises(ValueError, match="grid_shape"):
+            ImageEncoder(1, 2, 32, (2, 2))(REGIONS)
 
-def test_semantic_memory_reads_both_modalities():
-    layer = SemanticMemory(num_slots=3, num_layers=2, num_heads=2, intermediate_dim=32)
-    memory, read = run_layer_test(layer, (REGIONS, QUESTION, MASK), [(2, 3, 16), (2, 2, 3, 15)])
-    read = np.asarray(read)
-    np.testing.assert_allclose(read.sum(-1), 1.0, atol=1e-5)
-    assert np.all(read[0, ..., 9 + 4 :] < 1e-8)  # regions first, then words; padding unread
-    # The memory depends on the image and on the question.
-    m_image, _ = layer(REGIONS * 2.0, QUESTION, MASK)
-    m_text, _ = layer(REGIONS, QUESTION * 2.0, MASK)
-    assert not np.allclose(np.asarray(m_image), np.asarray(memory))
-    assert not np.allclose(np.asarray(m_text), np.asarray(memory))
+    def test_coordinate_features_are_row_major_and_bounded(self):
+        features = coordinate_features(2, 3)
+        assert features.shape == (6, 2 + 4 * len(COORDINATE_FREQUENCIES))
+        np.testing.assert_allclose(features[:3, 1], features[0, 1])  # first row: one y
+        assert features[0, 0] < features[1, 0] < features[2, 0]  # x grows along a row
+        assert np.all(np.abs(features) <= 1.0)
 
+    def test_grounding_head_logits_per_attribute(self):
+        out = self.run_layer_test(GroundingHead(attribute_sizes=[7, 3]), (REGIONS,), [(2, 9, 12)])
+        assert out.dtype == "float32"
+        assert GroundingHead([7, 3], dtype="mixed_float16")(REGIONS).dtype == "float32"
 
-def test_transformer_block_and_layer_norm():
-    run_layer_test(TransformerBlock(2, 8, 32), (QUESTION,), [(2, 6, 16)], {"padding_mask": MASK})
-    out = run_layer_test(LayerNorm(), (QUESTION,), [(2, 6, 16)])
-    np.testing.assert_allclose(np.asarray(out).mean(-1), 0.0, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(out).std(-1), 1.0, atol=1e-3)
+    def test_relative_position_bias_reaches_the_scores(self):
+        regions = RNG.normal(size=(1, 9, 16)).astype("float32")
+        layer = ImageEncoder(1, 2, 32, (3, 3), coordinates=False, relative_position_bias=True)
+        out = self.run_layer_test(layer, (regions,), [(1, 9, 16)])
+        # Without coordinates, only the bias knows where regions are: a permutation
+        # of the regions is no longer a permutation of the outputs.
+        order = RNG.permutation(9)
+        assert not np.allclose(np.asarray(layer(regions[:, order])), np.asarray(out)[:, order])
+        features = pair_features(3, 3)
+        assert features.shape == (9, 9, 4)
+        np.testing.assert_allclose(features[4, 4], 0.0)  # a region and itself
+        np.testing.assert_allclose(
+            features[0, 8, 3], 2 * (2 / 3) ** 2, rtol=1e-6
+        )  # corner to corner
 
+    def test_feed_forward_is_a_residual_mlp_per_token(self):
+        layer = FeedForward(intermediate_dim=32)
+        out = self.run_layer_test(layer, (QUESTION,), [(2, 6, 16)])
+        # Token by token: changing one token leaves the others as they were.
+        changed = QUESTION.copy()
+        changed[:, 0] = RNG.normal(size=(2, 16))
+        np.testing.assert_allclose(
+            np.asarray(layer(changed))[:, 1:], np.asarray(out)[:, 1:], atol=1e-6
+        )
+        assert not np.allclose(np.asarray(out), QUESTION)
 
-@pytest.mark.parametrize("stem,patch,grid", [("patchify", 8, 4), ("conv", 8, 4), ("conv", 4, 8)])
-def test_patch_embedding_grid(stem, patch, grid):
-    images = RNG.integers(0, 256, (2, 32, 32, 3)).astype("uint8")
-    layer = PatchEmbedding(hidden_dim=16, patch_size=patch, stem=stem)
-    run_layer_test(layer, (images,), [(2, grid * grid, 16)])
-    assert layer.grid_shape(32, 32) == (grid, grid)
-
-
-def test_patch_embedding_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="stem"):
-        PatchEmbedding(16, 8, stem="vit")
-    with pytest.raises(ValueError, match="power of two"):
-        PatchEmbedding(16, 6, stem="conv")
-
-
-def test_question_encoder_ignores_padding():
-    ids = np.array([[5, 7, 9, 0, 0, 0]], "int32")
-    layer = QuestionEncoder(20, 12, 16, 1, 2, 32)
-    run_layer_test(layer, (ids, ids != 0), [(1, 6, 16)])
-    longer = np.pad(ids, ((0, 0), (0, 4)))
-    short_out = np.asarray(layer(ids, ids != 0))[0, :3]
-    long_out = np.asarray(layer(longer, longer != 0))[0, :3]
-    np.testing.assert_allclose(short_out, long_out, atol=1e-5)
-
-
-def test_answer_head_logits_stay_float32():
-    pooled = RNG.normal(size=(3, 16)).astype("float32")
-    run_layer_test(AnswerHead(num_answers=7, hidden_dim=8), (pooled,), [(3, 7)])
-    mixed = AnswerHead(7, 8, dtype="mixed_float16")
-    assert mixed(pooled).dtype == "float32"
-
-
-def test_image_encoder_relates_regions_and_knows_their_place():
-    layer = ImageEncoder(num_layers=2, num_heads=2, intermediate_dim=32, grid_shape=(3, 3))
-    out = run_layer_test(layer, (REGIONS,), [(2, 9, 16)])
-    # Self-attention: changing one region changes the others' outputs.
-    changed = REGIONS.copy()
-    changed[:, 0] = RNG.normal(size=(2, 16)) * 3.0  # not a constant shift: LayerNorm removes those
-    delta = np.abs(np.asarray(layer(changed)) - np.asarray(out))[:, 1:]
-    assert delta.max() > 1e-3
-    # With coordinates, moving content between regions is not merely a
-    # permutation of the outputs; without them, self-attention is
-    # permutation-equivariant, so it is.
-    order = RNG.permutation(9)
-    for coordinates, equivariant in ((True, False), (False, True)):
-        layer = ImageEncoder(2, 2, 32, (3, 3), coordinates=coordinates)
-        permuted = np.asarray(layer(REGIONS[:, order]))
-        assert np.allclose(permuted, np.asarray(layer(REGIONS))[:, order], atol=1e-5) == equivariant
-
-
-def test_image_encoder_without_layers_is_the_identity():
-    out = ImageEncoder(0, 2, 32, (3, 3))(REGIONS)
-    np.testing.assert_array_equal(np.asarray(out), REGIONS)
-    with pytest.raises(ValueError, match="grid_shape"):
-        ImageEncoder(1, 2, 32, (2, 2))(REGIONS)
-
-
-def test_coordinate_features_are_row_major_and_bounded():
-    features = coordinate_features(2, 3)
-    assert features.shape == (6, 2 + 4 * len(COORDINATE_FREQUENCIES))
-    np.testing.assert_allclose(features[:3, 1], features[0, 1])  # first row: one y
-    assert features[0, 0] < features[1, 0] < features[2, 0]  # x grows along a row
-    assert np.all(np.abs(features) <= 1.0)
-
-
-def test_grounding_head_logits_per_attribute():
-    out = run_layer_test(GroundingHead(attribute_sizes=[7, 3]), (REGIONS,), [(2, 9, 12)])
-    assert out.dtype == "float32"
-    assert GroundingHead([7, 3], dtype="mixed_float16")(REGIONS).dtype == "float32"
-
-
-def test_relative_position_bias_reaches_the_scores():
-    regions = RNG.normal(size=(1, 9, 16)).astype("float32")
-    layer = ImageEncoder(1, 2, 32, (3, 3), coordinates=False, relative_position_bias=True)
-    out = run_layer_test(layer, (regions,), [(1, 9, 16)])
-    # Without coordinates, only the bias knows where regions are: a permutation
-    # of the regions is no longer a permutation of the outputs.
-    order = RNG.permutation(9)
-    assert not np.allclose(np.asarray(layer(regions[:, order])), np.asarray(out)[:, order])
-    features = pair_features(3, 3)
-    assert features.shape == (9, 9, 4)
-    np.testing.assert_allclose(features[4, 4], 0.0)  # a region and itself
-    np.testing.assert_allclose(features[0, 8, 3], 2 * (2 / 3) ** 2, rtol=1e-6)  # corner to corner
-
-
-def test_feed_forward_is_a_residual_mlp_per_token():
-    layer = FeedForward(intermediate_dim=32)
-    out = run_layer_test(layer, (QUESTION,), [(2, 6, 16)])
-    # Token by token: changing one token leaves the others as they were.
-    changed = QUESTION.copy()
-    changed[:, 0] = RNG.normal(size=(2, 16))
-    np.testing.assert_allclose(np.asarray(layer(changed))[:, 1:], np.asarray(out)[:, 1:], atol=1e-6)
-    assert not np.allclose(np.asarray(out), QUESTION)
-
-
-def test_relational_attention_finds_the_anchor_and_uses_offsets():
-    regions = RNG.normal(size=(2, 9, 16)).astype("float32")
-    question = RNG.normal(size=(2, 16)).astype("float32")
-    layer = RelationalAttention(num_heads=2, key_dim=8, grid_shape=(3, 3))
-    features, anchor, weights = run_layer_test(
-        layer, (question, regions), [(2, 16), (2, 9), (2, 2, 9)]
-    )
-    np.testing.assert_allclose(np.asarray(anchor).sum(-1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, atol=1e-5)
-    # The same regions in another order: the anchor moves, so the offsets and
-    # the read change (self-attention alone would only permute).
-    order = RNG.permutation(9)
-    moved, _, _ = layer(question, regions[:, order])
-    assert not np.allclose(np.asarray(moved), np.asarray(features), atol=1e-4)
-    np.testing.assert_allclose(region_centres(1, 2), [[0.25, 0.5], [0.75, 0.5]])
+    def test_relational_attention_finds_the_anchor_and_uses_offsets(self):
+        regions = RNG.normal(size=(2, 9, 16)).astype("float32")
+        question = RNG.normal(size=(2, 16)).astype("float32")
+        layer = RelationalAttention(num_heads=2, key_dim=8, grid_shape=(3, 3))
+        features, anchor, weights = self.run_layer_test(
+            layer, (question, regions), [(2, 16), (2, 9), (2, 2, 9)]
+        )
+        np.testing.assert_allclose(np.asarray(anchor).sum(-1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, atol=1e-5)
+        # The same regions in another order: the anchor moves, so the offsets and
+        # the read change (self-attention alone would only permute).
+        order = RNG.permutation(9)
+        moved, _, _ = layer(question, regions[:, order])
+        assert not np.allclose(np.asarray(moved), np.asarray(features), atol=1e-4)
+        np.testing.assert_allclose(region_centres(1, 2), [[0.25, 0.5], [0.75, 0.5]])

@@ -1,30 +1,35 @@
-import os
-
 import keras
 import numpy as np
 import pytest
 
 from simmim_tf.models import SIMMIM_PRESETS, SimMIMBackbone, SimMIMVQA
 from tests.conftest import TINY_BACKBONE, tiny_inputs
-from tests.test_case import assert_config_is_constructor_args
+from tests.test_case import TestCase, assert_config_is_constructor_args
 
 
 def tiny_vqa(num_answers=5, **kwargs):
     return SimMIMVQA(SimMIMBackbone(**{**TINY_BACKBONE, **kwargs}), num_answers)
 
 
-def test_backbone_outputs():
-    backbone = SimMIMBackbone(**TINY_BACKBONE)
-    out = backbone(tiny_inputs(batch=2, length=8))
-    regions = backbone.grid_shape[0] * backbone.grid_shape[1]
-    assert regions == 16
-    assert tuple(out["memory"].shape) == (2, 4, 32)
-    assert tuple(out["pooled"].shape) == (2, 32)
-    assert tuple(out["visual_attention"].shape) == (2, 2, 8, regions)
-    assert tuple(out["textual_attention"].shape) == (2, 2, regions, 8)
-    assert tuple(out["memory_attention"].shape) == (2, 2, 4, regions + 8)
-    assert_config_is_constructor_args(backbone)
-    assert backbone.get_config().keys() - {"name", "trainable", "dtype"} == TINY_BACKBONE.keys()
+class TestSimMIMBackbone(TestCase):
+    def test_backbone(self):
+        regions, batch, length = 16, 2, 8
+        backbone = self.run_backbone_test(
+            SimMIMBackbone,
+            TINY_BACKBONE,
+            tiny_inputs(batch=batch, length=length),
+            {
+                "memory": (batch, 4, 32),
+                "pooled": (batch, 32),
+                "visual_attention": (batch, 2, length, regions),
+                "textual_attention": (batch, 2, regions, length),
+                "memory_attention": (batch, 2, 4, regions + length),
+            },
+        )
+        assert backbone.grid_shape == (4, 4)
+        assert backbone.get_config().keys() - {"name", "trainable", "dtype"} == (
+            TINY_BACKBONE.keys()
+        )
 
 
 def test_vqa_padding_invariance():
@@ -50,18 +55,19 @@ def test_vqa_training_steps_lower_the_loss():
     assert after < 0.8 * before, (before, after)
 
 
-def test_vqa_keras_save_and_load_identical(tmp_path):
-    model = tiny_vqa()
-    model.compile()
-    x = tiny_inputs()
-    path = os.path.join(tmp_path, "model.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, SimMIMVQA) and isinstance(loaded.backbone, SimMIMBackbone)
-    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(loaded(x)))
-    assert loaded.get_config() == model.get_config()
-    assert_config_is_constructor_args(loaded)
-    assert loaded.compiled
+class TestSimMIMVQA(TestCase):
+    def test_keras_save_and_load_identical(self, tmp_path):
+        model = tiny_vqa()
+        model.compile()
+        loaded = self.run_model_saving_test(model, tiny_inputs(), str(tmp_path / "model.keras"))
+        assert isinstance(loaded.backbone, SimMIMBackbone)
+        assert_config_is_constructor_args(loaded)
+        assert loaded.compiled
+
+    def test_fit_evaluate_predict(self):
+        model = tiny_vqa()
+        predictions = self.run_task_test(model, tiny_inputs(batch=8), np.arange(8) % 5)
+        assert predictions.shape == (8, 5)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -74,17 +80,23 @@ def test_vqa_mixed_precision(policy):
     model.fit(tiny_inputs(batch=4), np.arange(4) % 5, verbose=0)
 
 
-def test_presets():
-    assert set(SIMMIM_PRESETS) == {"tiny", "small", "base"}
+def test_named_architectures_grow_and_unknown_names_are_refused():
     model = SimMIMVQA.from_preset("tiny", num_answers=7, vocabulary_size=40, image_size=75)
     assert model.backbone.image_size == 75
     x = tiny_inputs(batch=1, image_size=75, vocabulary_size=40)
     assert tuple(model(x).shape) == (1, 7)
-    with pytest.raises(ValueError, match="Unknown preset"):
+    with pytest.raises(ValueError, match="huge: not a preset folder, nor a named architecture"):
         SimMIMVQA.from_preset("huge", num_answers=7, vocabulary_size=40, image_size=75)
+    with pytest.raises(ValueError, match="needs a preprocessor or num_answers"):
+        SimMIMVQA.from_preset("tiny", vocabulary_size=40, image_size=75)
+    # Each named architecture is wider than the one before it (hidden size,
+    # memory slots) and so larger.
+    names = list(SIMMIM_PRESETS)
+    widths = [SIMMIM_PRESETS[n]["hidden_dim"] for n in names]
+    assert widths == sorted(widths) and len(set(widths)) == len(widths)
     sizes = [
-        SimMIMVQA.from_preset(p, num_answers=10, vocabulary_size=40, image_size=75).count_params()
-        for p in ("tiny", "small")
+        SimMIMVQA.from_preset(n, num_answers=10, vocabulary_size=40, image_size=75).count_params()
+        for n in names[:2]
     ]
     assert sizes[0] < sizes[1]
 

@@ -42,17 +42,9 @@ def test_load_image_errors(tmp_path):
     rgb = tmp_path / "ok.png"
     Image.new("RGB", (10, 10), (255, 0, 0)).save(rgb)
     assert load_image(str(rgb), 20).shape == (20, 20, 3)
-    gray = tmp_path / "gray.png"
-    Image.new("L", (10, 10)).save(gray)
-    with pytest.raises(SimMIMInputError, match=r"gray.png: has 1 channel\(s\)"):
-        load_image(str(gray))
-    rgba = tmp_path / "rgba.png"
-    Image.new("RGBA", (10, 10)).save(rgba)
-    with pytest.raises(SimMIMInputError, match="4 channel"):
-        load_image(str(rgba))
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    with pytest.raises(SimMIMInputError, match="not a readable PNG or JPEG"):
+    with pytest.raises(SimMIMInputError, match="notes.png: not a readable PNG or JPEG"):
         load_image(str(text))
     with pytest.raises(SimMIMInputError, match="image not found"):
         load_image(str(tmp_path / "missing.png"))

@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.edge import EdgePredictor
-from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 from simmim_tf.preprocessing.tf_question_tokenizer import TFQuestionTokenizer
-from simmim_tf.training.vqa_trainer import load_run, predict_answers
+from simmim_tf.training.run_evaluation import predict_answers
+from simmim_tf.training.runs import load_run
 
 TRICKY = [
     "What is the SHAPE of the red object?",
@@ -35,9 +35,14 @@ def exported(trained_export):
 def test_same_ids_in_training_savedmodel_and_tflite(exported):
     trained_export, test, serving = exported
     questions = TRICKY + sorted(set(test.questions))
-    tokenizer = QuestionTokenizer.load(os.path.join(trained_export["run"], "tokenizer.json"))
+    model = load_run(trained_export["run"])
+    tokenizer = model.preprocessor.question_tokenizer()
     training_ids, training_mask = tokenizer.encode_batch(questions)
     tf_ids, tf_mask = TFQuestionTokenizer(tokenizer)(tf.constant(questions))
+    # The preprocessor the preset carries: what model.fit/predict tokenise with.
+    preset_ids, preset_mask = model.preprocessor.token_ids(questions)
+    np.testing.assert_array_equal(np.asarray(preset_ids), training_ids)
+    np.testing.assert_array_equal(np.asarray(preset_mask), training_mask)
     saved = serving.signatures["tokenize"](questions=tf.constant(questions))
     edge = EdgePredictor(os.path.join(trained_export["export"], "model_int8.tflite")).tokenizer
     edge_ids, _ = edge.encode_batch(questions)
@@ -52,9 +57,9 @@ def test_same_ids_in_training_savedmodel_and_tflite(exported):
 
 def test_answer_signature_agrees_with_keras(exported):
     trained_export, test, serving = exported
-    model, tokenizer, answers = load_run(trained_export["run"])
+    model = load_run(trained_export["run"])
     subset = test.subset(np.arange(len(test)) < 40)
-    expected = predict_answers(model, tokenizer, answers, subset)
+    expected = predict_answers(model, subset)
     image_bytes = [
         open(os.path.join(trained_export["data"], subset.image_paths[i]), "rb").read()
         for i in subset.image_index
@@ -71,7 +76,7 @@ def test_answer_signature_agrees_with_keras(exported):
     # The same map as the Keras model's, reduced by simmim_tf.explanation.
     from simmim_tf.explanation import visual_map
 
-    ids, mask = tokenizer.encode(subset.questions[0])
+    ids, mask = model.preprocessor.question_tokenizer().encode(subset.questions[0])
     keras_out = model.answer_with_attention(
         {
             "images": subset.images[subset.image_index[:1]],

@@ -11,6 +11,7 @@ import pytest
 from simmim_tf.data import sort_of_clevr
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
 from simmim_tf.training.run_config import RunConfig
+from simmim_tf.training.runs import load_run
 from simmim_tf.training.vqa_trainer import train
 
 
@@ -56,7 +57,9 @@ def test_validation_share_best_checkpoint_logs_and_skipping(tmp_path, capsys):
     assert best["monitor"] == "val_accuracy"
     assert best["value"] == pytest.approx(max(history["val_accuracy"]))
     assert best["epoch"] == 1 + int(np.argmax(history["val_accuracy"]))
-    assert os.path.isfile(os.path.join(run, "best.keras"))
+    assert os.path.isfile(os.path.join(run, "best", "task.json"))
+    best_model = load_run(os.path.join(run, "best"))
+    assert best_model.preprocessor.answers == load_run(run).preprocessor.answers
     assert isinstance(model.loss, SmoothedAnswerLoss) and model.loss.label_smoothing == 0.1
     # 18 training images, 4 held out: 14 x 20 questions train, in groups of
     # 4 questions of one image (5 per image), 8 groups a batch: ceil(70 / 8).

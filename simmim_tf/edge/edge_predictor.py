@@ -1,6 +1,5 @@
 """Answering questions with an exported .tflite and its sidecar metadata."""
 
-import dataclasses
 import json
 import os
 
@@ -8,19 +7,11 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from simmim_tf.errors import SimMIMInputError
-from simmim_tf.explanation import visual_map
+from simmim_tf.prediction import Prediction, make_prediction
+from simmim_tf.preprocessing.image_conversion import convert_image
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 
 META_FILE = "simmim_meta.json"
-
-
-@dataclasses.dataclass
-class Prediction:
-    answer: str
-    probability: float
-    top_k: list  # [(answer, probability), ...], best first
-    words: list  # the question's words the model saw
-    attention_map: np.ndarray  # (rows, cols), visual attention over regions, sums to 1
 
 
 class EdgePredictor:
@@ -46,11 +37,11 @@ class EdgePredictor:
         self._runner = signature_runner(model_path, num_threads)
 
     def predict(self, image, question, top_k=3):
-        """Answers one question about one uint8 (S, S, 3) image."""
+        """Answers one question about one uint8 image (H, W), (H, W, 1 to 4) of any size."""
         image = check_image(image, self.image_size)
         ids, mask = self.tokenizer.encode(question)
         out = self._runner(images=image[None].astype(np.float32), token_ids=ids[None])
-        return make_prediction(self, out, question, mask, top_k)
+        return outputs_to_prediction(self, out, question, mask, top_k)
 
 
 def load_meta(model_path, meta_path=None):
@@ -78,23 +69,36 @@ def signature_runner(model_path, num_threads=None):
 
 
 def check_image(image, image_size):
+    """An image as people have it → uint8 (image_size, image_size, 3) RGB.
+
+    Grayscale and alpha are converted and any size is resized as the model's
+    image converter does (`preprocessing.image_conversion`).
+    """
     image = np.asarray(image)
-    expected = (image_size, image_size, 3)
-    if image.shape != expected:
-        raise SimMIMInputError(f"image has shape {image.shape}; this model expects {expected}")
-    return image
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 2, 3, 4)):
+        raise SimMIMInputError(
+            f"image has shape {image.shape}; expected (height, width) or "
+            "(height, width, channels) with 1 to 4 channels"
+        )
+    if image.size == 0:
+        raise SimMIMInputError(f"image has no pixels (shape {image.shape})")
+    if image.dtype != np.uint8:
+        raise SimMIMInputError(f"image has dtype {image.dtype}; expected uint8 pixels 0..255")
+    return convert_image(image, image_size)
 
 
-def make_prediction(predictor, out, question, mask, top_k):
-    """A `Prediction` from a model's outputs for one question."""
-    probabilities = out["probabilities"][0]
-    # Stable: of answers with equal probabilities (int8 outputs often tie),
-    # the first wins, as with argmax everywhere else.
-    order = np.argsort(-probabilities, kind="stable")[:top_k]
-    return Prediction(
-        answer=predictor.answers[order[0]],
-        probability=float(probabilities[order[0]]),
-        top_k=[(predictor.answers[i], float(probabilities[i])) for i in order],
-        words=predictor.tokenizer.words(question),
-        attention_map=visual_map(out["visual_attention"][0], mask, predictor.grid_shape),
+def outputs_to_prediction(predictor, out, question, mask, top_k):
+    """A `Prediction` from a .tflite's outputs for one question (batch 1)."""
+    return make_prediction(
+        out["probabilities"][0],
+        out["visual_attention"][0],
+        mask,
+        question,
+        predictor.tokenizer,
+        predictor.answers,
+        predictor.grid_shape,
+        top_k,
     )
+
+
+__all__ = ["EdgePredictor", "Prediction", "check_image", "load_meta", "signature_runner"]

@@ -11,7 +11,7 @@ import numpy as np
 from simmim_tf.edge.edge_predictor import (
     check_image,
     load_meta,
-    make_prediction,
+    outputs_to_prediction,
     signature_runner,
 )
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
@@ -45,7 +45,7 @@ class TwoStagePredictor:
         )
 
     def encode(self, image):
-        """Regions (1, regions, hidden_dim) of one uint8 (S, S, 3) image."""
+        """Regions (1, regions, hidden_dim) of one uint8 image of any size (see `check_image`)."""
         image = check_image(image, self.image_size)
         return self._encode(images=image[None].astype(np.float32))["regions"]
 
@@ -53,4 +53,4 @@ class TwoStagePredictor:
         """Answers one question from the regions `encode` returned."""
         ids, mask = self.tokenizer.encode(question)
         out = self._answer(regions=regions, token_ids=ids[None])
-        return make_prediction(self, out, question, mask, top_k)
+        return outputs_to_prediction(self, out, question, mask, top_k)

@@ -24,7 +24,7 @@ from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.edge import EdgePredictor
 from simmim_tf.evaluation import accuracy_by_family, tflite_answers
 from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
-from simmim_tf.export.litert_exporter import VARIANTS
+from simmim_tf.export.tflite_conversion import VARIANTS
 
 
 def _latency_ms(path, image, question, threads, runs, warmup=5):
@@ -67,9 +67,10 @@ def _litert_benchmark_ms(path, threads, runs):
 
 
 def _keras_answers(run_dir, question_set):
-    from simmim_tf.training.vqa_trainer import load_run, predict_answers
+    from simmim_tf.training.run_evaluation import predict_answers
+    from simmim_tf.training.runs import load_run
 
-    return predict_answers(*load_run(run_dir), question_set)
+    return predict_answers(load_run(run_dir), question_set)
 
 
 def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50, threads=(1, 2)):

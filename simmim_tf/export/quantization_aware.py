@@ -129,7 +129,7 @@ def snap_weights_to_int8(model):
 
 
 def calibration_batches(samples, batch_size=50):
-    """Model input dicts from `litert_exporter.representative_samples`."""
+    """Model input dicts from `tflite_conversion.representative_samples`."""
     batches = []
     for i in range(0, len(samples), batch_size):
         chunk = samples[i : i + batch_size]
@@ -174,18 +174,21 @@ def fine_tune_run(
     verbose="auto",
 ):
     """A quantization-aware copy of a run: RUN's model fine-tuned `steps`
-    steps under `fake_quantized_inputs`, written with RUN's tokenizer,
-    answers and config to `out_dir`, a run folder that `simmim-tf export`
+    steps under `fake_quantized_inputs`, written with RUN's preprocessor
+    and config to `out_dir`, a run folder (preset) that `simmim-tf export`
     takes. The ranges come from the same calibration questions the export
     uses. Returns what it wrote to OUT/quantization_aware.json."""
     # Imported here: the training stack is not needed to apply the context.
-    from simmim_tf.export.litert_exporter import representative_samples
+    from simmim_tf.export.tflite_conversion import representative_samples
+    from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
     from simmim_tf.training.run_config import RunConfig
-    from simmim_tf.training.vqa_trainer import load_run, save_atomically
+    from simmim_tf.training.runs import load_run, save_preset_atomically
 
     if os.path.abspath(run_dir) == os.path.abspath(out_dir):
         raise SimMIMInputError(f"--out {out_dir}: give a new folder, not the run itself")
-    model, tokenizer, answers = load_run(run_dir)
+    model = load_run(run_dir)
+    tokenizer = model.preprocessor.question_tokenizer()
+    answers = AnswerVocabulary(model.preprocessor.answers)
     data_dir = data_dir or RunConfig.load(os.path.join(run_dir, "run_config.json")).data
     size = model.backbone.image_size
     dataset, num_questions, skipped = training_dataset(
@@ -195,9 +198,10 @@ def fine_tune_run(
     ranges = input_ranges(model, calibration_batches(samples))
     loss = fine_tune(model, dataset, steps, learning_rate, ranges=ranges, verbose=verbose)
     os.makedirs(out_dir, exist_ok=True)
-    for name in ("tokenizer.json", "answers.json", "run_config.json"):
-        shutil.copyfile(os.path.join(run_dir, name), os.path.join(out_dir, name))
-    save_atomically(model, os.path.join(out_dir, "model.keras"))
+    shutil.copyfile(
+        os.path.join(run_dir, "run_config.json"), os.path.join(out_dir, "run_config.json")
+    )
+    save_preset_atomically(model, out_dir)
     record = {
         "from_run": os.path.abspath(run_dir),
         "data": data_dir,

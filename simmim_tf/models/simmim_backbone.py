@@ -1,6 +1,7 @@
 """SimMIMBackbone: images and questions to fused features."""
 
 import keras
+import keras_hub
 from keras import ops
 
 from simmim_tf.api_export import simmim_export
@@ -79,7 +80,7 @@ def _forward_from_regions(layers, regions, token_ids, padding_mask, training=Non
 
 
 @simmim_export
-class SimMIMBackbone(keras.Model):
+class SimMIMBackbone(keras_hub.models.Backbone):
     """The SimMIM graph from (image, question) to fused features.
 
     image → `PatchEmbedding` → `ImageEncoder` (regions attend to each
@@ -307,10 +308,9 @@ class SimMIMBackbone(keras.Model):
         return self.patch_embedding.grid_shape(self.image_size, self.image_size)
 
     def get_config(self):
+        config = super().get_config()  # name, trainable, dtype
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **config,
             "vocabulary_size": self.vocabulary_size,
             "image_size": self.image_size,
             "max_sequence_length": self.max_sequence_length,
@@ -332,10 +332,3 @@ class SimMIMBackbone(keras.Model):
             "use_relational_attention": self.use_relational_attention,
             "fusion": self.fusion,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)

@@ -1,21 +1,48 @@
 """SimMIMVQA: the visual-question-answering task on a SimMIMBackbone."""
 
+import json
+import os
+import warnings
+
 import keras
+import keras_hub
+import numpy as np
 
 from simmim_tf.api_export import simmim_export
+from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.answer_head import AnswerHead
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
+
+# What `save_to_preset` writes and `from_preset` needs (keras-hub's layout).
+PRESET_FILES = (
+    "config.json",
+    "model.weights.h5",
+    "task.json",
+    "task.weights.h5",
+    "preprocessor.json",
+    "tokenizer.json",
+    "image_converter.json",
+    os.path.join("assets", "tokenizer", "vocabulary.txt"),
+)
 
 
 @simmim_export
-class SimMIMVQA(keras.Model):
+class SimMIMVQA(keras_hub.models.Task):
     """Answer classification over a fixed answer vocabulary.
+
+    A keras-hub `Task`: with a `preprocessor` attached, `fit`, `evaluate` and
+    `predict` take raw inputs, `{"images": uint8 images, "questions":
+    strings}` and answer strings as labels; `answer()` returns answer
+    strings with probabilities, unknown words and attention maps.
 
     Args:
         backbone: `SimMIMBackbone`.
         num_answers: int. Size of the answer vocabulary.
+        preprocessor: `SimMIMVQAPreprocessor` or None (inputs already
+            tokenised and resized).
         head_dim: int or None. Hidden size of the answer head; None uses the
             backbone's `hidden_dim`.
         dropout: float. Dropout in the answer head.
@@ -23,21 +50,46 @@ class SimMIMVQA(keras.Model):
     Inputs: the backbone's dict. Output: logits (batch, num_answers).
 
     Example:
-    >>> model = SimMIMVQA.from_preset("tiny", num_answers=10,
-    ...     vocabulary_size=40, image_size=75)
-    >>> model.compile()
+    >>> preprocessor = SimMIMVQAPreprocessor.from_data(
+    ...     questions, answers, image_size=75, sequence_length=16)
+    >>> model = SimMIMVQA.from_preset("tiny", preprocessor=preprocessor)
+    >>> model.fit({"images": images, "questions": questions}, answers)
+    >>> model.answer(images[:1], questions[:1])[0].answer
+    >>> model.save_to_preset("my_model")
+    >>> SimMIMVQA.from_preset("my_model")
     """
 
-    def __init__(self, backbone, num_answers, head_dim=None, dropout=0.0, dtype=None, **kwargs):
-        head = AnswerHead(
+    backbone_cls = SimMIMBackbone
+    preprocessor_cls = SimMIMVQAPreprocessor
+
+    def __init__(
+        self,
+        backbone,
+        num_answers,
+        preprocessor=None,
+        head_dim=None,
+        dropout=0.0,
+        dtype=None,
+        **kwargs,
+    ):
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        if preprocessor is not None and len(preprocessor.answers) != num_answers:
+            raise ValueError(
+                f"the preprocessor has {len(preprocessor.answers)} answers; "
+                f"num_answers={num_answers}"
+            )
+        dtype = dtype or backbone.dtype_policy
+        self.answer_head = AnswerHead(
             num_answers, head_dim or backbone.hidden_dim, dropout, name="answer_head", dtype=dtype
         )
+        # === Functional model ===
         kwargs.setdefault("name", "simmim_vqa")
         inputs = backbone.input
-        logits = head(backbone(inputs)["pooled"])
+        logits = self.answer_head(backbone(inputs)["pooled"])
         super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
-        self.backbone = backbone
-        self.answer_head = head
+        # === Config ===
         self.num_answers = num_answers
         self.head_dim = head_dim
         self.dropout = dropout
@@ -46,26 +98,68 @@ class SimMIMVQA(keras.Model):
     def from_preset(
         cls,
         preset,
-        num_answers,
-        vocabulary_size,
-        image_size,
+        load_weights=True,
+        preprocessor=None,
+        num_answers=None,
+        vocabulary_size=None,
+        image_size=None,
         max_sequence_length=32,
         dtype=None,
         **overrides,
     ):
-        """Builds an untrained model from a named configuration.
+        """A trained model from a preset folder, or an untrained one from a
+        named architecture.
 
         Args:
-            preset: str. One of `SIMMIM_PRESETS` ("tiny", "small", "base").
-            num_answers: int. Size of the answer vocabulary.
-            vocabulary_size: int. Question vocabulary size.
-            image_size: int. Side of the square input images.
-            max_sequence_length: int. Longest question, in tokens.
+            preset: str. A folder written by `save_to_preset` (or by
+                `simmim-tf train`), or one of `SIMMIM_PRESETS` ("tiny",
+                "small", "base") for a model built from scratch.
+            load_weights: bool. For a folder: load its weights.
+            preprocessor: `SimMIMVQAPreprocessor`. For a named architecture:
+                it sets the answers, vocabulary, image size and question
+                length (`SimMIMVQAPreprocessor.from_data`).
+            num_answers, vocabulary_size, image_size, max_sequence_length:
+                for a named architecture without a preprocessor.
             dtype: a dtype policy name, e.g. "mixed_bfloat16".
-            **overrides: backbone arguments that replace the preset's.
+            **overrides: for a named architecture, backbone arguments that
+                replace the preset's.
         """
-        if preset not in SIMMIM_PRESETS:
-            raise ValueError(f"Unknown preset {preset!r}; available: {', '.join(SIMMIM_PRESETS)}")
+        if preset in SIMMIM_PRESETS:
+            return cls._from_architecture(
+                preset, preprocessor, num_answers, vocabulary_size, image_size,
+                max_sequence_length, dtype, overrides,
+            )  # fmt: skip
+        check_preset_folder(preset, cls)
+        kwargs = {"dtype": dtype} if dtype else {}
+        with warnings.catch_warnings():
+            # task.weights.h5 holds the trained optimizer's state, which a
+            # freshly compiled model has no slots for yet: nothing is lost.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            return super().from_preset(preset, load_weights=load_weights, **kwargs, **overrides)
+
+    @classmethod
+    def _from_architecture(
+        cls, preset, preprocessor, num_answers, vocabulary_size, image_size,
+        max_sequence_length, dtype, overrides,
+    ):  # fmt: skip
+        if preprocessor is not None:
+            num_answers = len(preprocessor.answers)
+            vocabulary_size = preprocessor.tokenizer.vocabulary_size()
+            image_size = preprocessor.image_size
+            max_sequence_length = preprocessor.sequence_length
+        missing = [
+            name
+            for name, value in [
+                ("num_answers", num_answers),
+                ("vocabulary_size", vocabulary_size),
+                ("image_size", image_size),
+            ]
+            if value is None
+        ]
+        if missing:
+            raise ValueError(
+                f"SimMIMVQA.from_preset({preset!r}) needs a preprocessor or {', '.join(missing)}"
+            )
         config = {**SIMMIM_PRESETS[preset], **overrides}
         backbone = SimMIMBackbone(
             vocabulary_size=vocabulary_size,
@@ -74,7 +168,82 @@ class SimMIMVQA(keras.Model):
             dtype=dtype,
             **config,
         )
-        return cls(backbone, num_answers, dropout=config["dropout"], dtype=dtype)
+        return cls(
+            backbone, num_answers, preprocessor=preprocessor, dropout=config["dropout"], dtype=dtype
+        )
+
+    def fit(self, x=None, y=None, batch_size=None, sample_weight=None, shuffle=True, **kwargs):
+        """`keras.Model.fit`, preprocessing raw inputs; arrays and lists are
+        shuffled every epoch when `shuffle` (keras-hub batches them in order).
+        A `tf.data.Dataset` is taken as it is: shuffle it in the pipeline."""
+        import tensorflow as tf
+
+        in_memory = x is not None and not isinstance(x, tf.data.Dataset)
+        if in_memory and shuffle and not kwargs.get("validation_split"):
+            samples = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+            count = len(y) if y is not None else len(next(iter(x.values())))
+            x = (
+                tf.data.Dataset.from_tensor_slices(samples)
+                .shuffle(count, reshuffle_each_iteration=True)
+                .batch(batch_size or 32)
+            )
+            y = sample_weight = batch_size = None
+        return super().fit(
+            x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=False, **kwargs
+        )
+
+    def answer(self, images, questions, top_k=3, batch_size=64):
+        """Answers questions about images, as people have them.
+
+        Args:
+            images: one image or a list/array of images: uint8, (H, W) or
+                (H, W, 1 to 4 channels), any size (the preprocessor's image
+                converter makes them RGB at the model's size).
+            questions: a question string or a list, one per image.
+            top_k: int. Answers kept per question, best first.
+
+        Returns a `simmim_tf.prediction.Prediction` (or a list of them): the
+        answer and its probability, the top k, the words the model saw, the
+        ones it did not know, and the visual attention map.
+        """
+        from simmim_tf.prediction import make_prediction
+
+        if self.preprocessor is None:
+            raise ValueError("answer() needs a preprocessor (the model has none attached)")
+        single = isinstance(questions, str)
+        if single:
+            images, questions = [images], [questions]
+        if len(images) != len(questions):
+            raise SimMIMInputError(f"{len(images)} images but {len(questions)} questions")
+        for question in questions:
+            if not question.strip() or not any(ch.isalnum() for ch in question):
+                raise SimMIMInputError(f"empty question: {question!r} has no words")
+        converter = self.preprocessor.image_converter
+        pixels = np.stack([np.asarray(converter(np.asarray(image))) for image in images])
+        ids, mask = (np.asarray(t) for t in self.preprocessor.token_ids(questions))
+        tokenizer = self.preprocessor.question_tokenizer()
+        predictions = []
+        for start in range(0, len(questions), batch_size):
+            batch = slice(start, start + batch_size)
+            out = self.answer_with_attention(
+                {"images": pixels[batch], "token_ids": ids[batch], "padding_mask": mask[batch]}
+            )
+            probabilities = np.asarray(keras.ops.softmax(out["logits"]), np.float32)
+            attention = np.asarray(out["visual_attention"], np.float32)
+            for i, question in enumerate(questions[batch]):
+                predictions.append(
+                    make_prediction(
+                        probabilities[i],
+                        attention[i],
+                        mask[batch][i],
+                        question,
+                        tokenizer,
+                        self.preprocessor.answers,
+                        self.backbone.grid_shape,
+                        top_k,
+                    )
+                )
+        return predictions[0] if single else predictions
 
     def compile(
         self,
@@ -135,25 +304,38 @@ class SimMIMVQA(keras.Model):
             regions, token_ids, padding_mask, training=training
         )
         out = {"logits": self.answer_head(features["pooled"], training=training)}
-        if "visual_attention" in features:
-            out["visual_attention"] = features["visual_attention"]
+        for name in ("visual_attention", "anchor_attention"):
+            if name in features:
+                out[name] = features[name]
         return out
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "num_answers": self.num_answers,
-            "head_dim": self.head_dim,
-            "dropout": self.dropout,
-        }
+        config = super().get_config()  # backbone, preprocessor, name
+        config.update(
+            {
+                "num_answers": self.num_answers,
+                "head_dim": self.head_dim,
+                "dropout": self.dropout,
+            }
+        )
+        return config
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+
+def check_preset_folder(path, cls=None):
+    """A one-line `SimMIMInputError` for a folder that is not a complete preset of `cls`."""
+    if not os.path.isdir(path):
+        raise SimMIMInputError(
+            f"{path}: not a preset folder, nor a named architecture ({', '.join(SIMMIM_PRESETS)})"
+        )
+    missing = [name for name in PRESET_FILES if not os.path.isfile(os.path.join(path, name))]
+    if missing:
+        raise SimMIMInputError(
+            f"{path}: not a complete preset (missing {', '.join(missing)}); "
+            "presets are written by save_to_preset() or `simmim-tf train`"
+        )
+    if cls is not None:
+        with open(os.path.join(path, "task.json")) as f:
+            registered = json.load(f).get("registered_name", "?")
+        expected = keras.saving.get_registered_name(cls)
+        if registered != expected:
+            raise SimMIMInputError(f"{path}: holds a {registered} preset, not {expected}")

@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from simmim_tf.layers.grounding_head import GroundingHead
+from simmim_tf.models.anchor_loss import AnchorLoss
 from simmim_tf.models.grounding_loss import GroundingLoss
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
 
@@ -22,6 +23,9 @@ class SimMIMVQATraining(keras.Model):
     - The grounding loss: a `GroundingHead` predicts each region's object
       attributes from the encoded regions (`simmim_tf.data.region_targets`),
       weighted by `grounding_weight` against the answer loss.
+    - The anchor loss (`AnchorLoss`, weighted by `anchor_weight`): the
+      anchor of the backbone's `RelationalAttention` should land on the
+      object the question names (`simmim_tf.data.anchor_targets`).
 
     Args:
         vqa: `SimMIMVQA`. The model to train (its variables are shared).
@@ -30,19 +34,30 @@ class SimMIMVQATraining(keras.Model):
         grounding_weight: float. Weight of the grounding loss.
         offset_weight: float. Weight of the centre-offset term inside it
             (`GroundingLoss`).
+        anchor_weight: float. Weight of the anchor loss; > 0 needs a
+            backbone with `use_relational_attention`.
 
     Inputs: {"images" uint8 (K, S, S, 3), "image_index" int32 (Q,),
     "token_ids" int32 (Q, tokens), "padding_mask" (Q, tokens)}.
     Outputs: {"answers": logits (Q, answers)} and, with a head,
     "grounding" (K, regions, sum(attribute_sizes) + 2).
     Targets: {"answers": (Q,)} and, with a head, "grounding" (K, regions,
-    attributes + 2).
+    attributes + 2); with the anchor loss, "anchor" (Q, regions).
     """
 
     def __init__(
-        self, vqa, attribute_sizes=None, grounding_weight=1.0, offset_weight=1.0, **kwargs
+        self,
+        vqa,
+        attribute_sizes=None,
+        grounding_weight=1.0,
+        offset_weight=1.0,
+        anchor_weight=0.0,
+        **kwargs,
     ):
+        if anchor_weight and not vqa.backbone.use_relational_attention:
+            raise ValueError("anchor_weight > 0 needs a backbone with use_relational_attention")
         super().__init__(**kwargs)
+        self.anchor_weight = anchor_weight
         self.vqa = vqa
         self.attribute_sizes = list(attribute_sizes) if attribute_sizes else None
         self.grounding_weight = grounding_weight
@@ -61,6 +76,8 @@ class SimMIMVQATraining(keras.Model):
         outputs = {"answers": out["logits"]}
         if self.grounding_head is not None:
             outputs["grounding"] = self.grounding_head(regions)
+        if self.anchor_weight:
+            outputs["anchor"] = out["anchor_attention"]  # (Q, regions)
         return outputs
 
     def compile(self, optimizer, label_smoothing=0.0, **kwargs):
@@ -76,6 +93,9 @@ class SimMIMVQATraining(keras.Model):
         if self.grounding_head is not None:
             losses["grounding"] = GroundingLoss(self.attribute_sizes, self.offset_weight)
             weights["grounding"] = self.grounding_weight
+        if self.anchor_weight:
+            losses["anchor"] = AnchorLoss()
+            weights["anchor"] = self.anchor_weight
         super().compile(
             optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics, **kwargs
         )

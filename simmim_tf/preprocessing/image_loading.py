@@ -1,4 +1,9 @@
-"""Reading an image file into the uint8 (H, W, 3) array the model takes."""
+"""Reading an image file into the uint8 (H, W, 3) array the model takes.
+
+Any PNG or JPEG mode is accepted: palette images, grayscale and 16-bit
+grayscale, CMYK, and images with transparency (composited on white by
+`image_conversion.to_rgb`, as the model's image converter does).
+"""
 
 import os
 
@@ -6,6 +11,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from simmim_tf.errors import SimMIMInputError
+from simmim_tf.preprocessing.image_conversion import convert_image
 
 FORMATS = ("PNG", "JPEG")
 
@@ -14,7 +20,7 @@ def load_image(path, image_size=None):
     """Loads a PNG or JPEG as uint8 RGB, resized to `image_size` if given.
 
     Raises `SimMIMInputError` naming the file for a missing file, a file that
-    is not a readable PNG or JPEG, or an image without 3 channels (RGB).
+    is not a readable PNG or JPEG, or an image with no pixels.
     """
     problem = image_header_problem(path)
     if problem:
@@ -22,16 +28,25 @@ def load_image(path, image_size=None):
     try:
         with Image.open(path) as image:
             image.load()  # a truncated file fails here, after a sound header
+            pixels = _pixels(image)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise SimMIMInputError(f"{path}: not a readable PNG or JPEG image ({e})") from None
-    bands = image.getbands()
-    if bands != ("R", "G", "B"):
-        raise SimMIMInputError(
-            f"{path}: has {len(bands)} channel(s) ({image.mode}); SimMIM expects 3 (RGB)"
-        )
-    if image_size is not None and image.size != (image_size, image_size):
-        image = image.resize((image_size, image_size), Image.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+    if pixels.size == 0:
+        raise SimMIMInputError(f"{path}: the image has no pixels ({image.size[0]}x{image.size[1]})")
+    return convert_image(pixels, image_size)
+
+
+def _pixels(image):
+    """The decoded image as uint8 (H, W) or (H, W, channels) with 1 to 4 channels."""
+    if image.mode in ("L", "LA", "RGB", "RGBA"):
+        return np.asarray(image, dtype=np.uint8)
+    if image.mode in ("P", "PA") or "transparency" in image.info:
+        return np.asarray(image.convert("RGBA"), dtype=np.uint8)
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        # 16-bit and 32-bit grayscale: keep the top 8 of 16 bits.
+        wide = np.asarray(image, dtype=np.float64)
+        return np.clip(wide / 257.0, 0, 255).round().astype(np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)  # 1-bit, CMYK, YCbCr, ...
 
 
 def image_header_problem(path):

@@ -79,5 +79,9 @@ class QuestionTokenizer(JsonConfig):
         """The words the model sees, truncated as `encode` truncates them."""
         return split_words(question)[: self.sequence_length]
 
+    def unknown_words(self, question):
+        """The words of `question` the model sees as [OOV], in order."""
+        return [w for w in self.words(question) if w not in self._ids]
+
     def get_config(self):
         return {"vocabulary": self.vocabulary, "sequence_length": self.sequence_length}

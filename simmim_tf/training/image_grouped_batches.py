@@ -32,6 +32,7 @@ def image_grouped_batches(
     questions_per_image=4,
     region_targets=None,
     seed=0,
+    anchor_targets=None,
 ):
     """A tf.data.Dataset of (inputs, targets) for `SimMIMVQATraining.fit`.
 
@@ -44,9 +45,12 @@ def image_grouped_batches(
         region_targets: float32 (images, regions, attributes + 2) or None
             (`simmim_tf.data.region_targets`).
         seed: int. Shuffling seed (epoch e uses seed + e).
+        anchor_targets: uint8 (questions, regions) or None
+            (`simmim_tf.data.anchor_targets`).
 
     Yields ({"images", "image_index", "token_ids", "padding_mask"},
-    {"answers"[, "grounding"]}); `image_index` points into the batch's images.
+    {"answers"[, "grounding"][, "anchor"]}); `image_index` points into the
+    batch's images.
     """
     if batch_size < 1 or questions_per_image < 1:
         raise ValueError(
@@ -80,6 +84,8 @@ def image_grouped_batches(
             targets = {"answers": answer_ids[questions]}
             if region_targets is not None:
                 targets["grounding"] = region_targets[images]
+            if anchor_targets is not None:
+                targets["anchor"] = anchor_targets[questions].astype(np.float32)
             yield inputs, targets
 
     size = question_set.images.shape[1:]
@@ -95,6 +101,8 @@ def image_grouped_batches(
     )
     if region_targets is not None:
         signature[1]["grounding"] = tf.TensorSpec((None, *region_targets.shape[1:]), tf.float32)
+    if anchor_targets is not None:
+        signature[1]["anchor"] = tf.TensorSpec((None, anchor_targets.shape[1]), tf.float32)
     # A known length: Keras then shows progress against it, and (Keras 3.15,
     # TensorFlow) does not count an extra optimizer step at the end of each
     # epoch as it does for a generator of unknown length.

@@ -1,57 +1,88 @@
 """Training settings of a run, recorded as RUN/run_config.json.
 
-The architecture is not here: it is the model's own config, saved inside
-RUN/model.keras. Tests and `make demo` use small values through the same
-dataclass.
+The architecture is not here: it is the model's own config, saved in the
+run's preset (RUN/config.json). Tests and `make demo` use small values
+through the same dataclass. `simmim-tf train` generates one option per field
+from `help` and `choices` below, so each default lives here alone.
 """
 
 import dataclasses
 import json
+import typing
 
+from simmim_tf.atomic_files import write_atomically
 from simmim_tf.errors import SimMIMInputError
+
+
+def _option(default, help, choices=None):
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclasses.dataclass
 class RunConfig:
-    data: str
-    preset: str = "tiny"
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    warmup_fraction: float = 0.05
-    max_sequence_length: int = 16
-    seed: int = 0
-    strategy: str = "auto"  # see simmim_tf.training.distribution.make_strategy
-    max_answers: int | None = None  # answer classes: the most frequent K (None: all)
-    # False: a bad record stops training with its file and line. True: bad
-    # records (and answers outside the top max_answers) are skipped, counted
-    # and listed in RUN/skipped_records.txt.
-    skip_bad_records: bool = False
-    # memory | stream | tfrecord: see simmim_tf.training.input_pipeline.
-    input_pipeline: str = "memory"
-    label_smoothing: float = 0.0
-    # Weight of the grounding loss (each region's object attributes, from
-    # scenes.jsonl); used where the data has scenes, with the memory
-    # pipeline on one replica. 0: off.
-    grounding_weight: float = 1.0
-    # Questions of one image kept together in a batch, so that the image is
-    # encoded once for all of them (memory pipeline, one replica); 1: none.
-    questions_per_image: int = 4
-    # Share of the training images held out (with all their questions) to
-    # pick RUN/best.keras by validation accuracy; 0: best by training loss.
-    validation_fraction: float = 0.0
-    # `batch_size` is the global batch, split between the replicas, unless
-    # `per_replica_batch_size` is set: then the global batch is
-    # per_replica_batch_size × replicas.
-    per_replica_batch_size: int | None = None
-    # Linear scaling (Goyal et al. 2017): with a base batch B, the peak
-    # learning rate is learning_rate × global batch / B. None: as given.
-    learning_rate_base_batch: int | None = None
-    # Training steps per call into the compiled graph (fewer Python round trips).
-    steps_per_execution: int = 1
-    # XLA. Off by default: it halved the tiny preset's speed on this 2-core
-    # CPU (benchmarks/results/train_throughput.json).
-    jit_compile: bool = False
+    data: str = dataclasses.field(metadata={"help": "data folder with questions.jsonl and images/"})
+    preset: str = _option("tiny", "named architecture", ("tiny", "small", "base"))
+    epochs: int = _option(10, "passes over the training questions")
+    batch_size: int = _option(64, "global batch: split between the replicas of a distributed run")
+    learning_rate: float = _option(1e-3, "peak learning rate (warm-up, then cosine decay)")
+    warmup_fraction: float = _option(0.05, "share of the steps spent warming up")
+    max_sequence_length: int = _option(16, "question tokens; longer questions are truncated")
+    seed: int = _option(0, "random seed (weights, shuffling, validation share)")
+    strategy: str = _option(
+        "auto",
+        "tf.distribute strategy; auto picks multi_worker when TF_CONFIG names a cluster, "
+        "mirrored when several GPUs are visible, else one_device",
+        ("auto", "one_device", "mirrored", "multi_worker"),
+    )
+    max_answers: int | None = _option(
+        None,
+        "answer classes: the K most frequent training answers (default: all); questions "
+        "with other answers are bad records",
+    )
+    skip_bad_records: bool = _option(
+        False,
+        "skip bad records (corrupt JSON lines or images, missing fields, answers outside "
+        "--max-answers) instead of stopping; they are counted and listed in "
+        "RUN/skipped_records.txt",
+    )
+    input_pipeline: str = _option(
+        "memory",
+        "memory: decode every image once up front and keep it (fastest while the set fits "
+        "in memory); stream: read and decode image files in parallel each epoch; tfrecord: "
+        "the same from DATA/tfrecords shards (`data to-tfrecord`)",
+        ("memory", "stream", "tfrecord"),
+    )
+    label_smoothing: float = _option(0.0, "0 to <1 (0: none)")
+    grounding_weight: float = _option(
+        1.0,
+        "weight of the auxiliary loss that predicts each image region's object attributes "
+        "from DATA/scenes.jsonl, where it exists (memory pipeline, one replica; 0: off)",
+    )
+    questions_per_image: int = _option(
+        4,
+        "questions of one image kept in the same batch, so the image is encoded once for "
+        "them (memory pipeline, one replica; 1: off)",
+    )
+    validation_fraction: float = _option(
+        0.0,
+        "share of training images held out to keep RUN/best/ by validation accuracy "
+        "(0: best by training loss)",
+    )
+    per_replica_batch_size: int | None = _option(
+        None, "set the batch per replica instead: the global batch is this × replicas"
+    )
+    # Linear scaling (Goyal et al. 2017).
+    learning_rate_base_batch: int | None = _option(
+        None,
+        "scale the learning rate linearly with the global batch: the peak is learning "
+        "rate × global batch / B (default: no scaling)",
+    )
+    steps_per_execution: int = _option(1, "training steps run per call into the compiled graph")
+    # benchmarks/results/train_throughput.json: XLA halved the tiny preset's
+    # speed on the 2-core CPU measured.
+    jit_compile: bool = _option(
+        False, "compile the training step with XLA (off: slower on the 2-core CPU measured)"
+    )
 
     def global_batch_and_learning_rate(self, replicas):
         """(global batch, peak learning rate) for `replicas` replicas in sync."""
@@ -73,10 +104,39 @@ class RunConfig:
         return batch, learning_rate
 
     def save(self, path):
-        with open(path, "w") as f:
-            json.dump(dataclasses.asdict(self), f, indent=2)
+        write_atomically(path, json.dumps(dataclasses.asdict(self), indent=2))
 
     @classmethod
     def load(cls, path):
         with open(path) as f:
             return cls(**json.load(f))
+
+
+def add_arguments(parser):
+    """One command-line option per `RunConfig` field (`--batch-size` for
+    `batch_size`), with its default, type, choices and help."""
+    for field in dataclasses.fields(RunConfig):
+        flag = "--" + field.name.replace("_", "-")
+        help = field.metadata.get("help", "")
+        if field.type is bool:
+            parser.add_argument(flag, action="store_true", help=help)
+            continue
+        # `int | None` → int
+        kind = next(t for t in typing.get_args(field.type) or (field.type,) if t is not type(None))
+        required = field.default is dataclasses.MISSING
+        default = None if required else field.default
+        if not required and default is not None:
+            help = f"{help} (default {default})"
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=default,
+            required=required,
+            choices=field.metadata.get("choices"),
+            help=help,
+        )
+
+
+def from_arguments(args):
+    """The `RunConfig` of parsed `add_arguments` options."""
+    return RunConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)})

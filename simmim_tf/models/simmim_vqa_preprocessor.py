@@ -1,0 +1,121 @@
+"""SimMIMVQAPreprocessor: raw images, question strings and answer strings →
+the tensors `SimMIMVQA` trains and predicts on."""
+
+import keras
+import keras_hub
+import tensorflow as tf
+from keras_hub.src.utils.tensor_utils import preprocessing_function
+
+from simmim_tf.api_export import simmim_export
+from simmim_tf.models.simmim_backbone import SimMIMBackbone
+from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
+from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer
+from simmim_tf.preprocessing.question_tokenizer import PAD_ID, QuestionTokenizer
+
+
+@simmim_export
+class SimMIMVQAPreprocessor(keras_hub.models.Preprocessor):
+    """Images → `SimMIMImageConverter`; questions → `SimMIMTokenizer`, padded
+    to `sequence_length`; answers (strings) → class ids.
+
+    `x` is a dict `{"images": ..., "questions": ...}`. A dict that already
+    holds `token_ids` and `padding_mask` (a tf.data pipeline that tokenised
+    itself) keeps them; only its images go through the converter. `y` may be
+    answer strings, looked up in `answers` (an answer outside them is an
+    error, never dropped), or class ids, which pass through.
+
+    Args:
+        tokenizer: `SimMIMTokenizer`.
+        image_converter: `SimMIMImageConverter`.
+        answers: list of str. The answer vocabulary, index = class id.
+        sequence_length: int. Question length in tokens.
+
+    Example:
+    >>> preprocessor = SimMIMVQAPreprocessor.from_data(
+    ...     questions, answers, image_size=75, sequence_length=16)
+    >>> x, y = preprocessor({"images": images, "questions": questions}, answers)
+    """
+
+    backbone_cls = SimMIMBackbone
+    tokenizer_cls = SimMIMTokenizer
+    image_converter_cls = SimMIMImageConverter
+
+    def __init__(self, tokenizer, image_converter, answers, sequence_length, **kwargs):
+        super().__init__(**kwargs)
+        self.tokenizer = tokenizer
+        self.image_converter = image_converter
+        self.answers = list(answers)
+        self.sequence_length = int(sequence_length)
+        self._answer_ids = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(self.answers, tf.string),
+                tf.range(len(self.answers), dtype=tf.int32),
+            ),
+            default_value=-1,
+        )
+
+    @classmethod
+    def from_data(cls, questions, answers, image_size, sequence_length, max_answers=None):
+        """Fits the question vocabulary (most frequent word first) and the
+        answer vocabulary (most frequent answer first) to training data."""
+        from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+
+        vocabulary = QuestionTokenizer.fit(questions, sequence_length).vocabulary
+        return cls(
+            tokenizer=SimMIMTokenizer(vocabulary),
+            image_converter=SimMIMImageConverter(image_size),
+            answers=AnswerVocabulary.fit(answers, max_answers).answers,
+            sequence_length=sequence_length,
+        )
+
+    @property
+    def image_size(self):
+        """The side of the square images the backbone takes."""
+        return self.image_converter.image_size[0]
+
+    def question_tokenizer(self):
+        """The pure-Python twin of `tokenizer` (same vocabulary and length)."""
+        return QuestionTokenizer(self.tokenizer.get_vocabulary(), self.sequence_length)
+
+    @preprocessing_function
+    def token_ids(self, questions):
+        """Questions (batch,) → token_ids int32 and padding_mask bool, (batch, sequence_length)."""
+        ids = self.tokenizer(questions)[:, : self.sequence_length]
+        ids = ids.to_tensor(default_value=PAD_ID, shape=[None, self.sequence_length])
+        return ids, ids != PAD_ID
+
+    def answer_ids(self, answers):
+        """Answer strings → class ids; an answer outside `answers` fails with its name."""
+        ids = self._answer_ids.lookup(answers)
+        unknown = tf.boolean_mask(answers, ids < 0)
+        check = tf.debugging.Assert(
+            tf.size(unknown) == 0,
+            ["answers not in the answer vocabulary:", unknown[:3]],
+            summarize=3,
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(ids)
+
+    @preprocessing_function
+    def call(self, x, y=None, sample_weight=None):
+        if not isinstance(x, dict) or "images" not in x:
+            raise ValueError(
+                'SimMIMVQAPreprocessor takes a dict {"images": ..., "questions": ...}; '
+                f"received {type(x).__name__}"
+            )
+        out = {"images": self.image_converter(x["images"])}
+        if "token_ids" in x:
+            out["token_ids"] = x["token_ids"]
+            out["padding_mask"] = x["padding_mask"]
+        else:
+            if "questions" not in x:
+                raise ValueError('SimMIMVQAPreprocessor: the input dict has no "questions"')
+            out["token_ids"], out["padding_mask"] = self.token_ids(x["questions"])
+        if y is not None and y.dtype == tf.string:
+            y = self.answer_ids(y)
+        return keras.utils.pack_x_y_sample_weight(out, y, sample_weight)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"answers": self.answers, "sequence_length": self.sequence_length})
+        return config

@@ -1,0 +1,46 @@
+"""Accuracy of a run's Keras model on a data folder (`simmim-tf evaluate --run`)."""
+
+import json
+import os
+
+import numpy as np
+
+from simmim_tf.atomic_files import write_atomically
+from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.evaluation import accuracy_by_family
+from simmim_tf.training.runs import load_run
+
+
+def predict_answers(model, question_set, batch_size=256):
+    """The answer the Keras model gives to each question of a `QuestionSet`."""
+    token_ids, mask = model.preprocessor.token_ids(question_set.questions)
+    logits = model.predict(
+        {
+            "images": question_set.images[question_set.image_index],
+            "token_ids": np.asarray(token_ids),
+            "padding_mask": np.asarray(mask),
+        },
+        batch_size=batch_size,
+        verbose=0,
+    )
+    answers = model.preprocessor.answers
+    return [answers[i] for i in np.argmax(logits, axis=-1)]
+
+
+def evaluate(run_dir, data_dir, split="test", batch_size=256):
+    """Accuracy per question family of the run's Keras model; writes RUN/eval.json."""
+    model = load_run(run_dir)
+    question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
+    predicted = predict_answers(model, question_set, batch_size)
+    result = accuracy_by_family(
+        predicted,
+        question_set.answers,
+        question_set.families,
+        question_set.human_answers,
+        question_set.question_types,
+    )
+    write_atomically(
+        os.path.join(run_dir, "eval.json"),
+        json.dumps({"split": split, "data": data_dir, "accuracy": result}, indent=2),
+    )
+    return result

@@ -1,0 +1,209 @@
+"""What `train` needs of a data folder: the input pipelines of the training
+split (and of its held-out validation share), the vocabularies, and sizes.
+
+One function per input pipeline: `memory` (decoded once, image-grouped
+batches with region targets for the grounding loss) and `stream` /
+`tfrecord` (decoded in the graph every epoch).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from simmim_tf.data.region_targets import region_targets
+from simmim_tf.data.tfrecord_shards import shard_files
+from simmim_tf.data.vqa_dataset import load_split, read_questions
+from simmim_tf.errors import SimMIMInputError
+from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.preprocessing.image_loading import image_header_problem, load_image
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.training.image_grouped_batches import image_grouped_batches
+from simmim_tf.training.image_grouped_batches import steps_per_epoch as grouped_steps_per_epoch
+from simmim_tf.training.input_pipeline import (
+    images_from_folder,
+    images_from_tfrecords,
+    make_dataset,
+    make_stream_dataset,
+)
+
+
+def _encode_answers(vocab, answers):
+    return np.array([vocab.id(a) for a in answers], np.int32)
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """What `train` needs of the data: pipelines, vocabularies, sizes."""
+
+    dataset: tf.data.Dataset | None
+    validation: tf.data.Dataset | None
+    tokenizer: QuestionTokenizer
+    answers: AnswerVocabulary
+    image_size: int
+    num_questions: int
+    steps_per_epoch: int
+    attribute_sizes: list | None = None  # grounding loss: classes per object attribute
+
+
+def training_data(config, bad, grouped=False):
+    """`TrainingData` of the training split.
+
+    Bad records go to `bad`; so do answers outside the top `max_answers`.
+    With `grouped` (memory pipeline only), batches for `SimMIMVQATraining`,
+    with region targets when the data has scenes and grounding is on.
+    """
+    if config.questions_per_image < 1:
+        raise SimMIMInputError(
+            f"questions_per_image must be at least 1, got {config.questions_per_image}"
+        )
+    if config.input_pipeline == "memory":
+        train_set = load_split(config.data, "train", bad=bad)
+        records = [
+            {"image": train_set.image_paths[i], "question": q, "answer": a, "_where": w + ": "}
+            for i, q, a, w in zip(
+                train_set.image_index,
+                train_set.questions,
+                train_set.answers,
+                train_set.sources,
+                strict=True,
+            )
+        ]
+        image_size = train_set.images.shape[1]
+        if train_set.images.shape[2] != image_size:
+            raise SimMIMInputError(
+                f"{config.data}: images must be square; got {train_set.images.shape[1:3]}"
+            )
+    elif config.input_pipeline in ("stream", "tfrecord"):
+        records = [r for r in read_questions(config.data, bad) if r["split"] == "train"]
+        records = _with_readable_images(config.data, records, bad)
+        image_size = load_image(os.path.join(config.data, records[0]["image"])).shape[0]
+    else:
+        raise SimMIMInputError(
+            f"input_pipeline must be memory, stream or tfrecord; got {config.input_pipeline!r}"
+        )
+    answers = AnswerVocabulary.fit([r["answer"] for r in records], config.max_answers)
+    known = [r["answer"] in answers for r in records]
+    for r, ok in zip(records, known, strict=True):
+        if not ok:
+            bad(
+                f"{r['_where']}answer {r['answer']!r} is not among the {len(answers)} most "
+                "frequent answers (max_answers)"
+            )
+    records = [r for r, ok in zip(records, known, strict=True) if ok]
+    held_out = _held_out_images(records, config.validation_fraction, config.seed)
+    tokenizer = QuestionTokenizer.fit(
+        [r["question"] for r in records if r["image"] not in held_out], config.max_sequence_length
+    )
+    num_train = sum(r["image"] not in held_out for r in records)
+    data = TrainingData(
+        None, None, tokenizer, answers, image_size, num_train, -(-num_train // config.batch_size)
+    )
+    if config.input_pipeline == "memory":
+        _memory_pipelines(data, config, train_set.subset(known), held_out, grouped)
+    else:
+        _streaming_pipelines(data, config, records, held_out)
+    return data
+
+
+def _memory_pipelines(data, config, train_set, held_out, grouped):
+    """Sets `data.dataset` (and `data.validation`) from decoded images in memory."""
+    is_held_out = [train_set.image_paths[i] in held_out for i in train_set.image_index]
+    parts = [train_set.subset(np.logical_not(is_held_out)), train_set.subset(is_held_out)]
+    targets = None
+    if grouped and config.grounding_weight and has_scenes(config.data):
+        patch_size = SIMMIM_PRESETS[config.preset]["patch_size"]
+        grid = (-(-data.image_size // patch_size),) * 2
+        targets = region_targets(config.data, train_set.image_paths, grid)
+        data.attribute_sizes = targets.attribute_sizes
+    datasets = []
+    for part, shuffle in zip(parts, (True, False), strict=True):
+        token_ids, _ = data.tokenizer.encode_batch(part.questions)
+        answer_ids = _encode_answers(data.answers, part.answers)
+        if not grouped:
+            datasets.append(
+                make_dataset(part, token_ids, answer_ids, config.batch_size, shuffle, config.seed)
+            )
+            continue
+        # Validation keeps one question per image group: it only measures.
+        per_image = config.questions_per_image if shuffle else 1
+        datasets.append(
+            image_grouped_batches(
+                part,
+                token_ids,
+                answer_ids,
+                config.batch_size,
+                per_image,
+                targets.targets if targets else None,
+                config.seed,
+            )
+        )
+        if shuffle:
+            data.steps_per_epoch = grouped_steps_per_epoch(part, config.batch_size, per_image)
+    data.dataset = datasets[0]
+    data.validation = datasets[1] if held_out else None
+
+
+def _streaming_pipelines(data, config, records, held_out):
+    """Sets `data.dataset` (and `data.validation`) from image files decoded in the graph."""
+    if config.input_pipeline == "tfrecord" and held_out:
+        raise SimMIMInputError(
+            "validation_fraction needs the memory or stream pipeline (TFRecord shards "
+            "hold whole splits); put a validation split in its own shards instead"
+        )
+    datasets = []
+    for part, shuffle in (
+        ([r for r in records if r["image"] not in held_out], True),
+        ([r for r in records if r["image"] in held_out], False),
+    ):
+        if config.input_pipeline == "stream":
+            images = images_from_folder(config.data, part, data.answers, data.image_size)
+        else:  # answers outside the vocabulary were reported above; the pipeline drops them
+            images = images_from_tfrecords(
+                shard_files(config.data, "train"), data.answers, data.image_size
+            )
+        datasets.append(
+            make_stream_dataset(
+                images,
+                data.tokenizer,
+                config.batch_size,
+                shuffle,
+                config.seed,
+                num_questions=len(part),
+            )
+            if part
+            else None
+        )
+    data.dataset = datasets[0]
+    data.validation = datasets[1] if held_out else None
+
+
+def has_scenes(data_dir):
+    """Whether a data folder has object annotations (the generators write them)."""
+    return os.path.isfile(os.path.join(data_dir, "scenes.jsonl"))
+
+
+def _held_out_images(records, fraction, seed):
+    """A `fraction` of the images, drawn with the run's seed, for validation."""
+    if not fraction:
+        return set()
+    if not 0 < fraction < 1:
+        raise SimMIMInputError(f"validation_fraction must be in [0, 1); got {fraction}")
+    images = sorted({r["image"] for r in records})
+    count = max(1, int(round(fraction * len(images))))
+    chosen = np.random.default_rng(seed).choice(len(images), count, replace=False)
+    return {images[i] for i in chosen}
+
+
+def _with_readable_images(data_dir, records, bad):
+    """Records whose image file exists and has a PNG or JPEG header (not decoded)."""
+    status = {}
+    for r in records:
+        if r["image"] not in status:
+            path = os.path.join(data_dir, r["image"])
+            status[r["image"]] = image_header_problem(path)
+            if status[r["image"]]:
+                bad(f"{r['_where']}{status[r['image']]}")
+    return [r for r in records if not status[r["image"]]]
