@@ -169,7 +169,8 @@ RECIPE = {
     "questions_per_image": 4,
     "grounding_weight": 1.0,
     "offset_weight": 1.0,
-    "anchor_weight": 0.0,
+    # Used where the backbone has relational attention (the tiny preset).
+    "anchor_weight": 1.0,
     "label_smoothing": 0.0,
 }
 
@@ -195,6 +196,8 @@ def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed
     if recipe["grounding_weight"]:
         targets = data.region_targets(vqa.backbone.grid_shape)
     anchors = None
+    if not vqa.backbone.use_relational_attention:
+        recipe["anchor_weight"] = 0.0
     if recipe["anchor_weight"]:
         anchors = data.anchor_targets(vqa.backbone.grid_shape, vqa.backbone.patch_size)
     model = SimMIMVQATraining(

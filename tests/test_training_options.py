@@ -53,6 +53,10 @@ def test_validation_share_best_checkpoint_logs_and_skipping(tmp_path, capsys):
     assert "skipped 1 bad record(s)" in capsys.readouterr().out
     history = json.load(open(os.path.join(run, "history.json")))
     assert len(history["val_accuracy"]) == 2
+    # The tiny preset's anchor is trained where the data has scenes, on the
+    # validation share too (every Sort-of-CLEVR question names an object).
+    assert len(history["anchor_loss"]) == len(history["val_anchor_loss"]) == 2
+    assert all(np.isfinite(history["anchor_loss"]))
     best = json.load(open(os.path.join(run, "best.json")))
     assert best["monitor"] == "val_accuracy"
     assert best["value"] == pytest.approx(max(history["val_accuracy"]))

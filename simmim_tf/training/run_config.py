@@ -58,6 +58,12 @@ class RunConfig:
         "weight of the auxiliary loss that predicts each image region's object attributes "
         "from DATA/scenes.jsonl, where it exists (memory pipeline, one replica; 0: off)",
     )
+    anchor_weight: float = _option(
+        1.0,
+        "weight of the loss that trains the relational attention's anchor to land on the "
+        "object the question names (from DATA/scenes.jsonl, where it exists; presets with "
+        "relational attention, memory pipeline, one replica; 0: off)",
+    )
     questions_per_image: int = _option(
         4,
         "questions of one image kept in the same batch, so the image is encoded once for "

@@ -12,6 +12,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from simmim_tf.data.anchor_targets import anchor_targets
 from simmim_tf.data.region_targets import region_targets
 from simmim_tf.data.tfrecord_shards import shard_files
 from simmim_tf.data.vqa_dataset import load_split, read_questions
@@ -46,6 +47,7 @@ class TrainingData:
     num_questions: int
     steps_per_epoch: int
     attribute_sizes: list | None = None  # grounding loss: classes per object attribute
+    anchor_targets: bool = False  # whether the batches carry anchor targets
 
 
 def training_data(config, bad, grouped=False):
@@ -110,16 +112,28 @@ def training_data(config, bad, grouped=False):
 
 def _memory_pipelines(data, config, train_set, held_out, grouped):
     """Sets `data.dataset` (and `data.validation`) from decoded images in memory."""
-    is_held_out = [train_set.image_paths[i] in held_out for i in train_set.image_index]
-    parts = [train_set.subset(np.logical_not(is_held_out)), train_set.subset(is_held_out)]
+    is_held_out = np.array([train_set.image_paths[i] in held_out for i in train_set.image_index])
+    masks = [np.logical_not(is_held_out), is_held_out]
+    parts = [train_set.subset(mask) for mask in masks]
     targets = None
     if grouped and config.grounding_weight and has_scenes(config.data):
         patch_size = SIMMIM_PRESETS[config.preset]["patch_size"]
         grid = (-(-data.image_size // patch_size),) * 2
         targets = region_targets(config.data, train_set.image_paths, grid)
         data.attribute_sizes = targets.attribute_sizes
+    anchors = None
+    architecture = SIMMIM_PRESETS[config.preset]
+    if (
+        grouped
+        and config.anchor_weight
+        and architecture.get("use_relational_attention")
+        and has_scenes(config.data)
+    ):
+        grid = (-(-data.image_size // architecture["patch_size"]),) * 2
+        anchors = anchor_targets(config.data, train_set, grid, architecture["patch_size"])
+        data.anchor_targets = True
     datasets = []
-    for part, shuffle in zip(parts, (True, False), strict=True):
+    for part, mask, shuffle in zip(parts, masks, (True, False), strict=True):
         token_ids, _ = data.tokenizer.encode_batch(part.questions)
         answer_ids = _encode_answers(data.answers, part.answers)
         if not grouped:
@@ -138,6 +152,7 @@ def _memory_pipelines(data, config, train_set, held_out, grouped):
                 per_image,
                 targets.targets if targets else None,
                 config.seed,
+                anchor_targets=anchors[mask] if anchors is not None else None,
             )
         )
         if shuffle:

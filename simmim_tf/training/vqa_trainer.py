@@ -104,7 +104,12 @@ def train(config: RunConfig, out_dir, verbose="auto"):
         model.compile(learning_rate=schedule, **compile_args)
         trained = model
         if grouped:
-            trained = SimMIMVQATraining(model, data.attribute_sizes, config.grounding_weight)
+            trained = SimMIMVQATraining(
+                model,
+                data.attribute_sizes,
+                config.grounding_weight,
+                anchor_weight=config.anchor_weight if data.anchor_targets else 0.0,
+            )
             # Its own optimizer: the saved preset holds the served model
             # only, whose optimizer state would not match the wrapper's
             # variables (RUN/history.json records the steps taken).
