@@ -21,9 +21,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.export import tflite_conversion
-from simmim_tf.training.runs import load_run
+from simmim_tf.training.run_evaluation import load_run_and_split
 
 
 def main():
@@ -36,15 +35,13 @@ def main():
     parser.add_argument("--match", default="", help="only tensors whose name contains this")
     args = parser.parse_args()
 
-    model = load_run(args.run)
-
+    model, test, inputs = load_run_and_split(args.run, args.data, count=args.questions)
     tokenizer = model.preprocessor.question_tokenizer()
     size = model.backbone.image_size
     samples = tflite_conversion.representative_samples(args.data, tokenizer, size, 200)
-    test = load_split(args.data, "test", image_size=size)
-    n = min(args.questions, len(test))
-    ids, _ = tokenizer.encode_batch(test.questions[:n])
-    images = test.images[test.image_index[:n]].astype(np.float32)
+    n = len(inputs["token_ids"])
+    ids = inputs["token_ids"]
+    images = inputs["images"].astype(np.float32)
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
         os.path.join(args.export, "saved_model"), signature_keys=["single"]

@@ -33,9 +33,8 @@ from litert_quantizer import quantizer, recipe
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
 from simmim_tf.export.tflite_conversion import representative_samples  # noqa: E402
-from simmim_tf.training.runs import load_run  # noqa: E402
+from simmim_tf.training.run_evaluation import load_run_and_split  # noqa: E402
 
 ATTENTION = ("SOFTMAX", "BATCH_MATMUL")
 LAYER_NORM = ("MEAN", "SQUARED_DIFFERENCE", "RSQRT")
@@ -131,15 +130,13 @@ def main():
     parser.add_argument("--out", default="benchmarks/results/selective_quantization.json")
     args = parser.parse_args()
 
-    model = load_run(args.run)
-
+    model, test, inputs = load_run_and_split(args.run, args.data, count=args.questions)
     tokenizer = model.preprocessor.question_tokenizer()
     size = model.backbone.image_size
-    test = load_split(args.data, "test", image_size=size)
-    n = min(args.questions, len(test))
-    ids, mask = tokenizer.encode_batch(test.questions[:n])
-    images = test.images[test.image_index[:n]].astype(np.float32)
-    logits = model.predict({"images": images, "token_ids": ids, "padding_mask": mask}, verbose=0)
+    n = len(inputs["token_ids"])
+    ids = inputs["token_ids"]
+    images = inputs["images"].astype(np.float32)
+    logits = model.predict(inputs, verbose=0)
     reference = np.exp(logits - logits.max(-1, keepdims=True))
     reference /= reference.sum(-1, keepdims=True)
     samples = representative_samples(args.data, tokenizer, size, args.calibration_size)

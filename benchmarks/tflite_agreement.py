@@ -34,9 +34,8 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.export import tflite_conversion
-from simmim_tf.training.runs import load_run
+from simmim_tf.training.run_evaluation import load_run_and_split
 
 LAYER_NORM = ("ONE_HOT", "MEAN", "SQUARED_DIFFERENCE", "RSQRT", "SUB", "MUL")
 
@@ -94,16 +93,11 @@ def main():
     )
     args = parser.parse_args()
 
-    model = load_run(args.run)
-
+    model, test, inputs = load_run_and_split(args.run, args.data, count=args.questions)
     tokenizer = model.preprocessor.question_tokenizer()
-    test = load_split(args.data, "test", image_size=model.backbone.image_size)
-    n = min(args.questions, len(test))
-    ids, mask = tokenizer.encode_batch(test.questions[:n])
-    images = test.images[test.image_index[:n]]
-    reference = tf.nn.softmax(
-        model.predict({"images": images, "token_ids": ids, "padding_mask": mask}, verbose=0)
-    ).numpy()
+    n = len(inputs["token_ids"])
+    ids, images = inputs["token_ids"], inputs["images"]
+    reference = tf.nn.softmax(model.predict(inputs, verbose=0)).numpy()
 
     paths = {
         v: os.path.join(args.export, f"model_{v}.tflite")

@@ -184,3 +184,15 @@ def test_quantization_aware_writes_a_run_that_exports(trained_export, tmp_path, 
     assert "give a new folder, not the run itself" in capsys.readouterr().err
     assert main([*args, "--steps", "0"]) == 2
     assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+def test_benchmarks_start_from_the_run_and_its_split(trained_export):
+    from simmim_tf.training.run_evaluation import load_run_and_split, predict_answers
+
+    model, test, inputs = load_run_and_split(trained_export["run"], trained_export["data"], count=7)
+    assert inputs["images"].shape == (7, 75, 75, 3) and inputs["images"].dtype == np.uint8
+    expected_ids = model.preprocessor.question_tokenizer().encode_batch(test.questions[:7])[0]
+    np.testing.assert_array_equal(inputs["token_ids"], expected_ids)
+    logits = model.predict(inputs, verbose=0)
+    answers = [model.preprocessor.answers[i] for i in logits.argmax(-1)]
+    assert answers == predict_answers(model, test.subset(np.arange(len(test)) < 7))

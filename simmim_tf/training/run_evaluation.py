@@ -11,18 +11,29 @@ from simmim_tf.evaluation import accuracy_by_family
 from simmim_tf.training.runs import load_run
 
 
+def model_inputs(model, question_set, count=None):
+    """The model's input dict for the first `count` questions (all by
+    default) of a `QuestionSet`: uint8 images, token ids, padding mask."""
+    count = len(question_set) if count is None else min(count, len(question_set))
+    token_ids, mask = model.preprocessor.token_ids(question_set.questions[:count])
+    return {
+        "images": question_set.images[question_set.image_index[:count]],
+        "token_ids": np.asarray(token_ids),
+        "padding_mask": np.asarray(mask),
+    }
+
+
+def load_run_and_split(run_dir, data_dir, split="test", count=None):
+    """What every export benchmark starts from: (the run's model, the split
+    at the model's image size, `model_inputs` of its first `count` questions)."""
+    model = load_run(run_dir)
+    question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
+    return model, question_set, model_inputs(model, question_set, count)
+
+
 def predict_answers(model, question_set, batch_size=256):
     """The answer the Keras model gives to each question of a `QuestionSet`."""
-    token_ids, mask = model.preprocessor.token_ids(question_set.questions)
-    logits = model.predict(
-        {
-            "images": question_set.images[question_set.image_index],
-            "token_ids": np.asarray(token_ids),
-            "padding_mask": np.asarray(mask),
-        },
-        batch_size=batch_size,
-        verbose=0,
-    )
+    logits = model.predict(model_inputs(model, question_set), batch_size=batch_size, verbose=0)
     answers = model.preprocessor.answers
     return [answers[i] for i in np.argmax(logits, axis=-1)]
 
