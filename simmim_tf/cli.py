@@ -304,7 +304,7 @@ def _add_data_commands(sub):
         im = data.add_parser(
             name,
             help=f"import {what}",
-            description=f"Imports {what} into a simmim_tf data folder (README: Data format). "
+            description=f"Imports {what} into a simmim_tf data folder (docs/data.md: Format). "
             "Images are converted to RGB PNG of --image-size square. The records of --split "
             "are replaced; other splits already in OUT are kept.",
         )
@@ -349,7 +349,7 @@ def _add_data_commands(sub):
         "validate",
         help="check a data folder: every bad line or image, with file and line",
         description="Checks questions.jsonl, scenes.jsonl and captions.jsonl against the "
-        "format in README and decodes every image they name. Prints each problem as "
+        "format of docs/data.md and decodes every image they name. Prints each problem as "
         "FILE:LINE: what is wrong, and exits 2 if there is any.",
     )
     va.add_argument("--data", required=True, help="data folder")
@@ -391,7 +391,7 @@ def _add_quantization_aware_command(sub):
         help="fine-tune a run with int8 fake quantization before exporting int8",
         description="Fine-tunes RUN's model with 8-bit fake quantization at the input of every "
         "Dense and Conv2D layer (over the ranges the int8 calibration records) and writes a "
-        "new run folder to export. README's quantization-aware table says when it helps.",
+        "new run folder to export. docs/export.md's quantization-aware table says when it helps.",
     )
     qa.add_argument("--run", required=True, help="trained run folder")
     qa.add_argument("--out", required=True, help="new run folder to write")
@@ -437,7 +437,7 @@ def _add_export_command(sub):
         default="ONE_HOT",
         metavar="OPS",
         help="comma-separated TFLite op types the int8 model keeps in float (selective "
-        "quantization; README's int8 table compares choices). ONE_HOT has no weights and "
+        "quantization; docs/export.md's int8 table compares choices). ONE_HOT has no weights and "
         "TFLite's int8 kernel for it is wrong by ~125 steps; '' gives a fully integer model "
         "(default ONE_HOT)",
     )

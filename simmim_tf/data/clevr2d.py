@@ -28,7 +28,7 @@ Each image also gets two captions (`captions.jsonl`): the objects listed from
 left to right, and one spatial relation between two of them.
 
 Output folder: images/, questions.jsonl, scenes.jsonl, captions.jsonl (the
-format of README's "Data format"). Coordinates are object centres in pixels,
+format of docs/data.md, "Format"). Coordinates are object centres in pixels,
 x rightwards and y downwards; `size` is the side or diameter in pixels and
 `size_name` is small or large.
 """

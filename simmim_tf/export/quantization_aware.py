@@ -1,13 +1,13 @@
 """Quantization-aware fine-tuning with Keras's fake-quant ops.
 
 Once LayerNorm is kept in float, what separates the int8 model's answers
-from Keras's is the 8-bit inputs of its matrix products (README, "int8 and
+from Keras's is the 8-bit inputs of its matrix products (docs/export.md, "int8 and
 the 99% agreement target"). So the fake quantization goes where TFLite
 quantizes those inputs: before every `Dense` and `Conv2D`, per tensor, 8
 bits over the range that the converter's calibration records on the same
 representative samples. Gradients pass straight through inside the range
 (the op's own gradient). `benchmarks/quantization_aware.py` compares it with
-plain fine-tuning; README has the result.
+plain fine-tuning; docs/export.md has the result.
 
 Nothing here changes the saved model: the fake-quant ops live in a
 `with fake_quantized_inputs(...)` block and are gone after it, so the

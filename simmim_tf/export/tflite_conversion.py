@@ -22,7 +22,7 @@ from simmim_tf.export.tflite_model_ops import non_builtin_ops, read_ops
 # ONE_HOT in float) it silently produces int8 instead.
 # int8_mixed: calibrated int8 in the matrix products only (FULLY_CONNECTED
 # and CONV_2D: weights, inputs and outputs), every other op in float; for
-# CPUs, beside dynamic (README's int8 table).
+# CPUs, beside dynamic (docs/export.md's int8 table).
 VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_mixed")
 CALIBRATED = ("int8", "int8_mixed")
 # Ops left in float in the int8 model by default (see `_quantize_int8`).
@@ -88,7 +88,7 @@ def _quantize_int8(converter, samples, float_ops):
     off by ~125 quantization steps. On an earlier `make demo` model int8 then
     agrees with Keras on 94.7% of test answers instead of 40.3%
     (`benchmarks/tflite_agreement.py`). Keeping more ops in float is
-    selective quantization: README's int8 table measures the choices. The
+    selective quantization: docs/export.md's int8 table measures the choices. The
     denylist goes through the quantization debugger, TF's route for
     selective quantization; it calibrates once, as the converter would.
     """
