@@ -33,6 +33,23 @@ TINY_BACKBONE = dict(
 )
 
 
+def run_python(script, cwd, env=None, timeout=600):
+    """Runs `script` in a fresh Python process with the repository importable."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def tiny_inputs(batch=2, length=8, real=5, seed=0, image_size=32, vocabulary_size=30):
     rng = np.random.default_rng(seed)
     ids = np.zeros((batch, length), np.int32)

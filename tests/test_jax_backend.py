@@ -2,9 +2,9 @@
 (the backend is chosen once per process)."""
 
 import os
-import subprocess
-import sys
 import textwrap
+
+from tests.conftest import run_python
 
 SCRIPT = textwrap.dedent(
     """
@@ -33,14 +33,6 @@ SCRIPT = textwrap.dedent(
 
 def test_forward_and_backward_under_jax():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": root}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        env=env,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_python(SCRIPT, root, env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "JAX_OK" in result.stdout

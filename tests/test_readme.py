@@ -2,8 +2,8 @@
 
 import os
 import re
-import subprocess
-import sys
+
+from tests.conftest import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
@@ -16,15 +16,7 @@ def _python_blocks():
 
 def test_quick_start_runs_as_written(tmp_path):
     (block,) = _python_blocks()
-    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    ran = subprocess.run(
-        [sys.executable, "-c", block],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    ran = run_python(block, tmp_path, timeout=900)
     assert ran.returncode == 0, ran.stderr[-3000:]
     for path in ("quickstart_model/task.json", "quickstart_export/model_int8.tflite"):
         assert os.path.isfile(tmp_path / path), path

@@ -215,13 +215,12 @@ class SimMIMVQA(keras_hub.models.Task):
             images, questions = [images], [questions]
         if len(images) != len(questions):
             raise SimMIMInputError(f"{len(images)} images but {len(questions)} questions")
+        tokenizer = self.preprocessor.question_tokenizer()
         for question in questions:
-            if not question.strip() or not any(ch.isalnum() for ch in question):
-                raise SimMIMInputError(f"empty question: {question!r} has no words")
+            tokenizer.encode(question)  # the tokenizer's own refusal of an empty question
         converter = self.preprocessor.image_converter
         pixels = np.stack([np.asarray(converter(np.asarray(image))) for image in images])
         ids, mask = (np.asarray(t) for t in self.preprocessor.token_ids(questions))
-        tokenizer = self.preprocessor.question_tokenizer()
         predictions = []
         for start in range(0, len(questions), batch_size):
             batch = slice(start, start + batch_size)

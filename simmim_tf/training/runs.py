@@ -4,7 +4,6 @@ loading it back."""
 import os
 import shutil
 
-from simmim_tf.errors import SimMIMInputError
 from simmim_tf.models.simmim_vqa import SimMIMVQA
 
 
@@ -33,7 +32,6 @@ def save_preset_atomically(model, preset_dir):
 
 
 def load_run(run_dir):
-    """The trained `SimMIMVQA` (with its preprocessor) of a finished run, or of any preset."""
-    if os.path.isdir(run_dir) and not os.path.isfile(os.path.join(run_dir, "task.json")):
-        raise SimMIMInputError(f"{run_dir}: no task.json (not a finished simmim_tf run)")
+    """The trained `SimMIMVQA` (with its preprocessor) of a finished run, or of
+    any preset; an unfinished run is refused by `check_preset_folder`."""
     return SimMIMVQA.from_preset(run_dir)
