@@ -31,9 +31,16 @@ Alternatives tried (not in the default list):
     relational           RelationalAttention added (anchor, then offsets), its
                          anchor learnt from the answers alone
     relational_no_image_layers  the same without image layers
-    relational_anchor    RelationalAttention without image layers, its anchor
-                         trained on the named object (AnchorLoss): today's tiny
-                         preset and recipe
+    relational_anchor_colour  RelationalAttention without image layers, its
+                         anchor trained on the object named by a unique colour
+                         (AnchorLoss): the tiny preset and recipe of 2026-11-30
+    relational_anchor    the same, the named object found by its description
+                         (colour, shape, size; simmim_tf.data.anchor_targets)
+    relational_offsets   the same, and each relational head reads its regions'
+                         offset from the anchor
+    two_anchors          relational_anchor with a second anchor, trained on the
+                         second object the question names, and the offset
+                         between the two anchors among the features
 
 Writes a JSON, a markdown table per question type, and a learning-curve PNG.
 """
@@ -58,7 +65,12 @@ from benchmarks.budgeted_training import (  # noqa: E402
 # since this ablation; docs/reasoning.md).
 # Relational attention off: the variants measured before it joined the tiny
 # preset keep their meaning; the "relational*" alternatives switch it on.
-FULL = {"image_layers": 2, "use_relational_attention": False}
+FULL = {
+    "image_layers": 2,
+    "use_relational_attention": False,
+    "relational_offsets": False,
+    "relational_anchors": 1,
+}
 # name: (backbone overrides on top of FULL, recipe overrides)
 VARIANTS = {
     "full": ({}, {}),
@@ -84,9 +96,21 @@ ALTERNATIVES = {
     ),
     # The anchor of RelationalAttention trained to land on the named object
     # (simmim_tf.data.anchor_targets), on the tiny preset (no image layers).
+    "relational_anchor_colour": (
+        {"use_relational_attention": True, "image_layers": 0},
+        {"anchor_weight": 1.0, "anchor_named_by": "colour"},
+    ),
     "relational_anchor": (
         {"use_relational_attention": True, "image_layers": 0},
-        {"anchor_weight": 1.0},
+        {"anchor_weight": 1.0, "anchor_named_by": "description"},
+    ),
+    "relational_offsets": (
+        {"use_relational_attention": True, "image_layers": 0, "relational_offsets": True},
+        {"anchor_weight": 1.0, "anchor_named_by": "description"},
+    ),
+    "two_anchors": (
+        {"use_relational_attention": True, "image_layers": 0, "relational_anchors": 2},
+        {"anchor_weight": 1.0, "anchor_named_by": "description"},
     ),
 }
 ALL = {**VARIANTS, **ALTERNATIVES}

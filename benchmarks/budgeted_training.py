@@ -28,6 +28,7 @@ from simmim_tf.data.anchor_targets import anchor_targets  # noqa: E402
 from simmim_tf.data.region_targets import region_targets  # noqa: E402
 from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
 from simmim_tf.evaluation import accuracy_by_family  # noqa: E402
+from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder  # noqa: E402
 from simmim_tf.models.simmim_vqa import SimMIMVQA  # noqa: E402
 from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining  # noqa: E402
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary  # noqa: E402
@@ -80,11 +81,13 @@ class Data:
             self._targets[grid_shape] = region_targets(self.dir, self.train.image_paths, grid_shape)
         return self._targets[grid_shape]
 
-    def anchor_targets(self, grid_shape, patch_size):
-        """Per training question, the regions of the object it names (cached)."""
-        key = ("anchor", grid_shape, patch_size)
+    def anchor_targets(self, grid_shape, patch_size, named_by="description", num_anchors=1):
+        """Per training question, the regions of the object(s) it names (cached)."""
+        key = ("anchor", grid_shape, patch_size, named_by, num_anchors)
         if key not in self._targets:
-            self._targets[key] = anchor_targets(self.dir, self.train, grid_shape, patch_size)
+            self._targets[key] = anchor_targets(
+                self.dir, self.train, grid_shape, patch_size, named_by, num_anchors
+            )
         return self._targets[key]
 
     def evaluate(self, model):
@@ -171,16 +174,20 @@ RECIPE = {
     "offset_weight": 1.0,
     # Used where the backbone has relational attention (the tiny preset).
     "anchor_weight": 1.0,
+    # How the anchor target finds the named object (simmim_tf.data.anchor_targets).
+    "anchor_named_by": "description",
     "label_smoothing": 0.0,
 }
 
 
-def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed=0):
+def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed=0, init_from=None):
     """Trains a SimMIM variant for `minutes`; returns the result dict.
 
     overrides: backbone arguments replacing the preset's (the ablations).
     recipe: replaces entries of RECIPE; grounding_weight 0 turns the
     grounding loss off.
+    init_from: a `simmim-tf pretrain` folder whose image encoder the model
+    starts from (`overrides` must give its architecture).
     """
     recipe = {**RECIPE, **(recipe or {})}
     keras.utils.set_random_seed(seed)
@@ -192,6 +199,8 @@ def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed
         max_sequence_length=data.tokenizer.sequence_length,
         **(overrides or {}),
     )
+    if init_from:
+        load_image_encoder(vqa.backbone, init_from)
     targets = None
     if recipe["grounding_weight"]:
         targets = data.region_targets(vqa.backbone.grid_shape)
@@ -199,7 +208,12 @@ def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed
     if not vqa.backbone.use_relational_attention:
         recipe["anchor_weight"] = 0.0
     if recipe["anchor_weight"]:
-        anchors = data.anchor_targets(vqa.backbone.grid_shape, vqa.backbone.patch_size)
+        anchors = data.anchor_targets(
+            vqa.backbone.grid_shape,
+            vqa.backbone.patch_size,
+            recipe["anchor_named_by"],
+            vqa.backbone.relational_anchors,
+        )
     model = SimMIMVQATraining(
         vqa,
         targets.attribute_sizes if targets else None,

@@ -118,6 +118,30 @@ def _train(args):
     )
 
 
+def _pretrain(args):
+    from simmim_tf.training.pretraining import pretrain
+
+    _, history = pretrain(
+        args.images,
+        args.out,
+        preset=args.preset,
+        image_size=args.image_size,
+        image_layers=args.image_layers,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        mask_ratio=args.mask_ratio,
+        mask_patch_size=args.mask_patch_size,
+        skip_bad_images=args.skip_bad_images,
+        seed=args.seed,
+    )
+    print(
+        f"pretrained image encoder in {args.out} (masked-pixel L1 {history['loss'][-1]:.4f}); "
+        f"figure: {args.out}/reconstructions.png; fine-tune with "
+        f"`simmim-tf train --init-from {args.out} ...`"
+    )
+
+
 def _evaluate(args):
     from simmim_tf.evaluation import format_accuracy
 
@@ -259,6 +283,7 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(sub)
+    _add_pretrain_command(sub)
     _add_train_command(sub)
     _add_evaluate_command(sub)
     _add_quantization_aware_command(sub)
@@ -359,6 +384,71 @@ def _add_data_commands(sub):
     va.add_argument("--no-images", action="store_true", help="check that images exist only")
     va.add_argument("--max-problems", type=int, default=50, help="problems printed (default 50)")
     va.set_defaults(func=_data_validate)
+
+
+def _add_pretrain_command(sub):
+    """`pretrain`: masked-image pretraining of the image encoder on a folder of images."""
+    pt = sub.add_parser(
+        "pretrain",
+        help="pretrain the image encoder by masked-image modelling (SimMIM) on unlabelled images",
+        description="Masks 60%% of each image in 2x2-region patches and trains the image "
+        "encoder to reconstruct the masked pixels (L1). Writes a folder for "
+        "`simmim-tf train --init-from`, with a figure of its reconstructions. Resumes "
+        "if interrupted.",
+    )
+    pt.add_argument(
+        "--images", required=True, help="folder of PNG/JPEG images (searched recursively)"
+    )
+    pt.add_argument("--out", required=True, help="folder to write")
+    pt.add_argument(
+        "--preset",
+        default="tiny",
+        choices=("tiny", "small", "base"),
+        help="architecture of the image encoder (default tiny)",
+    )
+    pt.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="side images are resized to; use the VQA data's (default: the first "
+        "image's larger side)",
+    )
+    pt.add_argument(
+        "--image-layers",
+        type=int,
+        default=None,
+        help="transformer layers over the regions (default: the preset's; 2 for tiny, which "
+        "has none: masked regions are predicted from the others through them)",
+    )
+    pt.add_argument("--epochs", type=int, default=10, help="passes over the images (default 10)")
+    pt.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    pt.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="peak learning rate, warm-up then cosine decay (default 1e-3)",
+    )
+    pt.add_argument(
+        "--mask-ratio",
+        type=float,
+        default=0.6,
+        help="share of mask patches masked (default 0.6, as SimMIM)",
+    )
+    pt.add_argument(
+        "--mask-patch-size",
+        type=int,
+        default=None,
+        help="mask patch side in pixels, a multiple of the model's patch "
+        "(default twice the patch: 16 px)",
+    )
+    pt.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave unreadable files out (counted, listed in OUT/skipped_images.txt) "
+        "instead of stopping",
+    )
+    pt.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    pt.set_defaults(func=_pretrain)
 
 
 def _add_train_command(sub):

@@ -145,6 +145,11 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
     print(
         f"Visual attention inside the named object's box: {named['share']:.1%} "
         f"(uniform attention: {named['uniform_share']:.1%}; {named['questions']} questions)"
+        + (
+            f"; the relational anchor's: {named['anchor_share']:.1%}"
+            if "anchor_share" in named
+            else ""
+        )
     )
     print("Timings: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     return results

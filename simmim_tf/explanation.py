@@ -58,6 +58,9 @@ class Explanation:
     memory_map: np.ndarray  # (rows, cols): the memory's read attention over regions
     memory_image_share: float  # share of the memory's read weight on the image
     word_weights: np.ndarray  # (words,): the image's attention over the words
+    # (rows, cols): where the relational attention's anchor looks (the object
+    # it takes the question to name); None for a model without one.
+    anchor_map: np.ndarray | None = None
 
 
 def explain(model, image, question, top_k=3):
@@ -70,14 +73,8 @@ def explain(model, image, question, top_k=3):
 
     tokenizer = model.preprocessor.question_tokenizer()
     ids, mask = tokenizer.encode(question)
-    out = model.answer_with_attention(
-        {
-            "images": np.asarray(image, np.float32)[None],
-            "token_ids": ids[None],
-            "padding_mask": mask[None],
-        }
-    )
-    logits = np.asarray(out["logits"], np.float32)[0]
+    out = model.backbone.features(np.asarray(image, np.float32)[None], ids[None], mask[None])
+    logits = np.asarray(model.answer_head(out["pooled"]), np.float32)[0]
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
     best = best_answers(probabilities, model.preprocessor.answers, top_k)
@@ -92,7 +89,15 @@ def explain(model, image, question, top_k=3):
         memory_map=memory,
         memory_image_share=share,
         word_weights=word_weights(out["textual_attention"][0], mask),
+        anchor_map=_anchor_map(out, grid),
     )
+
+
+def _anchor_map(features, grid):
+    if "anchor_attention" not in features:
+        return None
+    anchor = np.asarray(features["anchor_attention"], np.float32)[0]
+    return anchor.reshape(-1, *grid)[0]  # the first anchor: the object named first
 
 
 def attention_in_box(attention_map, image_size, patch_size, box):
@@ -114,38 +119,49 @@ def attention_in_box(attention_map, image_size, patch_size, box):
     return float(inside / max(density.sum(), 1e-12))
 
 
-def named_object_box(question, objects):
-    """The pixel box (x0, y0, x1, y1) of the object whose colour the question
-    names first, or None. objects: a scene's list from scenes.jsonl."""
-    words = question.lower().replace("?", " ").split()
-    for word in words:
-        for o in objects:
-            if o.get("color") == word:
-                half = o["size"] / 2
-                return (o["x"] - half, o["y"] - half, o["x"] + half, o["y"] + half)
-    return None
+def named_object_box(question, objects, vocabulary=None):
+    """The pixel box (x0, y0, x1, y1) of the object the question names first
+    (by the rule the anchor is trained with: `anchor_targets.named_object`),
+    or None. objects: a scene's list from scenes.jsonl; vocabulary: the data
+    set's `attribute_vocabulary`."""
+    from simmim_tf.data.anchor_targets import named_object
+
+    o = named_object(question, objects, vocabulary=vocabulary)
+    if o is None:
+        return None
+    half = o["size"] / 2
+    return (o["x"] - half, o["y"] - half, o["x"] + half, o["y"] + half)
 
 
 def attention_on_named_objects(model, question_set, scenes, every=10):
     """How much of the visual attention falls on the object a question names.
 
-    For every `every`-th question of a `QuestionSet` that names an object by
-    its colour, the share of `explain`'s visual map inside that object's box
+    For every `every`-th question of a `QuestionSet` that names one object
+    (`named_object_box`), the share of `explain`'s visual map inside that object's box
     (`attention_in_box`). Returns {"share", "uniform_share", "questions"}:
-    the mean share, and the mean share uniform attention would give.
+    the mean share, and the mean share uniform attention would give; for a
+    model with relational attention also "anchor_share", the same for its
+    anchor.
     """
+    from simmim_tf.data.anchor_targets import attribute_vocabulary
+
     size, patch = model.backbone.image_size, model.backbone.patch_size
-    shares, uniform = [], []
+    vocabulary = attribute_vocabulary(scenes.values())
+    shares, uniform, anchor = [], [], []
     for i in range(0, len(question_set), every):
         path = question_set.image_paths[question_set.image_index[i]]
-        box = named_object_box(question_set.questions[i], scenes[path])
+        box = named_object_box(question_set.questions[i], scenes[path], vocabulary)
         if box is None:
             continue
         image = question_set.images[question_set.image_index[i]]
         e = explain(model, image, question_set.questions[i])
         shares.append(attention_in_box(e.visual_map, size, patch, box))
         uniform.append(attention_in_box(np.ones_like(e.visual_map), size, patch, box))
+        if e.anchor_map is not None:
+            anchor.append(attention_in_box(e.anchor_map, size, patch, box))
+    extra = {"anchor_share": float(np.mean(anchor))} if anchor else {}
     return {
+        **extra,
         "share": float(np.mean(shares)) if shares else float("nan"),
         "uniform_share": float(np.mean(uniform)) if uniform else float("nan"),
         "questions": len(shares),

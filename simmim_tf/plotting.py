@@ -84,3 +84,24 @@ def save_attention_overlay(image, attention_map, question, answer, path, probabi
     fig = attention_figure(image, attention_map, question, answer, probability, **extra)
     fig.savefig(path)
     plt.close(fig)
+
+
+def reconstruction_figure(masked, reconstruction, original, title=None):
+    """Rows of masked input | reconstruction | original (uint8 (n, H, W, 3)
+    each), for masked-image pretraining. Returns the matplotlib figure."""
+    rows = len(original)
+    fig, axes = plt.subplots(rows, 3, figsize=(6, 2 * rows + 0.4), squeeze=False)
+    for i in range(rows):
+        for ax, image, name in zip(
+            axes[i], (masked[i], reconstruction[i], original[i]),
+            ("masked input", "reconstruction", "original"), strict=True,
+        ):  # fmt: skip
+            ax.imshow(image, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -29,6 +29,8 @@ TINY_BACKBONE = dict(
     use_textual_attention=True,
     use_semantic_memory=True,
     use_relational_attention=True,
+    relational_offsets=True,
+    relational_anchors=1,
     fusion="sequential",
 )
 

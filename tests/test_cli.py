@@ -136,7 +136,7 @@ def test_help_explains_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("data", "train", "evaluate", "export", "predict"):
+    for command in ("data", "pretrain", "train", "evaluate", "export", "predict"):
         assert command in out
 
 

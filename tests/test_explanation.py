@@ -125,3 +125,5 @@ def test_attention_on_named_objects_of_a_trained_run(trained_export):
     assert 0.0 <= out["share"] <= 1.0
     # A 10×10 px box of a 75×75 image gets about 1.8% of uniform attention.
     assert out["uniform_share"] == pytest.approx(100 / 75**2, rel=0.35)
+    # The tiny preset's anchor, trained onto the named object, is measured too.
+    assert 0.0 <= out["anchor_share"] <= 1.0

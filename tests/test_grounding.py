@@ -171,6 +171,57 @@ def test_anchor_targets_cover_the_named_object(data):
     assert named_object("how many objects?", objects) is None
 
 
+def test_named_object_reads_clevr2d_descriptions():
+    from simmim_tf.data.anchor_targets import attribute_vocabulary, named_object
+
+    objects = [
+        {"color": "red", "shape": "circle", "size_name": "large"},
+        {"color": "red", "shape": "square", "size_name": "small"},
+        {"color": "blue", "shape": "circle", "size_name": "small"},
+    ]
+    vocabulary = {**attribute_vocabulary([objects]), "color": {"red", "blue", "brown"}}
+    name = lambda q, **kw: named_object(q, objects, vocabulary=vocabulary, **kw)  # noqa: E731
+    assert name("is the red square left of the blue thing?") is objects[1]
+    assert name("what color is the object closest to the large thing?") is objects[0]
+    assert name("is the small circle above the red circle?") is objects[2]
+    assert name("what shape is the red object?") is None  # two red objects
+    assert name("how many red circles are there?") is None  # plural: not one object
+    # A colour no object has is still a colour: "brown square" is not "square".
+    assert name("is there a brown square?") is None
+    # The first rule (a unique colour word) misses what descriptions find.
+    assert name("is the red square left of the blue thing?", named_by="colour") is None
+    with pytest.raises(ValueError, match="named_by"):
+        name("x", named_by="size")
+
+    from simmim_tf.data.anchor_targets import named_objects
+
+    pair = named_objects("is the red square left of the blue thing?", objects, vocabulary)
+    assert pair == [objects[1], objects[2]]
+    assert named_objects("what shape is the large thing?", objects, vocabulary) == [
+        objects[0],
+        None,
+    ]
+
+
+def test_two_anchor_targets_and_their_loss(data):
+    from simmim_tf.data.anchor_targets import anchor_targets
+    from simmim_tf.models.anchor_loss import AnchorLoss
+
+    split = load_split(data, "train")
+    one = anchor_targets(data, split, (10, 10), 8)
+    two = anchor_targets(data, split, (10, 10), 8, num_anchors=2)
+    assert two.shape == (len(split), 2, 100)
+    np.testing.assert_array_equal(two[:, 0], one)
+    # Sort-of-CLEVR's binary and relational questions name one object: no second target.
+    assert two[:, 1].sum() == 0
+    # The loss takes (batch, anchors, regions), skips an anchor without a
+    # target, and does not dilute the other's (anchor 0 as with one anchor).
+    target = np.zeros((1, 2, 4), "float32")
+    target[0, 0, 1] = 1.0
+    attention = np.full((1, 2, 4), 0.25, "float32")
+    np.testing.assert_allclose(float(AnchorLoss()(target, attention)), -np.log(0.25), rtol=1e-4)
+
+
 def test_anchor_loss_rewards_attention_on_the_object_and_skips_unnamed():
     from simmim_tf.models.anchor_loss import AnchorLoss
 

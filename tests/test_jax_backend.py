@@ -26,6 +26,18 @@ SCRIPT = textwrap.dedent(
     assert all(np.isfinite(norms)) and sum(n > 0 for n in norms) > 0.9 * len(norms), norms
     model.compile()
     model.fit(x, y, epochs=2, verbose=0)
+    # Masked-image pretraining: random masks in the jitted step, and a loss that falls.
+    from simmim_tf.models import SimMIMMaskedImagePretrainer
+    pretrainer = SimMIMMaskedImagePretrainer(SimMIMBackbone(**TINY_BACKBONE), seed=0)
+    ramp = np.linspace(0, 255, 32)[:, None, None] * np.ones((1, 32, 3))
+    images = np.repeat(ramp[None], 8, 0).astype("uint8")
+    pretrainer.compile(keras.optimizers.AdamW(3e-3))
+    history = pretrainer.fit(images, batch_size=4, epochs=6, verbose=0).history["loss"]
+    assert history[-1] < history[0], history
+    # The jitted step draws new masks: the seed state is a model variable.
+    seed_before = np.array(pretrainer.seed_generator.state.value)
+    pretrainer.fit(images[:4], batch_size=4, epochs=1, verbose=0)
+    assert not np.array_equal(seed_before, np.array(pretrainer.seed_generator.state.value))
     print("JAX_OK", len(grads))
     """
 )

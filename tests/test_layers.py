@@ -196,3 +196,38 @@ class TestLayers(TestCase):
         moved, _, _ = layer(question, regions[:, order])
         assert not np.allclose(np.asarray(moved), np.asarray(features), atol=1e-4)
         np.testing.assert_allclose(region_centres(1, 2), [[0.25, 0.5], [0.75, 0.5]])
+
+    def test_relational_attention_reads_offsets_from_the_anchor(self):
+        regions = RNG.normal(size=(2, 9, 16)).astype("float32")
+        question = RNG.normal(size=(2, 16)).astype("float32")
+        layer = RelationalAttention(num_heads=2, key_dim=8, grid_shape=(3, 3), read_offsets=True)
+        self.run_layer_test(layer, (question, regions), [(2, 16), (2, 9), (2, 2, 9)])
+        # With the region features read as zeros, what is left of the output
+        # beyond its bias is the heads' mean offset from the anchor.
+        value = layer.value
+        value.set_weights([np.zeros_like(w) for w in value.get_weights()])
+        bias = layer.output_dense.get_weights()[1]
+        features, anchor, weights = (np.asarray(t) for t in layer(question, regions))
+        offsets = region_centres(3, 3)[None] - (anchor @ region_centres(3, 3))[:, None]
+        moved = np.einsum("bhr,brd->bhd", weights, offsets).reshape(2, 4)
+        kernel = layer.output_dense.get_weights()[0][-4:]  # rows of the offsets
+        np.testing.assert_allclose(features, moved @ kernel + bias, atol=1e-5)
+        assert np.abs(moved).max() > 1e-3
+
+    def test_relational_attention_with_two_anchors_reads_their_offset(self):
+        regions = RNG.normal(size=(2, 9, 16)).astype("float32")
+        question = RNG.normal(size=(2, 16)).astype("float32")
+        layer = RelationalAttention(num_heads=2, key_dim=8, grid_shape=(3, 3), num_anchors=2)
+        self.run_layer_test(layer, (question, regions), [(2, 16), (2, 2, 9), (2, 2, 9)])
+        # Region features read as zeros: the output beyond its bias is the
+        # offset of the second anchor from the first (dx, dy, |dx|, |dy|).
+        layer.value.set_weights([np.zeros_like(w) for w in layer.value.get_weights()])
+        kernel, bias = layer.output_dense.get_weights()
+        features, anchors, _ = (np.asarray(t) for t in layer(question, regions))
+        np.testing.assert_allclose(anchors.sum(-1), 1.0, atol=1e-5)
+        positions = anchors @ region_centres(3, 3)  # (batch, 2 anchors, 2)
+        between = positions[:, 1] - positions[:, 0]
+        between = np.concatenate([between, np.abs(between)], axis=-1)
+        np.testing.assert_allclose(features, between @ kernel[-4:] + bias, atol=1e-5)
+        with pytest.raises(ValueError, match="num_anchors"):
+            RelationalAttention(num_heads=2, key_dim=8, grid_shape=(3, 3), num_anchors=3)

@@ -132,12 +132,22 @@ class PatchEmbedding(keras.layers.Layer):
         )
 
     def call(self, images, training=None):
+        return self.add_position(self.stem_features(images, training=training))
+
+    def stem_features(self, images, training=None):
+        """The stem's output before the position embedding: (batch, rows, cols,
+        hidden_dim). Masked-image pretraining swaps masked patches for its
+        mask token here, before `add_position`, as SimMIM does."""
         # Pixels to [-1, 1]: centred inputs train faster than [0, 1].
         x = ops.cast(images, self.compute_dtype) * ops.cast(2.0 / 255.0, self.compute_dtype) - 1.0
         for layer in self.stem_layers:
-            x = layer(x, training=training)  # finally (batch, rows, cols, hidden_dim)
+            x = layer(x, training=training)
+        return x
+
+    def add_position(self, features):
+        """(batch, rows, cols, hidden_dim) stem features → (batch, regions, hidden_dim) tokens."""
         position = ops.cast(self.row_embedding + self.column_embedding, self.compute_dtype)
-        x = x + position  # (rows, cols, hidden) broadcast over the batch
+        x = features + position  # (rows, cols, hidden) broadcast over the batch
         batch, rows, cols = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
         return ops.reshape(x, (batch, rows * cols, self.hidden_dim))
 

@@ -36,11 +36,22 @@ class RelationalAttention(keras.layers.Layer):
        the squared distance. A head can then prefer the nearest object other
        than the anchor, the furthest, those to its left, ... whatever the
        question asks.
+    3. With `num_anchors=2`, a second anchor finds the second object the
+       question names ("is the A left of the B"), and the offset between
+       the two anchors joins the output: a comparison of two positions that
+       attention over one anchor's offsets does not give directly.
+    4. With `read_offsets=True`, each head also reads the mean offset (dx,
+       dy) from the anchor of the regions it attends to, beside their
+       features: where the second object of "is the A left of the B" lies
+       relative to the first, which the features alone do not say.
 
     Args:
         num_heads: int. Heads of the relation step.
         key_dim: int. Size of each head.
         grid_shape: (int, int). Rows and columns of the region grid.
+        read_offsets: bool. Each head reads its regions' offset from the
+            anchor as well as their features.
+        num_anchors: int, 1 or 2. Anchors found from the question.
 
     Call arguments:
         question: (batch, dim), the question summary (masked mean of words).
@@ -48,7 +59,8 @@ class RelationalAttention(keras.layers.Layer):
 
     Returns:
         (features, anchor_weights, relation_weights): (batch, dim), (batch,
-        regions) and (batch, heads, regions).
+        regions) (with two anchors (batch, 2, regions)) and (batch, heads,
+        regions).
 
     Example:
     >>> layer = RelationalAttention(num_heads=2, key_dim=8, grid_shape=(3, 3))
@@ -57,11 +69,15 @@ class RelationalAttention(keras.layers.Layer):
     ((1, 16), (1, 9), (1, 2, 9))
     """
 
-    def __init__(self, num_heads, key_dim, grid_shape, **kwargs):
+    def __init__(self, num_heads, key_dim, grid_shape, read_offsets=False, num_anchors=1, **kwargs):
         super().__init__(**kwargs)
+        if num_anchors not in (1, 2):
+            raise ValueError(f"num_anchors must be 1 or 2; received {num_anchors}")
+        self.num_anchors = num_anchors
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.grid_shape = tuple(grid_shape)
+        self.read_offsets = read_offsets
 
     def build(self, question_shape, regions_shape):
         policy = self.dtype_policy
@@ -69,7 +85,9 @@ class RelationalAttention(keras.layers.Layer):
         inner = self.num_heads * self.key_dim
         self.question_norm = LayerNorm(1e-5, name="question_norm", dtype=policy)
         self.region_norm = LayerNorm(1e-5, name="region_norm", dtype=policy)
-        self.anchor_query = keras.layers.Dense(self.key_dim, name="anchor_query", dtype=policy)
+        self.anchor_query = keras.layers.Dense(
+            self.num_anchors * self.key_dim, name="anchor_query", dtype=policy
+        )
         self.anchor_key = keras.layers.Dense(self.key_dim, name="anchor_key", dtype=policy)
         self.query = keras.layers.Dense(inner, name="query", dtype=policy)
         self.key = keras.layers.Dense(inner, name="key", dtype=policy)
@@ -85,7 +103,9 @@ class RelationalAttention(keras.layers.Layer):
             layer.build(question_shape)
         for layer in (self.anchor_key, self.key, self.value):
             layer.build(regions_shape)
-        self.output_dense.build((question_shape[0], inner))
+        read_dim = self.num_heads * (self.key_dim + (2 if self.read_offsets else 0))
+        read_dim += 4 if self.num_anchors == 2 else 0
+        self.output_dense.build((question_shape[0], read_dim))
         self.offset_hidden.build((None, None, 5))
         self.offset_bias.build((None, None, OFFSET_HIDDEN))
 
@@ -94,13 +114,18 @@ class RelationalAttention(keras.layers.Layer):
         q = self.question_norm(question)  # (batch, dim)
         r = self.region_norm(regions)  # (batch, regions, dim)
         scale = ops.cast(1.0 / np.sqrt(self.key_dim), dtype)
-        # 1. Anchor: (batch, regions) weights, then a soft argmax of the centres.
-        anchor_scores = ops.sum(
-            ops.expand_dims(self.anchor_query(q), 1) * self.anchor_key(r), axis=-1
-        )
-        anchor_weights = ops.softmax(ops.cast(anchor_scores * scale, "float32"), axis=-1)
+        batch, length = ops.shape(r)[0], ops.shape(r)[1]
+        # 1. Anchors: (batch, anchors, regions) weights, then a soft argmax of the centres.
+        anchor_queries = ops.reshape(self.anchor_query(q), (batch, self.num_anchors, self.key_dim))
+        anchor_scores = ops.matmul(anchor_queries, ops.transpose(self.anchor_key(r), (0, 2, 1)))
+        all_anchor_weights = ops.softmax(ops.cast(anchor_scores * scale, "float32"), axis=-1)
         centres = ops.convert_to_tensor(region_centres(*self.grid_shape), dtype="float32")
-        anchor = ops.matmul(anchor_weights, centres)  # (batch, 2)
+        anchors = ops.matmul(all_anchor_weights, centres)  # (batch, anchors, 2)
+        # Anchors picked by matrix products, not slices: the TFLite GPU
+        # delegate refuses a STRIDED_SLICE that drops an axis.
+        flat = ops.reshape(anchors, (batch, self.num_anchors * 2))
+        first = np.eye(self.num_anchors * 2, 2, dtype="float32")  # the first anchor's (x, y)
+        anchor = ops.matmul(flat, ops.convert_to_tensor(first))  # (batch, 2)
         # 2. Offsets of every region from the anchor: (batch, regions, 5).
         offset = ops.expand_dims(centres, 0) - ops.expand_dims(anchor, 1)
         features = ops.concatenate(
@@ -108,7 +133,6 @@ class RelationalAttention(keras.layers.Layer):
         )
         bias = self.offset_bias(self.offset_hidden(ops.cast(features, dtype)))  # (b, R, heads)
         bias = ops.transpose(bias, (0, 2, 1))  # (batch, heads, regions)
-        batch, length = ops.shape(r)[0], ops.shape(r)[1]
         queries = ops.reshape(self.query(q), (batch, self.num_heads, 1, self.key_dim))
         keys = ops.transpose(
             ops.reshape(self.key(r), (batch, length, self.num_heads, self.key_dim)), (0, 2, 3, 1)
@@ -121,6 +145,19 @@ class RelationalAttention(keras.layers.Layer):
         weights = ops.softmax(scores, axis=-1)
         read = ops.matmul(ops.expand_dims(ops.cast(weights, dtype), 2), values)  # (b, h, 1, k)
         read = ops.reshape(read, (batch, self.num_heads * self.key_dim))
+        if self.read_offsets:
+            # (batch, heads, regions) @ (batch, regions, 2): each head's mean (dx, dy).
+            moved = ops.matmul(weights, offset)
+            moved = ops.reshape(ops.cast(moved, dtype), (batch, self.num_heads * 2))
+            read = ops.concatenate([read, moved], axis=-1)
+        anchor_weights = all_anchor_weights
+        if self.num_anchors == 2:
+            second_minus_first = np.array([[-1, 0], [0, -1], [1, 0], [0, 1]], "float32")
+            between = ops.matmul(flat, ops.convert_to_tensor(second_minus_first))  # (batch, 2)
+            between = ops.concatenate([between, ops.abs(between)], axis=-1)
+            read = ops.concatenate([read, ops.cast(between, dtype)], axis=-1)
+        else:
+            anchor_weights = ops.reshape(all_anchor_weights, (batch, length))
         return (
             self.output_dense(read),
             ops.cast(anchor_weights, dtype),
@@ -128,9 +165,10 @@ class RelationalAttention(keras.layers.Layer):
         )
 
     def compute_output_spec(self, question, regions):
+        anchors = regions.shape[:1] + ((2,) if self.num_anchors == 2 else ()) + regions.shape[1:2]
         return (
             keras.KerasTensor(question.shape, dtype=self.compute_dtype),
-            keras.KerasTensor(regions.shape[:2], dtype=self.compute_dtype),
+            keras.KerasTensor(anchors, dtype=self.compute_dtype),
             keras.KerasTensor(
                 (regions.shape[0], self.num_heads, regions.shape[1]), dtype=self.compute_dtype
             ),
@@ -143,6 +181,8 @@ class RelationalAttention(keras.layers.Layer):
                 "num_heads": self.num_heads,
                 "key_dim": self.key_dim,
                 "grid_shape": list(self.grid_shape),
+                "read_offsets": self.read_offsets,
+                "num_anchors": self.num_anchors,
             }
         )
         return config

@@ -1,8 +1,10 @@
 """SimMIM models, in keras-hub's shape: the backbone, its tasks, the
-preprocessor with its tokenizer and image converter, and the presets."""
+preprocessor with its tokenizer and image converter, the masked-image
+pretrainer of the image encoder, and the presets."""
 
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
+from simmim_tf.models.simmim_masked_image_pretrainer import SimMIMMaskedImagePretrainer
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer
 from simmim_tf.models.simmim_vqa import SimMIMVQA
@@ -12,6 +14,7 @@ __all__ = [
     "SIMMIM_PRESETS",
     "SimMIMBackbone",
     "SimMIMImageConverter",
+    "SimMIMMaskedImagePretrainer",
     "SimMIMTokenizer",
     "SimMIMVQA",
     "SimMIMVQAPreprocessor",

@@ -118,6 +118,13 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         use_relational_attention: bool. Add `RelationalAttention` (find the
             named object, then read the regions by their offset from it) to
             the pooled features.
+        relational_offsets: bool. The relational heads also read their
+            regions' offset from the anchor (`RelationalAttention`'s
+            `read_offsets`).
+        relational_anchors: int, 1 or 2. Anchors of `RelationalAttention`:
+            a second one finds the second object a question names, and the
+            offset between them joins the features; `anchor_attention` is
+            then (batch, 2, regions).
         fusion: str. `"parallel"`: visual and textual attention both read
             the encoders' outputs. `"sequential"`: the textual attention
             reads the words after the visual attention, then a `FeedForward`
@@ -165,6 +172,8 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         use_textual_attention=True,
         use_semantic_memory=True,
         use_relational_attention=False,
+        relational_offsets=False,
+        relational_anchors=1,
         fusion="parallel",
         dtype=None,
         **kwargs,
@@ -235,6 +244,8 @@ class SimMIMBackbone(keras_hub.models.Backbone):
                 num_heads,
                 key_dim,
                 patch_embedding.grid_shape(image_size, image_size),
+                read_offsets=relational_offsets,
+                num_anchors=relational_anchors,
                 name="relational_attention",
                 dtype=dtype,
             )
@@ -272,6 +283,8 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         self.use_textual_attention = use_textual_attention
         self.use_semantic_memory = use_semantic_memory
         self.use_relational_attention = use_relational_attention
+        self.relational_offsets = relational_offsets
+        self.relational_anchors = relational_anchors
         self.fusion = fusion
         self.patch_embedding = patch_embedding
         self._layer_names = tuple(layers)
@@ -330,5 +343,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
             "use_textual_attention": self.use_textual_attention,
             "use_semantic_memory": self.use_semantic_memory,
             "use_relational_attention": self.use_relational_attention,
+            "relational_offsets": self.relational_offsets,
+            "relational_anchors": self.relational_anchors,
             "fusion": self.fusion,
         }

@@ -45,7 +45,8 @@ def image_grouped_batches(
         region_targets: float32 (images, regions, attributes + 2) or None
             (`simmim_tf.data.region_targets`).
         seed: int. Shuffling seed (epoch e uses seed + e).
-        anchor_targets: uint8 (questions, regions) or None
+        anchor_targets: uint8 (questions, regions), (questions, anchors,
+            regions) or None
             (`simmim_tf.data.anchor_targets`).
 
     Yields ({"images", "image_index", "token_ids", "padding_mask"},
@@ -102,7 +103,7 @@ def image_grouped_batches(
     if region_targets is not None:
         signature[1]["grounding"] = tf.TensorSpec((None, *region_targets.shape[1:]), tf.float32)
     if anchor_targets is not None:
-        signature[1]["anchor"] = tf.TensorSpec((None, anchor_targets.shape[1]), tf.float32)
+        signature[1]["anchor"] = tf.TensorSpec((None, *anchor_targets.shape[1:]), tf.float32)
     # A known length: Keras then shows progress against it, and (Keras 3.15,
     # TensorFlow) does not count an extra optimizer step at the end of each
     # epoch as it does for a generator of unknown length.

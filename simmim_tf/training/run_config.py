@@ -22,6 +22,11 @@ def _option(default, help, choices=None):
 class RunConfig:
     data: str = dataclasses.field(metadata={"help": "data folder with questions.jsonl and images/"})
     preset: str = _option("tiny", "named architecture", ("tiny", "small", "base"))
+    init_from: str | None = _option(
+        None,
+        "a folder written by `simmim-tf pretrain`: start from its pretrained image encoder "
+        "(the image encoder's architecture comes from it, the rest from --preset)",
+    )
     epochs: int = _option(10, "passes over the training questions")
     batch_size: int = _option(64, "global batch: split between the replicas of a distributed run")
     learning_rate: float = _option(1e-3, "peak learning rate (warm-up, then cosine decay)")

@@ -130,7 +130,13 @@ def _memory_pipelines(data, config, train_set, held_out, grouped):
         and has_scenes(config.data)
     ):
         grid = (-(-data.image_size // architecture["patch_size"]),) * 2
-        anchors = anchor_targets(config.data, train_set, grid, architecture["patch_size"])
+        anchors = anchor_targets(
+            config.data,
+            train_set,
+            grid,
+            architecture["patch_size"],
+            num_anchors=architecture.get("relational_anchors", 1),
+        )
         data.anchor_targets = True
     datasets = []
     for part, mask, shuffle in zip(parts, masks, (True, False), strict=True):

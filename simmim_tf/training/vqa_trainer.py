@@ -26,7 +26,12 @@ import tensorflow as tf
 
 from simmim_tf.atomic_files import write_atomically
 from simmim_tf.data.bad_records import BadRecords
+from simmim_tf.errors import SimMIMInputError
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
+from simmim_tf.models.simmim_masked_image_pretrainer import (
+    load_image_encoder,
+    pretrained_image_config,
+)
 from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer
 from simmim_tf.models.simmim_vqa import SimMIMVQA
 from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
@@ -87,6 +92,7 @@ def train(config: RunConfig, out_dir, verbose="auto"):
         sequence_length=config.max_sequence_length,
     )
     steps = data.steps_per_epoch * config.epochs
+    image_encoder = _pretrained_image_encoder(config.init_from, data.image_size)
     with strategy.scope():  # variables mirrored on every replica
         model = SimMIMVQA.from_preset(
             config.preset,
@@ -94,7 +100,11 @@ def train(config: RunConfig, out_dir, verbose="auto"):
             vocabulary_size=data.tokenizer.vocabulary_size,
             image_size=data.image_size,
             max_sequence_length=config.max_sequence_length,
+            **image_encoder,
         )
+        if config.init_from:
+            copied = load_image_encoder(model.backbone, config.init_from)
+            print(f"image encoder initialised from {config.init_from} ({copied} weight arrays)")
         compile_args = dict(
             label_smoothing=config.label_smoothing,
             steps_per_execution=config.steps_per_execution,
@@ -156,6 +166,20 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     save_preset_atomically(model, out_dir)
     write_atomically(os.path.join(out_dir, "history.json"), json.dumps(history, indent=2))
     return model
+
+
+def _pretrained_image_encoder(folder, image_size):
+    """Backbone arguments of the image encoder pretrained in `folder` ({} for None)."""
+    if not folder:
+        return {}
+    fields = pretrained_image_config(folder)
+    pretrained_size = fields.pop("image_size")
+    if pretrained_size != image_size:
+        raise SimMIMInputError(
+            f"--init-from {folder}: pretrained on {pretrained_size}-px images, the data's "
+            f"are {image_size} px (pretrain with --image-size {image_size})"
+        )
+    return fields
 
 
 def _report_skipped(bad, out_dir, num_kept):

@@ -1,0 +1,46 @@
+"""Does the model look at the object the question names? For trained run
+folders: the share of the question's visual attention, and of the relational
+anchor's attention, inside the named object's box, averaged over the test
+split (`simmim_tf.explanation.attention_on_named_objects`; notebook 02
+draws the same maps).
+
+    python benchmarks/named_attention.py --data demo_out/data --runs demo_out/run \\
+        --out benchmarks/results/named_attention_demo.json
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.budgeted_training import machine  # noqa: E402
+from simmim_tf.data.vqa_dataset import load_split, read_scenes  # noqa: E402
+from simmim_tf.explanation import attention_on_named_objects  # noqa: E402
+from simmim_tf.training.runs import load_run  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", required=True, help="the data folder the runs were trained on")
+    parser.add_argument("--runs", required=True, help="comma-separated run folders")
+    parser.add_argument("--every", type=int, default=4, help="every n-th test question")
+    parser.add_argument("--out", default="benchmarks/results/named_attention.json")
+    args = parser.parse_args(argv)
+    test, scenes = load_split(args.data, "test"), read_scenes(args.data)
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "data": args.data}
+    report["runs"] = {}
+    for run in args.runs.split(","):
+        report["runs"][run] = attention_on_named_objects(load_run(run), test, scenes, args.every)
+        print(run, json.dumps(report["runs"][run]), flush=True)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
