@@ -27,6 +27,7 @@ from simmim_tf.models.simmim_masked_image_pretrainer import (
 )
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.preprocessing.image_loading import load_image
+from simmim_tf.training.vqa_trainer import warmup_cosine_schedule
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FIGURE_IMAGES = 4
@@ -107,10 +108,7 @@ def pretrain(
     backbone = pretraining_backbone(preset, image_size, image_layers=image_layers)
     pretrainer = SimMIMMaskedImagePretrainer(backbone, mask_patch_size, mask_ratio, seed)
     steps = epochs * int(np.ceil(len(images) / batch_size))
-    warmup = max(1, steps // 20)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, max(1, steps - warmup), warmup_target=learning_rate, warmup_steps=warmup
-    )
+    schedule = warmup_cosine_schedule(learning_rate, steps, warmup_fraction=0.05)
     pretrainer.compile(keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0))
     history = pretrainer.fit(
         images,

@@ -48,7 +48,9 @@ from simmim_tf.training.runs import save_preset_atomically
 from simmim_tf.training.training_data import training_data
 
 
-def _schedule(learning_rate, total_steps, warmup_fraction):
+def warmup_cosine_schedule(learning_rate, total_steps, warmup_fraction):
+    """Linear warm-up over a share of the steps, then cosine decay to 0
+    (`simmim-tf train` and `simmim-tf pretrain`)."""
     warmup = max(1, int(total_steps * warmup_fraction))
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
@@ -110,7 +112,7 @@ def train(config: RunConfig, out_dir, verbose="auto"):
             steps_per_execution=config.steps_per_execution,
             jit_compile=config.jit_compile,
         )
-        schedule = _schedule(config.learning_rate, steps, config.warmup_fraction)
+        schedule = warmup_cosine_schedule(config.learning_rate, steps, config.warmup_fraction)
         model.compile(learning_rate=schedule, **compile_args)
         trained = model
         if grouped:
