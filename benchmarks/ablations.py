@@ -41,6 +41,9 @@ Alternatives tried (not in the default list):
     two_anchors          relational_anchor with a second anchor, trained on the
                          second object the question names, and the offset
                          between the two anchors among the features
+    refined_positions    relational_anchor with region positions refined by a
+                         predicted offset to their object's centre (trained by
+                         the grounding loss's offset target)
 
 Writes a JSON, a markdown table per question type, and a learning-curve PNG.
 """
@@ -110,6 +113,12 @@ ALTERNATIVES = {
     ),
     "two_anchors": (
         {"use_relational_attention": True, "image_layers": 0, "relational_anchors": 2},
+        {"anchor_weight": 1.0, "anchor_named_by": "description"},
+    ),
+    # Region positions refined by a predicted offset to their object's
+    # centre, trained by the grounding loss's offset target.
+    "refined_positions": (
+        {"use_relational_attention": True, "image_layers": 0, "relational_refine_positions": True},
         {"anchor_weight": 1.0, "anchor_named_by": "description"},
     ),
 }

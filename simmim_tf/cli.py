@@ -3,6 +3,7 @@ the library; TensorFlow is imported only by the subcommands that need it
 (`predict` and the TFLite `evaluate` run without it)."""
 
 import argparse
+import json
 import os
 import sys
 
@@ -111,10 +112,16 @@ def _train(args):
     from simmim_tf.training.run_config import from_arguments
     from simmim_tf.training.vqa_trainer import train
 
-    model = train(from_arguments(args), args.out)
+    config = from_arguments(args)
+    if config.task == "retrieval":
+        from simmim_tf.training.retrieval_trainer import train_retrieval
+
+        model = train_retrieval(config, args.out)
+    else:
+        model = train(config, args.out)
     print(
         f"saved the preset {run_folder(args.out)} ({model.count_params():,} parameters); "
-        f'load it with SimMIMVQA.from_preset("{run_folder(args.out)}")'
+        f'load it with {type(model).__name__}.from_preset("{run_folder(args.out)}")'
     )
 
 
@@ -147,6 +154,20 @@ def _evaluate(args):
 
     if bool(args.run) == bool(args.model):
         raise SimMIMInputError("give exactly one of --run RUN (Keras) or --model FILE.tflite")
+    if args.run and _registered_task(args.run) == "simmim_tf>SimMIMRetriever":
+        from simmim_tf.retrieval_recall import format_recall
+        from simmim_tf.training.run_evaluation import evaluate_retrieval
+
+        result = evaluate_retrieval(args.run, args.data, args.split)
+        print(format_recall(result, f"Keras retriever {args.run} on {args.data} [{args.split}]"))
+        return
+    if args.model and _is_retrieval_tflite(args.model):
+        from simmim_tf.edge.edge_retriever import evaluate_edge_retriever
+        from simmim_tf.retrieval_recall import format_recall
+
+        result = evaluate_edge_retriever(args.model, args.data, args.split)
+        print(format_recall(result, f"TFLite retriever {args.model} on {args.data} [{args.split}]"))
+        return
     if args.run:
         from simmim_tf.training.run_evaluation import evaluate
 
@@ -158,6 +179,19 @@ def _evaluate(args):
         result = evaluate_tflite(args.model, args.data, args.split)
         title = f"TFLite model {args.model} on {args.data} [{args.split}]"
     print(format_accuracy(result, title))
+
+
+def _registered_task(run_dir):
+    """The registered class name in RUN/task.json ("" where there is none)."""
+    path = os.path.join(run_dir, "task.json")
+    if not os.path.isfile(path):
+        return ""
+    with open(path) as f:
+        return json.load(f).get("registered_name", "")
+
+
+def _is_retrieval_tflite(path):
+    return os.path.basename(path).startswith("retrieval_") and path.endswith(".tflite")
 
 
 def _quantization_aware(args):
@@ -192,6 +226,9 @@ def _export(args):
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     if not formats or set(formats) - set(FORMATS):
         raise SimMIMInputError(f"--format: choose from {FORMATS}; got {args.format!r}")
+    if _registered_task(args.run) == "simmim_tf>SimMIMRetriever":
+        _export_retriever(args, formats)
+        return
     if args.report and "tflite" not in formats:
         raise SimMIMInputError("--report measures the .tflite files: add tflite to --format")
     variants = [v.strip() for v in args.quantize.split(",") if v.strip()]
@@ -233,6 +270,74 @@ def _export(args):
         data = args.data or RunConfig.load(os.path.join(args.run, "run_config.json")).data
         print(format_report(export_report(args.out, args.run, data)))
         print(f"wrote {os.path.join(args.out, 'report.json')} and report.md")
+
+
+def _export_retriever(args, formats):
+    from simmim_tf.export.retrieval_export import export_retriever
+
+    variants = [v.strip() for v in args.quantize.split(",") if v.strip()]
+    allowed = ("float32", "float16", "dynamic", "int8")
+    if not variants or set(variants) - set(allowed):
+        raise SimMIMInputError(
+            f"--quantize: a retrieval run exports {allowed}; got {args.quantize!r}"
+        )
+    if args.two_stage:
+        raise SimMIMInputError(
+            "--two-stage is for VQA runs; a retrieval run has two towers already"
+        )
+    report = export_retriever(
+        args.run, args.out, args.data, variants, args.calibration_size, formats
+    )
+    if "saved_model" in formats:
+        print(f"wrote {os.path.join(args.out, 'saved_model')} (signatures image and text)")
+    for name, size in report["files"].items():
+        print(f"  {name:<32} {size / 1e6:7.3f} MB")
+    for variant, problems in report["gpu_delegate_problems"].items():
+        status = "all ops accepted" if not problems else "; ".join(problems)
+        print(f"  GPU-delegate op check, {variant}: {status}")
+    if args.report:
+        from simmim_tf.export.retrieval_report import retrieval_report
+        from simmim_tf.training.run_config import RunConfig
+
+        data = args.data or RunConfig.load(os.path.join(args.run, "run_config.json")).data
+        report = retrieval_report(args.out, args.run, data, variants)
+        print(open(os.path.join(args.out, "retrieval_report.md")).read())
+        print(f"wrote {os.path.join(args.out, 'retrieval_report.json')} and retrieval_report.md")
+
+
+def _index(args):
+    from simmim_tf.edge.edge_retriever import EdgeRetriever, ImageIndex
+
+    retriever = EdgeRetriever.from_tower_path(args.model)
+    count = ImageIndex.build(retriever, args.images, args.out, args.skip_bad_images)
+    print(
+        f"indexed {count} images in {args.out}; search it with "
+        f'`simmim-tf search --index {args.out} --query "..."`'
+    )
+
+
+def _search(args):
+    from simmim_tf.edge.edge_retriever import EdgeRetriever, ImageIndex
+
+    if not os.path.isfile(os.path.join(args.index, "index.json")):
+        raise SimMIMInputError(f"--index {args.index}: not an image index (no index.json)")
+    with open(os.path.join(args.index, "index.json")) as f:
+        info = json.load(f)
+    if args.model:
+        retriever = EdgeRetriever.from_tower_path(args.model)
+    else:
+        retriever = EdgeRetriever(info["export_dir"], info["variant"])
+    results = ImageIndex(args.index, retriever).search(args.query, args.top_k)
+    unknown = retriever.tokenizer.unknown_words(args.query)
+    if unknown:
+        print(f"note: words the model does not know, read as unknown: {', '.join(unknown)}")
+    for rank, (path, score) in enumerate(results, 1):
+        print(f"{rank:>3}. {score:.3f}  {path}")
+    if args.sheet:
+        from simmim_tf.plotting import save_search_sheet
+
+        save_search_sheet(results, args.query, args.sheet)
+        print(f"contact sheet: {args.sheet}")
 
 
 def _predict(args):
@@ -278,8 +383,9 @@ def _generator_arguments(parser, default_test):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="simmim-tf",
-        description="SimMIM visual question answering: make data, train, evaluate, "
-        "export to TFLite and answer questions on-device.",
+        description="SimMIM visual question answering and image–text retrieval: make data, "
+        "pretrain, train, evaluate, export to TFLite, answer questions and search images "
+        "on-device.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(sub)
@@ -289,6 +395,7 @@ def build_parser():
     _add_quantization_aware_command(sub)
     _add_export_command(sub)
     _add_predict_command(sub)
+    _add_retrieval_commands(sub)
     return parser
 
 
@@ -453,7 +560,9 @@ def _add_pretrain_command(sub):
 
 def _add_train_command(sub):
     """`train`: the run's options are generated from `RunConfig`."""
-    tr = sub.add_parser("train", help="train SimMIMVQA with model.fit")
+    tr = sub.add_parser(
+        "train", help="train SimMIMVQA (or, with --task retrieval, SimMIMRetriever) with model.fit"
+    )
     tr.add_argument(
         "--out",
         required=True,
@@ -466,9 +575,16 @@ def _add_train_command(sub):
 
 def _add_evaluate_command(sub):
     """`evaluate`: a run's Keras model or a .tflite."""
-    ev = sub.add_parser("evaluate", help="accuracy per question family")
+    ev = sub.add_parser(
+        "evaluate",
+        help="accuracy per question family (VQA), or Recall@1/5/10 both ways (retrieval)",
+    )
     ev.add_argument("--run", help="run folder (evaluates the Keras model; writes RUN/eval.json)")
-    ev.add_argument("--model", help=".tflite file (evaluates it with ai-edge-litert)")
+    ev.add_argument(
+        "--model",
+        help=".tflite file (evaluates it with ai-edge-litert; for retrieval either tower's "
+        "file, retrieval_VARIANT_image.tflite or _text.tflite, with its twin beside it)",
+    )
     ev.add_argument("--data", required=True, help="data folder")
     ev.add_argument("--split", default="test")
     ev.set_defaults(func=_evaluate)
@@ -557,6 +673,43 @@ def _add_predict_command(sub):
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--explain", metavar="PNG", help="write the visual-attention heatmap here")
     pr.set_defaults(func=_predict)
+
+
+def _add_retrieval_commands(sub):
+    """`index` and `search`: a folder of images searched by text, on the edge runtime."""
+    ix = sub.add_parser(
+        "index",
+        help="embed a folder of images with an exported retrieval model, once",
+        description="Embeds every PNG or JPEG under IMAGES with the image tower of an exported "
+        "retrieval model (ai-edge-litert, no TensorFlow) and writes an index that "
+        "`simmim-tf search` ranks by text.",
+    )
+    ix.add_argument(
+        "--model",
+        required=True,
+        help="EXP/retrieval_VARIANT_image.tflite (from `simmim-tf export` of a retrieval run)",
+    )
+    ix.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    ix.add_argument("--out", required=True, help="index folder to write")
+    ix.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave unreadable files out (counted, listed in OUT/skipped_images.txt)",
+    )
+    ix.set_defaults(func=_index)
+    se = sub.add_parser(
+        "search",
+        help="the images of an index nearest to a text query",
+        description="Ranks the images of an index by cosine similarity to the query's "
+        "embedding, nearest first. The text tower is the one the index was built with, "
+        "unless --model names another file of the same model.",
+    )
+    se.add_argument("--index", required=True, help="folder written by `simmim-tf index`")
+    se.add_argument("--query", required=True, help='e.g. "a large red circle"')
+    se.add_argument("--top-k", type=int, default=5, help="images to show (default 5)")
+    se.add_argument("--model", help="a tower file of the same model, e.g. its int8 variant")
+    se.add_argument("--sheet", metavar="PNG", help="write a contact sheet of the top images here")
+    se.set_defaults(func=_search)
 
 
 def main(argv=None):

@@ -105,3 +105,22 @@ def reconstruction_figure(masked, reconstruction, original, title=None):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def save_search_sheet(results, query, path, columns=5):
+    """A contact sheet of search results: each image with its rank and cosine
+    similarity, the query as the title (`simmim-tf search --sheet`)."""
+    from PIL import Image
+
+    rows = (len(results) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (rank, (image_path, score)) in zip(axes.flat, enumerate(results, 1), strict=False):
+        with Image.open(image_path) as image:
+            ax.imshow(np.asarray(image.convert("RGB")))
+        ax.set_title(f"{rank}. {score:.3f}", fontsize=9)
+    figure.suptitle(f"query: {query}", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,6 +1,7 @@
 """The edge runtime in a virtual environment that has no TensorFlow (and no
 Keras): only ai-edge-litert, NumPy, Pillow and the package's source, linked
-from this environment, so nothing is downloaded."""
+from this environment, so nothing is downloaded. It answers a question, and
+builds and searches an image index with the retrieval towers."""
 
 import os
 import subprocess
@@ -37,6 +38,18 @@ for bad, message in (
         raise AssertionError("no error for " + message)
     except SimMIMInputError as e:
         assert message in str(e), e
+# Retrieval: an index of the retrieval data's images, searched by text.
+from simmim_tf.edge import EdgeRetriever, ImageIndex
+retriever = EdgeRetriever(sys.argv[4])
+index = sys.argv[5]
+assert ImageIndex.build(retriever, sys.argv[6], index) == 60
+results = ImageIndex(index, retriever).search("a large red circle", top_k=3)
+assert len(results) == 3 and results[0][1] >= results[2][1]
+try:
+    ImageIndex(index, retriever).search("zebra")
+    raise AssertionError("no error for a query without known words")
+except SimMIMInputError as e:
+    assert "none of its words" in str(e), e
 try:
     import tensorflow  # noqa: F401
     raise AssertionError("tensorflow is importable in the edge environment")
@@ -47,7 +60,7 @@ print("EDGE_OK", prediction.answer)
 """
 
 
-def test_edge_runtime_without_tensorflow(trained_export, tmp_path):
+def test_edge_runtime_without_tensorflow(trained_export, retrieval_export, tmp_path):
     venv = tmp_path / "edge_venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (site,) = (venv / "lib").glob("python*/site-packages")
@@ -70,6 +83,9 @@ def test_edge_runtime_without_tensorflow(trained_export, tmp_path):
             os.path.join(trained_export["export"], "model_int8.tflite"),
             os.path.join(trained_export["data"], "images", "000299.png"),
             str(not_an_image),
+            retrieval_export["export"],
+            str(tmp_path / "index"),
+            os.path.join(retrieval_export["data"], "images"),
         ],
         capture_output=True,
         text=True,

@@ -134,6 +134,41 @@ def test_training_wrapper_trains_the_served_model(data):
     json.dumps(model.vqa.get_config())  # the served model's config is plain JSON
 
 
+def test_refined_positions_are_trained_by_the_offset_target(data):
+    """With relational_refine_positions, the grounding output's offset columns
+    are the relational attention's own predictions, which fit then trains."""
+    keras.utils.set_random_seed(0)
+    split = load_split(data, "train")
+    backbone = SimMIMBackbone(
+        **{**TINY_BACKBONE, "image_size": 75, "vocabulary_size": 60,
+           "relational_refine_positions": True}
+    )  # fmt: skip
+    vocabulary = AnswerVocabulary.fit(split.answers)
+    vqa = SimMIMVQA(backbone, num_answers=len(vocabulary))
+    targets = region_targets(data, split.image_paths, backbone.grid_shape)
+    model = SimMIMVQATraining(vqa, targets.attribute_sizes, grounding_weight=1.0)
+    relational = backbone.get_layer("relational_attention")
+    images = split.images[:3]
+    out = model(
+        {
+            "images": images,
+            "image_index": np.zeros(1, np.int32),
+            "token_ids": np.ones((1, 10), np.int32),
+            "padding_mask": np.ones((1, 10), bool),
+        }
+    )
+    predicted = relational.region_offsets(backbone.encode_image(images))
+    np.testing.assert_allclose(np.asarray(out["grounding"])[..., -2:], predicted, atol=1e-5)
+    model.compile(keras.optimizers.AdamW(3e-3))
+    ids, _ = QuestionTokenizer.fit(split.questions, 10).encode_batch(split.questions)
+    answers = np.array([vocabulary.id(a) for a in split.answers], np.int32)
+    ds = image_grouped_batches(split, ids, answers, 40, 10, targets.targets)
+    before = np.array(relational.position_offset.kernel)
+    model.fit(ds, epochs=2, verbose=0, shuffle=False)
+    assert not np.allclose(before, np.array(relational.position_offset.kernel))
+    assert backbone.get_config()["relational_refine_positions"] is True
+
+
 @pytest.mark.parametrize("part", ["visual_attention", "textual_attention", "semantic_memory"])
 def test_backbone_ablations_drop_one_fusion_part(part):
     config = {**TINY_BACKBONE, f"use_{part}": False}

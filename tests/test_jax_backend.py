@@ -38,6 +38,13 @@ SCRIPT = textwrap.dedent(
     seed_before = np.array(pretrainer.seed_generator.state.value)
     pretrainer.fit(images[:4], batch_size=4, epochs=1, verbose=0)
     assert not np.array_equal(seed_before, np.array(pretrainer.seed_generator.state.value))
+    # Retrieval: both towers and the contrastive loss in the jitted step.
+    from simmim_tf.models import SimMIMRetriever
+    retriever = SimMIMRetriever(SimMIMBackbone(**TINY_BACKBONE), 8)
+    retriever.compile(learning_rate=3e-3)
+    pairs = tiny_inputs(batch=4, seed=1)
+    history = retriever.fit(pairs, batch_size=4, epochs=8, verbose=0).history["loss"]
+    assert history[-1] < history[0], history
     print("JAX_OK", len(grads))
     """
 )

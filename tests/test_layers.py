@@ -231,3 +231,23 @@ class TestLayers(TestCase):
         np.testing.assert_allclose(features, between @ kernel[-4:] + bias, atol=1e-5)
         with pytest.raises(ValueError, match="num_anchors"):
             RelationalAttention(num_heads=2, key_dim=8, grid_shape=(3, 3), num_anchors=3)
+
+    def test_relational_attention_refines_positions_by_predicted_offsets(self):
+        regions = RNG.normal(size=(2, 9, 16)).astype("float32")
+        question = RNG.normal(size=(2, 16)).astype("float32")
+        layer = RelationalAttention(
+            num_heads=2, key_dim=8, grid_shape=(3, 3), read_offsets=True, refine_positions=True
+        )
+        self.run_layer_test(layer, (question, regions), [(2, 16), (2, 9), (2, 2, 9)])
+        # Positions are centres plus the predicted offsets (region sides →
+        # image sides): the heads' mean offset from the anchor shows them.
+        layer.value.set_weights([np.zeros_like(w) for w in layer.value.get_weights()])
+        bias = layer.output_dense.get_weights()[1]
+        kernel = layer.output_dense.get_weights()[0][-4:]
+        features, anchor, weights = (np.asarray(t) for t in layer(question, regions))
+        predicted = np.asarray(layer.region_offsets(regions))  # (batch, regions, 2)
+        assert predicted.shape == (2, 9, 2) and np.abs(predicted).max() > 1e-3
+        positions = region_centres(3, 3)[None] + predicted / 3.0
+        offsets = positions - np.einsum("br,brd->bd", anchor, positions)[:, None]
+        moved = np.einsum("bhr,brd->bhd", weights, offsets).reshape(2, 4)
+        np.testing.assert_allclose(features, moved @ kernel + bias, atol=1e-5)

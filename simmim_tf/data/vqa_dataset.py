@@ -121,6 +121,31 @@ def load_split(data_dir, split, image_size=None, bad=None):
     records = [r for r in read_questions(data_dir, bad) if r["split"] == split]
     if not records:
         raise SimMIMInputError(f"{data_dir}: no questions in split {split!r}")
+    images, paths, records = read_record_images(data_dir, records, image_size, bad, "question")
+    if not records:
+        raise SimMIMInputError(f"{data_dir}: no readable questions in split {split!r}")
+    position = {p: i for i, p in enumerate(paths)}
+    return QuestionSet(
+        images=images,
+        image_paths=paths,
+        image_index=np.array([position[r["image"]] for r in records], np.int32),
+        questions=[r["question"] for r in records],
+        answers=[r["answer"] for r in records],
+        families=[r["family"] for r in records],
+        sources=[r["_where"].rstrip(": ") for r in records],
+        human_answers=[r.get("answers") for r in records],
+        question_types=[r.get("subtype") or r["family"] for r in records],
+    )
+
+
+def read_record_images(data_dir, records, image_size, bad, noun):
+    """The images `records` use, each read once, sorted by path: (uint8
+    (n, H, W, 3) or None, paths, the records whose image was readable).
+
+    A missing or unreadable image is one bad record (naming the first
+    record that uses it); when skipping, all its records are left out and
+    counted. Images of different sizes without `image_size` are an error.
+    """
     first_use = {}
     for r in records:
         first_use.setdefault(r["image"], r)
@@ -131,11 +156,11 @@ def load_split(data_dir, split, image_size=None, bad=None):
             paths.append(path)
         except SimMIMInputError as e:
             uses = sum(q["image"] == path for q in records)
-            bad(f"{r['_where']}{e} ({uses} question(s) use it)")
+            bad(f"{r['_where']}{e} ({uses} {noun}(s) use it)")
     readable = set(paths)
     records = [r for r in records if r["image"] in readable]
-    if not records:
-        raise SimMIMInputError(f"{data_dir}: no readable questions in split {split!r}")
+    if not images:
+        return None, paths, records
     sizes = {image.shape for image in images}
     if len(sizes) > 1:
         odd = next(i for i, im in enumerate(images) if im.shape != images[0].shape)
@@ -143,18 +168,7 @@ def load_split(data_dir, split, image_size=None, bad=None):
             f"{data_dir}: images differ in size ({paths[0]} is {images[0].shape[:2]}, "
             f"{paths[odd]} is {images[odd].shape[:2]}); resize them, or pass image_size"
         )
-    position = {p: i for i, p in enumerate(paths)}
-    return QuestionSet(
-        images=np.stack(images),
-        image_paths=paths,
-        image_index=np.array([position[r["image"]] for r in records], np.int32),
-        questions=[r["question"] for r in records],
-        answers=[r["answer"] for r in records],
-        families=[r["family"] for r in records],
-        sources=[r["_where"].rstrip(": ") for r in records],
-        human_answers=[r.get("answers") for r in records],
-        question_types=[r.get("subtype") or r["family"] for r in records],
-    )
+    return np.stack(images), paths, records
 
 
 def read_scenes(data_dir, bad=None):

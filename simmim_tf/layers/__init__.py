@@ -1,7 +1,9 @@
 """SimMIM's Keras layers (keras.ops only: TensorFlow, JAX and PyTorch backends)."""
 
 from simmim_tf.layers.answer_head import AnswerHead
+from simmim_tf.layers.contrastive_head import ContrastiveHead
 from simmim_tf.layers.cross_attention_block import CrossAttentionBlock
+from simmim_tf.layers.embedding_projection import EmbeddingProjection
 from simmim_tf.layers.feed_forward import FeedForward
 from simmim_tf.layers.grounding_head import GroundingHead
 from simmim_tf.layers.image_encoder import ImageEncoder
@@ -17,7 +19,9 @@ from simmim_tf.layers.visual_attention import VisualAttention
 
 __all__ = [
     "AnswerHead",
+    "ContrastiveHead",
     "CrossAttentionBlock",
+    "EmbeddingProjection",
     "FeedForward",
     "GroundingHead",
     "ImageEncoder",

@@ -44,6 +44,13 @@ class RelationalAttention(keras.layers.Layer):
        dy) from the anchor of the regions it attends to, beside their
        features: where the second object of "is the A left of the B" lies
        relative to the first, which the features alone do not say.
+    5. With `refine_positions=True`, each region's position is its centre
+       plus a predicted offset to the centre of the object it shows
+       (`region_offsets`, a linear map of the region, in region sides), for
+       the anchors and the offsets alike: positions finer than the region
+       grid, which closest and furthest need (docs/reasoning.md, "Why
+       positions must be precise"). `SimMIMVQATraining` trains the
+       prediction with the grounding loss's centre-offset target.
 
     Args:
         num_heads: int. Heads of the relation step.
@@ -52,6 +59,8 @@ class RelationalAttention(keras.layers.Layer):
         read_offsets: bool. Each head reads its regions' offset from the
             anchor as well as their features.
         num_anchors: int, 1 or 2. Anchors found from the question.
+        refine_positions: bool. Region positions refined by a predicted
+            offset to their object's centre.
 
     Call arguments:
         question: (batch, dim), the question summary (masked mean of words).
@@ -69,7 +78,16 @@ class RelationalAttention(keras.layers.Layer):
     ((1, 16), (1, 9), (1, 2, 9))
     """
 
-    def __init__(self, num_heads, key_dim, grid_shape, read_offsets=False, num_anchors=1, **kwargs):
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        grid_shape,
+        read_offsets=False,
+        num_anchors=1,
+        refine_positions=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if num_anchors not in (1, 2):
             raise ValueError(f"num_anchors must be 1 or 2; received {num_anchors}")
@@ -78,6 +96,7 @@ class RelationalAttention(keras.layers.Layer):
         self.key_dim = key_dim
         self.grid_shape = tuple(grid_shape)
         self.read_offsets = read_offsets
+        self.refine_positions = refine_positions
 
     def build(self, question_shape, regions_shape):
         policy = self.dtype_policy
@@ -106,6 +125,9 @@ class RelationalAttention(keras.layers.Layer):
         read_dim = self.num_heads * (self.key_dim + (2 if self.read_offsets else 0))
         read_dim += 4 if self.num_anchors == 2 else 0
         self.output_dense.build((question_shape[0], read_dim))
+        if self.refine_positions:
+            self.position_offset = keras.layers.Dense(2, name="position_offset", dtype=policy)
+            self.position_offset.build(regions_shape)
         self.offset_hidden.build((None, None, 5))
         self.offset_bias.build((None, None, OFFSET_HIDDEN))
 
@@ -120,6 +142,13 @@ class RelationalAttention(keras.layers.Layer):
         anchor_scores = ops.matmul(anchor_queries, ops.transpose(self.anchor_key(r), (0, 2, 1)))
         all_anchor_weights = ops.softmax(ops.cast(anchor_scores * scale, "float32"), axis=-1)
         centres = ops.convert_to_tensor(region_centres(*self.grid_shape), dtype="float32")
+        if self.refine_positions:
+            rows, cols = self.grid_shape
+            to_image = ops.convert_to_tensor(np.array([1 / cols, 1 / rows], "float32"))
+            moved = ops.cast(self.position_offset(r), "float32") * to_image  # (batch, regions, 2)
+            centres = ops.expand_dims(centres, 0) + moved
+        else:
+            centres = ops.expand_dims(centres, 0)  # (1, regions, 2)
         anchors = ops.matmul(all_anchor_weights, centres)  # (batch, anchors, 2)
         # Anchors picked by matrix products, not slices: the TFLite GPU
         # delegate refuses a STRIDED_SLICE that drops an axis.
@@ -127,7 +156,7 @@ class RelationalAttention(keras.layers.Layer):
         first = np.eye(self.num_anchors * 2, 2, dtype="float32")  # the first anchor's (x, y)
         anchor = ops.matmul(flat, ops.convert_to_tensor(first))  # (batch, 2)
         # 2. Offsets of every region from the anchor: (batch, regions, 5).
-        offset = ops.expand_dims(centres, 0) - ops.expand_dims(anchor, 1)
+        offset = centres - ops.expand_dims(anchor, 1)
         features = ops.concatenate(
             [offset, ops.abs(offset), ops.sum(offset * offset, axis=-1, keepdims=True)], axis=-1
         )
@@ -164,6 +193,11 @@ class RelationalAttention(keras.layers.Layer):
             ops.cast(weights, dtype),
         )
 
+    def region_offsets(self, regions):
+        """(batch, regions, 2) float32: each region's predicted offset to the
+        centre of the object it shows, in region sides (`refine_positions`)."""
+        return ops.cast(self.position_offset(self.region_norm(regions)), "float32")
+
     def compute_output_spec(self, question, regions):
         anchors = regions.shape[:1] + ((2,) if self.num_anchors == 2 else ()) + regions.shape[1:2]
         return (
@@ -183,6 +217,7 @@ class RelationalAttention(keras.layers.Layer):
                 "grid_shape": list(self.grid_shape),
                 "read_offsets": self.read_offsets,
                 "num_anchors": self.num_anchors,
+                "refine_positions": self.refine_positions,
             }
         )
         return config

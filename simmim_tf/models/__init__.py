@@ -1,11 +1,13 @@
 """SimMIM models, in keras-hub's shape: the backbone, its tasks, the
 preprocessor with its tokenizer and image converter, the masked-image
-pretrainer of the image encoder, and the presets."""
+pretrainer of the image encoder, the image–text retriever, and the presets."""
 
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
 from simmim_tf.models.simmim_masked_image_pretrainer import SimMIMMaskedImagePretrainer
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+from simmim_tf.models.simmim_retriever import SimMIMRetriever
+from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPreprocessor
 from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer
 from simmim_tf.models.simmim_vqa import SimMIMVQA
 from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
@@ -15,6 +17,8 @@ __all__ = [
     "SimMIMBackbone",
     "SimMIMImageConverter",
     "SimMIMMaskedImagePretrainer",
+    "SimMIMRetriever",
+    "SimMIMRetrieverPreprocessor",
     "SimMIMTokenizer",
     "SimMIMVQA",
     "SimMIMVQAPreprocessor",

@@ -125,6 +125,9 @@ class SimMIMBackbone(keras_hub.models.Backbone):
             a second one finds the second object a question names, and the
             offset between them joins the features; `anchor_attention` is
             then (batch, 2, regions).
+        relational_refine_positions: bool. `RelationalAttention`'s
+            `refine_positions`: region positions refined by a predicted
+            offset to their object's centre (trained by the grounding loss).
         fusion: str. `"parallel"`: visual and textual attention both read
             the encoders' outputs. `"sequential"`: the textual attention
             reads the words after the visual attention, then a `FeedForward`
@@ -174,6 +177,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         use_relational_attention=False,
         relational_offsets=False,
         relational_anchors=1,
+        relational_refine_positions=False,
         fusion="parallel",
         dtype=None,
         **kwargs,
@@ -246,6 +250,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
                 patch_embedding.grid_shape(image_size, image_size),
                 read_offsets=relational_offsets,
                 num_anchors=relational_anchors,
+                refine_positions=relational_refine_positions,
                 name="relational_attention",
                 dtype=dtype,
             )
@@ -285,6 +290,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         self.use_relational_attention = use_relational_attention
         self.relational_offsets = relational_offsets
         self.relational_anchors = relational_anchors
+        self.relational_refine_positions = relational_refine_positions
         self.fusion = fusion
         self.patch_embedding = patch_embedding
         self._layer_names = tuple(layers)
@@ -345,5 +351,6 @@ class SimMIMBackbone(keras_hub.models.Backbone):
             "use_relational_attention": self.use_relational_attention,
             "relational_offsets": self.relational_offsets,
             "relational_anchors": self.relational_anchors,
+            "relational_refine_positions": self.relational_refine_positions,
             "fusion": self.fusion,
         }

@@ -115,3 +115,11 @@ class SimMIMTokenizer(keras_hub.tokenizers.Tokenizer):
         # The vocabulary is an asset (`save_assets`), not config.
         config.update({"vocabulary": None, "sequence_length": self.sequence_length})
         return config
+
+
+def padded_token_ids(tokenizer, texts, sequence_length):
+    """Texts (batch,) → token_ids int32 and padding_mask bool, (batch,
+    sequence_length): truncated or padded with `[PAD]`."""
+    ids = tokenizer(texts)[:, :sequence_length]
+    ids = ids.to_tensor(default_value=PAD_ID, shape=[None, sequence_length])
+    return ids, ids != PAD_ID

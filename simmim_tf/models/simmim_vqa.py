@@ -11,6 +11,7 @@ import numpy as np
 from simmim_tf.api_export import simmim_export
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.answer_head import AnswerHead
+from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
@@ -30,13 +31,14 @@ PRESET_FILES = (
 
 
 @simmim_export
-class SimMIMVQA(keras_hub.models.Task):
+class SimMIMVQA(ShuffledFit, keras_hub.models.Task):
     """Answer classification over a fixed answer vocabulary.
 
     A keras-hub `Task`: with a `preprocessor` attached, `fit`, `evaluate` and
     `predict` take raw inputs, `{"images": uint8 images, "questions":
     strings}` and answer strings as labels; `answer()` returns answer
-    strings with probabilities, unknown words and attention maps.
+    strings with probabilities, unknown words and attention maps. In-memory
+    data is reshuffled every epoch (`ShuffledFit`).
 
     Args:
         backbone: `SimMIMBackbone`.
@@ -170,26 +172,6 @@ class SimMIMVQA(keras_hub.models.Task):
         )
         return cls(
             backbone, num_answers, preprocessor=preprocessor, dropout=config["dropout"], dtype=dtype
-        )
-
-    def fit(self, x=None, y=None, batch_size=None, sample_weight=None, shuffle=True, **kwargs):
-        """`keras.Model.fit`, preprocessing raw inputs; arrays and lists are
-        shuffled every epoch when `shuffle` (keras-hub batches them in order).
-        A `tf.data.Dataset` is taken as it is: shuffle it in the pipeline."""
-        import tensorflow as tf
-
-        in_memory = x is not None and not isinstance(x, tf.data.Dataset)
-        if in_memory and shuffle and not kwargs.get("validation_split"):
-            samples = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
-            count = len(y) if y is not None else len(next(iter(x.values())))
-            x = (
-                tf.data.Dataset.from_tensor_slices(samples)
-                .shuffle(count, reshuffle_each_iteration=True)
-                .batch(batch_size or 32)
-            )
-            y = sample_weight = batch_size = None
-        return super().fit(
-            x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=False, **kwargs
         )
 
     def answer(self, images, questions, top_k=3, batch_size=64):

@@ -9,8 +9,8 @@ from keras_hub.src.utils.tensor_utils import preprocessing_function
 from simmim_tf.api_export import simmim_export
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
-from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer
-from simmim_tf.preprocessing.question_tokenizer import PAD_ID, QuestionTokenizer
+from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer, padded_token_ids
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 
 
 @simmim_export
@@ -80,9 +80,7 @@ class SimMIMVQAPreprocessor(keras_hub.models.Preprocessor):
     @preprocessing_function
     def token_ids(self, questions):
         """Questions (batch,) → token_ids int32 and padding_mask bool, (batch, sequence_length)."""
-        ids = self.tokenizer(questions)[:, : self.sequence_length]
-        ids = ids.to_tensor(default_value=PAD_ID, shape=[None, self.sequence_length])
-        return ids, ids != PAD_ID
+        return padded_token_ids(self.tokenizer, questions, self.sequence_length)
 
     def answer_ids(self, answers):
         """Answer strings → class ids; an answer outside `answers` fails with its name."""

@@ -23,6 +23,8 @@ class SimMIMVQATraining(keras.Model):
     - The grounding loss: a `GroundingHead` predicts each region's object
       attributes from the encoded regions (`simmim_tf.data.region_targets`),
       weighted by `grounding_weight` against the answer loss.
+      With `relational_refine_positions`, the centre-offset part of that
+      loss trains the `RelationalAttention`'s own offset prediction.
     - The anchor loss (`AnchorLoss`, weighted by `anchor_weight`): the
       anchor of the backbone's `RelationalAttention` should land on the
       object the question names (`simmim_tf.data.anchor_targets`).
@@ -75,10 +77,24 @@ class SimMIMVQATraining(keras.Model):
         )
         outputs = {"answers": out["logits"]}
         if self.grounding_head is not None:
-            outputs["grounding"] = self.grounding_head(regions)
+            grounding = self.grounding_head(regions)  # (K, R, attributes + 2)
+            relational = self._refining_relational_attention()
+            if relational is not None:
+                # The relational attention's own offset prediction takes the
+                # grounding head's place: the loss trains what positions use.
+                grounding = ops.concatenate(
+                    [grounding[..., :-2], relational.region_offsets(regions)], axis=-1
+                )
+            outputs["grounding"] = grounding
         if self.anchor_weight:
             outputs["anchor"] = out["anchor_attention"]  # (Q, regions)
         return outputs
+
+    def _refining_relational_attention(self):
+        backbone = self.vqa.backbone
+        if not getattr(backbone, "relational_refine_positions", False):
+            return None
+        return backbone.get_layer("relational_attention")
 
     def compile(self, optimizer, label_smoothing=0.0, **kwargs):
         """Answer cross-entropy (label-smoothed if asked) plus the weighted

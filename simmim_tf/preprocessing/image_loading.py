@@ -14,6 +14,23 @@ from simmim_tf.errors import SimMIMInputError
 from simmim_tf.preprocessing.image_conversion import convert_image
 
 FORMATS = ("PNG", "JPEG")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def image_files(folder):
+    """Every PNG or JPEG under `folder` (recursively), sorted; a one-line
+    error for a missing folder or one without images."""
+    if not os.path.isdir(folder):
+        raise SimMIMInputError(f"--images {folder}: not a folder")
+    files = sorted(
+        os.path.join(root, name)
+        for root, _, names in os.walk(folder)
+        for name in names
+        if name.lower().endswith(IMAGE_SUFFIXES)
+    )
+    if not files:
+        raise SimMIMInputError(f"--images {folder}: no .png, .jpg or .jpeg files in it")
+    return files
 
 
 def load_image(path, image_size=None):

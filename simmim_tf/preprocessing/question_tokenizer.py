@@ -85,3 +85,17 @@ class QuestionTokenizer(JsonConfig):
 
     def get_config(self):
         return {"vocabulary": self.vocabulary, "sequence_length": self.sequence_length}
+
+
+def check_known_words(tokenizer, query):
+    """A one-line error for a search query that has no words, or none the
+    model knows: ranking images by it would be meaningless."""
+    words = tokenizer.words(query)
+    if not words:
+        raise SimMIMInputError(f"query {query!r} has no words")
+    if len(tokenizer.unknown_words(query)) == len(words):
+        examples = ", ".join(tokenizer.vocabulary[2:7])
+        raise SimMIMInputError(
+            f"query {query!r}: none of its words is in the model's vocabulary "
+            f"({len(tokenizer.vocabulary) - 2} words, e.g. {examples})"
+        )

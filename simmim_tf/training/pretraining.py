@@ -26,27 +26,10 @@ from simmim_tf.models.simmim_masked_image_pretrainer import (
     pretraining_backbone,
 )
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
-from simmim_tf.preprocessing.image_loading import load_image
+from simmim_tf.preprocessing.image_loading import image_files, load_image
 from simmim_tf.training.vqa_trainer import warmup_cosine_schedule
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FIGURE_IMAGES = 4
-
-
-def image_files(folder):
-    """Every PNG or JPEG under `folder` (recursively), sorted; a one-line
-    error for a missing folder or one without images."""
-    if not os.path.isdir(folder):
-        raise SimMIMInputError(f"--images {folder}: not a folder")
-    files = sorted(
-        os.path.join(root, name)
-        for root, _, names in os.walk(folder)
-        for name in names
-        if name.lower().endswith(IMAGE_SUFFIXES)
-    )
-    if not files:
-        raise SimMIMInputError(f"--images {folder}: no .png, .jpg or .jpeg files in it")
-    return files
 
 
 def load_images(files, image_size, skip_bad=False):

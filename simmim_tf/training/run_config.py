@@ -21,6 +21,12 @@ def _option(default, help, choices=None):
 @dataclasses.dataclass
 class RunConfig:
     data: str = dataclasses.field(metadata={"help": "data folder with questions.jsonl and images/"})
+    task: str = _option(
+        "vqa",
+        "vqa: answer questions (DATA/questions.jsonl); retrieval: image–text retrieval with "
+        "a contrastive loss (DATA/captions.jsonl); the options marked VQA are ignored for it",
+        ("vqa", "retrieval"),
+    )
     preset: str = _option("tiny", "named architecture", ("tiny", "small", "base"))
     init_from: str | None = _option(
         None,
@@ -31,7 +37,11 @@ class RunConfig:
     batch_size: int = _option(64, "global batch: split between the replicas of a distributed run")
     learning_rate: float = _option(1e-3, "peak learning rate (warm-up, then cosine decay)")
     warmup_fraction: float = _option(0.05, "share of the steps spent warming up")
-    max_sequence_length: int = _option(16, "question tokens; longer questions are truncated")
+    max_sequence_length: int = _option(
+        16,
+        "question (or caption) tokens; longer ones are truncated (CLEVR-2D's captions "
+        "need 48 for retrieval)",
+    )
     seed: int = _option(0, "random seed (weights, shuffling, validation share)")
     strategy: str = _option(
         "auto",
@@ -41,7 +51,7 @@ class RunConfig:
     )
     max_answers: int | None = _option(
         None,
-        "answer classes: the K most frequent training answers (default: all); questions "
+        "VQA: answer classes: the K most frequent training answers (default: all); questions "
         "with other answers are bad records",
     )
     skip_bad_records: bool = _option(
@@ -57,26 +67,35 @@ class RunConfig:
         "the same from DATA/tfrecords shards (`data to-tfrecord`)",
         ("memory", "stream", "tfrecord"),
     )
-    label_smoothing: float = _option(0.0, "0 to <1 (0: none)")
+    contrastive_loss: str = _option(
+        "clip",
+        "retrieval: clip (symmetric softmax cross-entropy, learned temperature) or sigmoid "
+        "(SigLIP's pairwise loss)",
+        ("clip", "sigmoid"),
+    )
+    embedding_dim: int | None = _option(
+        None, "retrieval: embedding size (default: the preset's hidden size)"
+    )
+    label_smoothing: float = _option(0.0, "VQA: 0 to <1 (0: none)")
     grounding_weight: float = _option(
         1.0,
-        "weight of the auxiliary loss that predicts each image region's object attributes "
+        "VQA: weight of the auxiliary loss that predicts each image region's object attributes "
         "from DATA/scenes.jsonl, where it exists (memory pipeline, one replica; 0: off)",
     )
     anchor_weight: float = _option(
         1.0,
-        "weight of the loss that trains the relational attention's anchor to land on the "
+        "VQA: weight of the loss that trains the relational attention's anchor to land on the "
         "object the question names (from DATA/scenes.jsonl, where it exists; presets with "
         "relational attention, memory pipeline, one replica; 0: off)",
     )
     questions_per_image: int = _option(
         4,
-        "questions of one image kept in the same batch, so the image is encoded once for "
+        "VQA: questions of one image kept in the same batch, so the image is encoded once for "
         "them (memory pipeline, one replica; 1: off)",
     )
     validation_fraction: float = _option(
         0.0,
-        "share of training images held out to keep RUN/best/ by validation accuracy "
+        "VQA: share of training images held out to keep RUN/best/ by validation accuracy "
         "(0: best by training loss)",
     )
     per_replica_batch_size: int | None = _option(

@@ -55,3 +55,25 @@ def evaluate(run_dir, data_dir, split="test", batch_size=256):
         json.dumps({"split": split, "data": data_dir, "accuracy": result}, indent=2),
     )
     return result
+
+
+def evaluate_retrieval(run_dir, data_dir, split="test"):
+    """Recall@1/5/10 both ways and RSUM of a retrieval run's Keras model on
+    `split`'s captions; writes RUN/eval.json."""
+    from simmim_tf.data.caption_dataset import load_captions
+    from simmim_tf.models.simmim_retriever import SimMIMRetriever
+    from simmim_tf.retrieval_recall import recall_at_k
+
+    model = SimMIMRetriever.from_preset(run_dir)
+    captions = load_captions(data_dir, split, image_size=model.backbone.image_size)
+    result = recall_at_k(
+        model.embed_images(captions.images),
+        model.embed_texts(captions.captions),
+        captions.relevance(),
+    )
+    result.update(images=len(captions.images), captions=len(captions))
+    write_atomically(
+        os.path.join(run_dir, "eval.json"),
+        json.dumps({"split": split, "data": data_dir, "recall": result}, indent=2),
+    )
+    return result
