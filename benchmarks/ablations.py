@@ -44,6 +44,7 @@ Alternatives tried (not in the default list):
     refined_positions    relational_anchor with region positions refined by a
                          predicted offset to their object's centre (trained by
                          the grounding loss's offset target)
+    two_anchors_refined  two_anchors with refined positions
 
 Writes a JSON, a markdown table per question type, and a learning-curve PNG.
 """
@@ -119,6 +120,15 @@ ALTERNATIVES = {
     # centre, trained by the grounding loss's offset target.
     "refined_positions": (
         {"use_relational_attention": True, "image_layers": 0, "relational_refine_positions": True},
+        {"anchor_weight": 1.0, "anchor_named_by": "description"},
+    ),
+    "two_anchors_refined": (
+        {
+            "use_relational_attention": True,
+            "image_layers": 0,
+            "relational_anchors": 2,
+            "relational_refine_positions": True,
+        },
         {"anchor_weight": 1.0, "anchor_named_by": "description"},
     ),
 }

@@ -122,13 +122,20 @@ class TimeCosineSchedule(keras.callbacks.Callback):
 
 
 class BudgetedEvaluation(keras.callbacks.Callback):
-    """Stops at `budget_s` of training time; evaluates at each checkpoint."""
+    """Stops at `budget_s` of training time; evaluates at each checkpoint.
 
-    def __init__(self, budget_s, evaluate, fractions=(0.25, 0.5, 0.75, 1.0)):
+    Each point of `curve` holds the result of `evaluate()` under `key`, and
+    `describe(result)` is printed as it is taken.
+    """
+
+    def __init__(
+        self, budget_s, evaluate, fractions=(0.25, 0.5, 0.75, 1.0), key="accuracy", describe=None
+    ):
         super().__init__()
         self.budget_s = budget_s
         self.checkpoints = [f * budget_s for f in fractions]
         self.evaluate = evaluate
+        self.key, self.describe = key, describe or summary
         self.trained_s = 0.0
         self.steps = 0
         self.questions = 0
@@ -144,11 +151,11 @@ class BudgetedEvaluation(keras.callbacks.Callback):
         while self.checkpoints and self.trained_s >= self.checkpoints[0]:
             self.checkpoints.pop(0)
             self.curve.append(
-                {"train_s": self.trained_s, "steps": self.steps, "accuracy": self.evaluate()}
+                {"train_s": self.trained_s, "steps": self.steps, self.key: self.evaluate()}
             )
             print(
                 f"   {self.trained_s / 60:.1f} min, {self.steps} steps: "
-                + summary(self.curve[-1]["accuracy"]),
+                + self.describe(self.curve[-1][self.key]),
                 flush=True,
             )
         if not self.checkpoints:

@@ -226,11 +226,11 @@ def _export(args):
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     if not formats or set(formats) - set(FORMATS):
         raise SimMIMInputError(f"--format: choose from {FORMATS}; got {args.format!r}")
+    if args.report and "tflite" not in formats:
+        raise SimMIMInputError("--report measures the .tflite files: add tflite to --format")
     if _registered_task(args.run) == "simmim_tf>SimMIMRetriever":
         _export_retriever(args, formats)
         return
-    if args.report and "tflite" not in formats:
-        raise SimMIMInputError("--report measures the .tflite files: add tflite to --format")
     variants = [v.strip() for v in args.quantize.split(",") if v.strip()]
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
@@ -258,18 +258,28 @@ def _export(args):
     if "saved_model" in formats:
         print(f"wrote {os.path.join(args.out, 'saved_model')} (numeric inputs)")
         print(f"wrote {os.path.join(args.out, 'serving', '1')} (image bytes + question strings)")
+    _print_exported(report)
+    if args.report:
+        from simmim_tf.export.export_report import export_report, format_report
+
+        print(format_report(export_report(args.out, args.run, _report_data(args))))
+        print(f"wrote {os.path.join(args.out, 'report.json')} and report.md")
+
+
+def _print_exported(report):
+    """Each written file's size, and the GPU-delegate op check of each variant."""
     for name, size in report["files"].items():
-        print(f"  {name:<24} {size / 1e6:7.3f} MB")
+        print(f"  {name:<32} {size / 1e6:7.3f} MB")
     for variant, problems in report["gpu_delegate_problems"].items():
         status = "all ops accepted" if not problems else "; ".join(problems)
         print(f"  GPU-delegate op check, {variant}: {status}")
-    if args.report:
-        from simmim_tf.export.export_report import export_report, format_report
-        from simmim_tf.training.run_config import RunConfig
 
-        data = args.data or RunConfig.load(os.path.join(args.run, "run_config.json")).data
-        print(format_report(export_report(args.out, args.run, data)))
-        print(f"wrote {os.path.join(args.out, 'report.json')} and report.md")
+
+def _report_data(args):
+    """The data the report measures on: --data, or the run's training data."""
+    from simmim_tf.training.run_config import RunConfig
+
+    return args.data or RunConfig.load(os.path.join(args.run, "run_config.json")).data
 
 
 def _export_retriever(args, formats):
@@ -285,23 +295,21 @@ def _export_retriever(args, formats):
         raise SimMIMInputError(
             "--two-stage is for VQA runs; a retrieval run has two towers already"
         )
+    if args.int8_float_ops != "ONE_HOT":
+        raise SimMIMInputError(
+            "--int8-float-ops is for VQA runs; a retrieval run's int8 text tower keeps its "
+            "ONE_HOT in float, the image tower has none"
+        )
     report = export_retriever(
         args.run, args.out, args.data, variants, args.calibration_size, formats
     )
     if "saved_model" in formats:
         print(f"wrote {os.path.join(args.out, 'saved_model')} (signatures image and text)")
-    for name, size in report["files"].items():
-        print(f"  {name:<32} {size / 1e6:7.3f} MB")
-    for variant, problems in report["gpu_delegate_problems"].items():
-        status = "all ops accepted" if not problems else "; ".join(problems)
-        print(f"  GPU-delegate op check, {variant}: {status}")
+    _print_exported(report)
     if args.report:
-        from simmim_tf.export.retrieval_report import retrieval_report
-        from simmim_tf.training.run_config import RunConfig
+        from simmim_tf.export.retrieval_report import format_report, retrieval_report
 
-        data = args.data or RunConfig.load(os.path.join(args.run, "run_config.json")).data
-        report = retrieval_report(args.out, args.run, data, variants)
-        print(open(os.path.join(args.out, "retrieval_report.md")).read())
+        print(format_report(retrieval_report(args.out, args.run, _report_data(args), variants)))
         print(f"wrote {os.path.join(args.out, 'retrieval_report.json')} and retrieval_report.md")
 
 

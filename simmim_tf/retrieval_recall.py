@@ -14,15 +14,20 @@ def recall_at_k(image_embeddings, text_embeddings, relevance, ks=RECALL_AT):
     if an image it describes is among its K nearest images. `relevance`:
     bool (texts, images). Also `rsum`, the sum of the six recalls.
     """
+    for name, e in (("image", image_embeddings), ("text", text_embeddings)):
+        if not np.all(np.isfinite(e)):
+            raise ValueError(f"{name} embeddings hold NaN or infinite values")
     scores = np.asarray(text_embeddings) @ np.asarray(image_embeddings).T  # (texts, images)
     result = {}
     for name, s, rel in (
         ("image_to_text", scores.T, relevance.T),
         ("text_to_image", scores, relevance),
     ):
-        # Rank of the best relevant item: how many items score above it.
+        # Rank of the best relevant item: the items scoring above it, and
+        # the irrelevant ones tied with it (a tie is not a hit, so a model
+        # whose scores are all equal finds nothing).
         best = np.where(rel, s, -np.inf).max(axis=1, keepdims=True)
-        rank = (s > best).sum(axis=1)
+        rank = (s > best).sum(axis=1) + ((s == best) & ~rel).sum(axis=1)
         for k in ks:
             result[f"{name}_r{k}"] = float(100.0 * np.mean(rank < k))
     result["rsum"] = float(

@@ -31,6 +31,7 @@ TINY_BACKBONE = dict(
     use_relational_attention=True,
     relational_offsets=True,
     relational_anchors=1,
+    relational_refine_positions=False,
     fusion="sequential",
 )
 

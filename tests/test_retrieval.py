@@ -5,6 +5,7 @@ data, Recall@K, the CLI from training to search, and its refusals."""
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -113,6 +114,7 @@ class TestTowerLayers(TestCase):
 
 class TestSimMIMRetriever(TestCase):
     def test_config_fit_and_frozen_fusion(self):
+        keras.utils.set_random_seed(0)
         model = tiny_retriever()
         x = {"images": tiny_images(), "captions": np.array(CAPTIONS)}
         assert model.get_config()["contrastive_loss"] == "clip"
@@ -120,6 +122,15 @@ class TestSimMIMRetriever(TestCase):
         assert clone.get_config() == model.get_config()
         memory = model.backbone.get_layer("semantic_memory")
         before = [np.array(w) for w in memory.weights]
+        # The unused fusion layers are left out of what the optimizer sees,
+        # without touching their own flags (a VQA model may share them).
+        trainable = {id(v) for v in model.trainable_variables}
+        assert memory.weights and not any(id(v) in trainable for v in memory.weights)
+        assert memory.trainable and all(v.trainable for v in memory.weights)
+        question_encoder = model.backbone.get_layer("question_encoder")
+        assert all(id(v) in trainable for v in question_encoder.weights)
+        with pytest.raises(ValueError, match="embedding_dim"):
+            SimMIMRetriever(model.backbone, embedding_dim=0)
         model.compile(learning_rate=3e-3)
         losses = model.fit(x, epochs=60, batch_size=len(CAPTIONS), verbose=0).history["loss"]
         # Learns: the loss falls well below its start (ln 6 ≈ 1.8 for six
@@ -137,6 +148,7 @@ class TestSimMIMRetriever(TestCase):
         assert all(CAPTIONS[n] == CAPTIONS[i] for i, n in enumerate(nearest)), nearest
 
     def test_sigmoid_loss_trains(self):
+        keras.utils.set_random_seed(0)
         model = tiny_retriever("sigmoid")
         model.compile(learning_rate=3e-3)
         x = {"images": tiny_images(), "captions": np.array(CAPTIONS)}
@@ -171,6 +183,15 @@ def test_recall_at_k_counts_any_relevant_item():
     assert r["image_to_text_r1"] == pytest.approx(200 / 3)
     assert r["image_to_text_r2"] == 100.0
     assert r["rsum"] == pytest.approx(75 + 100 + 200 / 3 + 100)
+
+
+def test_recall_counts_ties_against_the_model_and_refuses_nan():
+    images = np.ones((3, 2), np.float32)  # every image scores the same
+    texts = np.ones((3, 2), np.float32)
+    r = recall_at_k(images, texts, np.eye(3, dtype=bool), ks=(1, 3))
+    assert r["text_to_image_r1"] == 0.0 and r["text_to_image_r3"] == 100.0
+    with pytest.raises(ValueError, match="NaN"):
+        recall_at_k(images * np.nan, texts, np.eye(3, dtype=bool))
 
 
 def test_caption_relevance_joins_identical_texts():
@@ -221,7 +242,7 @@ def test_cli_train_evaluate_export_index_search(retrieval_export, tmp_path, caps
     out = capsys.readouterr().out
     # The float32 towers rank as Keras does: the same RSUM printed.
     assert out.count(f"{keras_result['rsum']:>8.1f}") == 2, out
-    from simmim_tf.edge import EdgeRetriever
+    from simmim_tf.edge import EdgeRetriever, ImageIndex
     from simmim_tf.export.tflite_model_ops import non_builtin_ops, read_ops
 
     for name in ("retrieval_float32_image.tflite", "retrieval_float32_text.tflite"):
@@ -260,11 +281,33 @@ def test_cli_train_evaluate_export_index_search(retrieval_export, tmp_path, caps
     best = [files[i] for i, _ in model.search(everything, query, top_k=3)]
     assert [os.path.basename(line.split()[-1]) for line in lines] == best
 
-    # Refusals: a query without known words, an index of another model.
+    # Refusals: a query without known words, a variant not exported, a
+    # half-rebuilt index, an index of another model.
     assert main(["search", "--index", index, "--query", "zebra xylophone"]) == 2
+    with pytest.raises(SimMIMInputError, match="has no int8 towers"):
+        EdgeRetriever(export, "int8")
+    paths = json.load(open(os.path.join(index, "images.json")))
+    json.dump(paths[:-1], open(os.path.join(index, "images.json"), "w"))
+    with pytest.raises(SimMIMInputError, match="rebuild the index"):
+        ImageIndex(index, edge)
+    json.dump(paths, open(os.path.join(index, "images.json"), "w"))
     info = json.load(open(os.path.join(index, "index.json")))
     info["model_id"] = "another"
     json.dump(info, open(os.path.join(index, "index.json"), "w"))
     assert main(["search", "--index", index, "--query", query]) == 2
     err = capsys.readouterr().err
     assert "none of its words" in err and "built by model another" in err
+
+
+def test_retrieval_starts_from_a_pretrained_image_encoder(retrieval_export, tmp_path, capsys):
+    data = retrieval_export["data"]
+    pretrained, run = str(tmp_path / "pretrained"), str(tmp_path / "run")
+    images = os.path.join(data, "images")
+    assert main(["pretrain", "--images", images, "--out", pretrained, "--epochs", "1"]) == 0
+    train = ["train", "--task", "retrieval", "--data", data, "--out", run, "--epochs", "1",
+             "--batch-size", "16", "--max-sequence-length", "48"]  # fmt: skip
+    assert main([*train, "--init-from", pretrained]) == 0
+    out = capsys.readouterr().out
+    assert f"image encoder initialised from {pretrained}" in out
+    model = SimMIMRetriever.from_preset(run)
+    assert model.backbone.image_layers == 2  # the pretrained encoder's, not tiny's 0

@@ -74,6 +74,11 @@ class EdgeRetriever:
         self.model_id = meta["model_id"]
         self.image_size = meta["image_size"]
         self.tokenizer = QuestionTokenizer(**meta["tokenizer"])
+        if variant not in meta["variants"]:
+            raise SimMIMInputError(
+                f"{export_dir}: the export of model {self.model_id} has no {variant} towers "
+                f"(it has {', '.join(meta['variants'])}); export them with --quantize {variant}"
+            )
         paths = {t: os.path.join(export_dir, tower_file(variant, t)) for t in ("image", "text")}
         self._image = signature_runner(paths["image"], num_threads)
         self._text = signature_runner(paths["text"], num_threads)
@@ -126,6 +131,11 @@ class ImageIndex:
         with open(os.path.join(index_dir, "images.json")) as f:
             self.paths = json.load(f)
         self.embeddings = np.load(os.path.join(index_dir, "embeddings.npy"))
+        if len(self.paths) != len(self.embeddings) or len(self.paths) != info["images"]:
+            raise SimMIMInputError(
+                f"{index_dir}: {len(self.paths)} image paths, {len(self.embeddings)} embeddings "
+                f"and {info['images']} images recorded; rebuild the index"
+            )
         self.retriever = retriever
         self.info = info
 
@@ -151,6 +161,10 @@ class ImageIndex:
         if not paths:
             raise SimMIMInputError(f"{images_dir}: no readable image to index")
         os.makedirs(index_dir, exist_ok=True)
+        # index.json goes first and comes back last: a rebuild killed half
+        # way leaves a folder that is refused, never one that mixes two builds.
+        if os.path.exists(os.path.join(index_dir, "index.json")):
+            os.remove(os.path.join(index_dir, "index.json"))
         with open(os.path.join(index_dir, "embeddings.npy.tmp"), "wb") as f:
             np.save(f, np.stack(embeddings).astype(np.float32))
         os.replace(

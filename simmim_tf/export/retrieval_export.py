@@ -80,6 +80,12 @@ def export_retriever(
             data_dir = RunConfig.load(os.path.join(run_dir, "run_config.json")).data
         samples = _calibration_samples(data_dir, tokenizer, size, calibration_size, seed)
     os.makedirs(out_dir, exist_ok=True)
+    # The sidecar vouches for the towers written below: removed first and
+    # written last, so that a kill or towers left from another export are
+    # never taken for this model's.
+    meta_path = os.path.join(out_dir, RETRIEVAL_META)
+    if os.path.exists(meta_path):
+        os.remove(meta_path)
     report = {"files": {}, "gpu_delegate_problems": {}}
     with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
         saved_model = os.path.join(out_dir if "saved_model" in formats else scratch, "saved_model")
@@ -108,10 +114,11 @@ def export_retriever(
         "tokenizer": tokenizer.get_config(),
         "image_size": size,
         "embedding_dim": int(model.output["image_embeddings"].shape[-1]),
+        "variants": list(variants),
         "inputs": {"images": "float32 (1, S, S, 3), 0..255", "token_ids": "int32 (1, L)"},
         "outputs": {"embedding": "float32 (1, D), unit length"},
     }
-    write_atomically(os.path.join(out_dir, RETRIEVAL_META), json.dumps(meta, indent=1))
+    write_atomically(meta_path, json.dumps(meta, indent=1))
     return report
 
 

@@ -36,7 +36,8 @@ def contrastive_loss(logits, positives, loss="clip"):
     """
     logits = ops.cast(logits, "float32")
     if loss == "sigmoid":
-        return SigLIPLoss()(2.0 * positives - 1.0, logits)
+        # `call`: per-image sums, unreduced; the caller scales for replicas.
+        return ops.mean(SigLIPLoss().call(2.0 * positives - 1.0, logits))
     if loss != "clip":
         raise ValueError(f"`loss` must be one of {LOSSES}; received {loss!r}")
 

@@ -6,6 +6,7 @@ import warnings
 import keras
 import keras_hub
 import numpy as np
+from keras.src.losses.loss import scale_loss_for_distribution  # not exported in Keras 3.15
 
 from simmim_tf.api_export import simmim_export
 from simmim_tf.layers.contrastive_head import ContrastiveHead
@@ -18,9 +19,10 @@ from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPrepro
 from simmim_tf.models.simmim_vqa import check_preset_folder
 from simmim_tf.preprocessing.question_tokenizer import check_known_words
 
-# Backbone layers the towers do not use: frozen, so that they neither get
-# gradients nor weight decay (a VQA model fine-tuned from the same backbone
-# keeps them as they were).
+# Backbone layers the towers do not use: the retriever leaves their
+# variables out of its trainable ones (no gradients, no weight decay), without
+# touching the layers' own `trainable` flags, so that a VQA model sharing
+# the backbone still trains them.
 FUSION_LAYERS = (
     "visual_attention",
     "textual_attention",
@@ -51,7 +53,8 @@ class SimMIMRetriever(ShuffledFit, keras_hub.models.Task):
     `embed_images`, `embed_texts` and `search` take raw inputs.
 
     Args:
-        backbone: `SimMIMBackbone`. Its fusion layers are frozen.
+        backbone: `SimMIMBackbone`. Its fusion layers are not trained
+            (left out of `trainable_weights`).
         embedding_dim: int or None. Embedding size; None uses the
             backbone's `hidden_dim`.
         contrastive_loss: str. `"clip"` (symmetric softmax cross-entropy,
@@ -83,6 +86,8 @@ class SimMIMRetriever(ShuffledFit, keras_hub.models.Task):
         dtype=None,
         **kwargs,
     ):
+        if embedding_dim is not None and embedding_dim < 1:
+            raise ValueError(f"`embedding_dim` must be at least 1; received {embedding_dim}")
         if contrastive_loss not in LOSSES:
             raise ValueError(
                 f"`contrastive_loss` must be one of {LOSSES}; received {contrastive_loss!r}"
@@ -106,12 +111,39 @@ class SimMIMRetriever(ShuffledFit, keras_hub.models.Task):
         }
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
         self.contrastive_head.build()
-        for name in FUSION_LAYERS:
-            if name in backbone._layer_names:
-                backbone.get_layer(name).trainable = False
         # === Config ===
         self.embedding_dim = embedding_dim
         self.contrastive_loss = contrastive_loss
+
+    def _fusion_variables(self):
+        backbone = getattr(self, "backbone", None)
+        if backbone is None:
+            return []
+        names = [n for n in FUSION_LAYERS if n in backbone._layer_names]
+        return [v for n in names for v in backbone.get_layer(n).weights]
+
+    @property
+    def trainable_weights(self):
+        """The towers' and the head's trainable weights; not the unused
+        fusion layers' (see `FUSION_LAYERS`)."""
+        unused = {id(v) for v in self._fusion_variables()}
+        return [v for v in super().trainable_weights if id(v) not in unused]
+
+    @property
+    def trainable_variables(self):
+        return self.trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        return super().non_trainable_weights + self._unused_trainable()
+
+    @property
+    def non_trainable_variables(self):
+        return super().non_trainable_variables + self._unused_trainable()
+
+    def _unused_trainable(self):
+        trainable = {id(v) for v in super().trainable_weights}
+        return [v for v in self._fusion_variables() if id(v) in trainable]
 
     def image_tower(self, images, training=False):
         """Images, uint8 or float32 in 0..255 → (batch, embedding_dim) unit rows."""
@@ -133,7 +165,10 @@ class SimMIMRetriever(ShuffledFit, keras_hub.models.Task):
         loss = contrastive_loss(logits, positives, self.contrastive_loss)
         if self.losses:
             loss = loss + keras.ops.sum(self.losses)
-        return loss
+        # Under tf.distribute each replica's gradients are summed: scale by
+        # 1 / replicas, as Keras's compiled losses are. The negatives of a
+        # pair are those of its replica's share of the batch.
+        return scale_loss_for_distribution(loss)
 
     def compile(self, optimizer="auto", learning_rate=1e-3, **kwargs):
         """AdamW (weight decay 0.01, gradients clipped to norm 1) by default;

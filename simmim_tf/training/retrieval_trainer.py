@@ -26,12 +26,13 @@ from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder
 from simmim_tf.models.simmim_retriever import SimMIMRetriever
 from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPreprocessor
 from simmim_tf.preprocessing.question_tokenizer import split_words
-from simmim_tf.training.distribution import make_strategy, run_folder, shard_by_data
+from simmim_tf.training.distribution import shard_by_data
 from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.runs import save_preset_atomically
 from simmim_tf.training.vqa_trainer import (
     _pretrained_image_encoder,
     _report_skipped,
+    start_run,
     warmup_cosine_schedule,
 )
 
@@ -65,18 +66,13 @@ def caption_pairs(caption_set, token_ids, padding_mask, batch_size, seed=0):
 def train_retrieval(config: RunConfig, out_dir, verbose="auto"):
     """Trains SimMIMRetriever on `config.data`'s captions and writes the run
     folder. Returns the model."""
-    keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy)
-    out_dir = run_folder(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    config.save(os.path.join(out_dir, "run_config.json"))
-    batch, learning_rate = config.global_batch_and_learning_rate(strategy.num_replicas_in_sync)
     if config.embedding_dim is not None and config.embedding_dim < 1:
         raise SimMIMInputError(f"embedding_dim must be at least 1, got {config.embedding_dim}")
+    strategy, out_dir, batch, learning_rate = start_run(config, out_dir)
 
     bad = BadRecords(skip=config.skip_bad_records)
     train = load_captions(config.data, "train", bad=bad)
-    _report_skipped(bad, out_dir, len(train))
+    _report_skipped(bad, out_dir, len(train), "captions")
     preprocessor = SimMIMRetrieverPreprocessor.from_data(
         train.captions, train.images.shape[1], config.max_sequence_length
     )

@@ -62,9 +62,10 @@ class RunConfig:
     )
     input_pipeline: str = _option(
         "memory",
-        "memory: decode every image once up front and keep it (fastest while the set fits "
-        "in memory); stream: read and decode image files in parallel each epoch; tfrecord: "
-        "the same from DATA/tfrecords shards (`data to-tfrecord`)",
+        "VQA (retrieval reads into memory): memory: decode every image once up front and "
+        "keep it (fastest while the set fits in memory); stream: read and decode image "
+        "files in parallel each epoch; tfrecord: the same from DATA/tfrecords shards "
+        "(`data to-tfrecord`)",
         ("memory", "stream", "tfrecord"),
     )
     contrastive_loss: str = _option(

@@ -60,20 +60,27 @@ def warmup_cosine_schedule(learning_rate, total_steps, warmup_fraction):
     )
 
 
-def train(config: RunConfig, out_dir, verbose="auto"):
-    """Trains SimMIMVQA on `config.data` and writes the run folder. Returns the model."""
+def start_run(config: RunConfig, out_dir):
+    """What every `simmim-tf train` task does first: seed, strategy, the run
+    folder with run_config.json. Returns (strategy, run folder, global
+    batch, peak learning rate)."""
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)
     out_dir = run_folder(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     config.save(os.path.join(out_dir, "run_config.json"))
-
     batch, learning_rate = config.global_batch_and_learning_rate(strategy.num_replicas_in_sync)
     if (batch, learning_rate) != (config.batch_size, config.learning_rate):
         print(
             f"{strategy.num_replicas_in_sync} replica(s): global batch {batch}, "
             f"peak learning rate {learning_rate:g}"
         )
+    return strategy, out_dir, batch, learning_rate
+
+
+def train(config: RunConfig, out_dir, verbose="auto"):
+    """Trains SimMIMVQA on `config.data` and writes the run folder. Returns the model."""
+    strategy, out_dir, batch, learning_rate = start_run(config, out_dir)
     # From here on config.batch_size is the global batch.
     config = dataclasses.replace(config, batch_size=batch, learning_rate=learning_rate)
 
@@ -184,7 +191,7 @@ def _pretrained_image_encoder(folder, image_size):
     return fields
 
 
-def _report_skipped(bad, out_dir, num_kept):
+def _report_skipped(bad, out_dir, num_kept, noun="questions"):
     path = os.path.join(out_dir, "skipped_records.txt")
     if not bad.messages:
         if os.path.exists(path):
@@ -193,6 +200,6 @@ def _report_skipped(bad, out_dir, num_kept):
     with open(path, "w") as f:
         f.write("\n".join(bad.messages) + "\n")
     print(
-        f"skipped {len(bad)} bad record(s); training on {num_kept} questions; "
+        f"skipped {len(bad)} bad record(s); training on {num_kept} {noun}; "
         f"each skipped record and why: {path}\n{bad.summary(limit=5)}"
     )
