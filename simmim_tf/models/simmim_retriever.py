@@ -1,8 +1,6 @@
 """SimMIMRetriever: image–text retrieval on a SimMIMBackbone, trained with a
 contrastive loss (the model description's contrastive module)."""
 
-import warnings
-
 import keras
 import keras_hub
 import numpy as np
@@ -16,7 +14,7 @@ from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPreprocessor
-from simmim_tf.models.simmim_vqa import check_preset_folder
+from simmim_tf.models.simmim_vqa import load_preset_folder
 from simmim_tf.preprocessing.question_tokenizer import check_known_words
 
 # Backbone layers the towers do not use: the retriever leaves their
@@ -215,13 +213,7 @@ class SimMIMRetriever(ShuffledFit, keras_hub.models.Task):
                 **{**SIMMIM_PRESETS[preset], **overrides},
             )
             return cls(backbone, embedding_dim, contrastive_loss, preprocessor, dtype=dtype)
-        check_preset_folder(preset, cls)
-        kwargs = {"dtype": dtype} if dtype else {}
-        with warnings.catch_warnings():
-            # task.weights.h5 holds the optimizer's state, which a freshly
-            # compiled model has no slots for yet: nothing is lost.
-            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-            return super().from_preset(preset, load_weights=load_weights, **kwargs, **overrides)
+        return load_preset_folder(cls, preset, load_weights, dtype, overrides)
 
     def embed_images(self, images, batch_size=64):
         """Images as people have them (uint8, any size, 1 to 4 channels) →

@@ -131,13 +131,7 @@ class SimMIMVQA(ShuffledFit, keras_hub.models.Task):
                 preset, preprocessor, num_answers, vocabulary_size, image_size,
                 max_sequence_length, dtype, overrides,
             )  # fmt: skip
-        check_preset_folder(preset, cls)
-        kwargs = {"dtype": dtype} if dtype else {}
-        with warnings.catch_warnings():
-            # task.weights.h5 holds the trained optimizer's state, which a
-            # freshly compiled model has no slots for yet: nothing is lost.
-            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-            return super().from_preset(preset, load_weights=load_weights, **kwargs, **overrides)
+        return load_preset_folder(cls, preset, load_weights, dtype, overrides)
 
     @classmethod
     def _from_architecture(
@@ -320,3 +314,17 @@ def check_preset_folder(path, cls=None):
         expected = keras.saving.get_registered_name(cls)
         if registered != expected:
             raise SimMIMInputError(f"{path}: holds a {registered} preset, not {expected}")
+
+
+def load_preset_folder(cls, preset, load_weights=True, dtype=None, overrides=None):
+    """keras-hub's `Task.from_preset` of a folder for one of the package's
+    tasks (`cls`), the folder checked first (`check_preset_folder`)."""
+    check_preset_folder(preset, cls)
+    kwargs = {"dtype": dtype} if dtype else {}
+    with warnings.catch_warnings():
+        # task.weights.h5 holds the trained optimizer's state, which a
+        # freshly compiled model has no slots for yet: nothing is lost.
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+        return keras_hub.models.Task.from_preset.__func__(
+            cls, preset, load_weights=load_weights, **kwargs, **(overrides or {})
+        )
