@@ -45,6 +45,8 @@ Alternatives tried (not in the default list):
                          predicted offset to their object's centre (trained by
                          the grounding loss's offset target)
     two_anchors_refined  two_anchors with refined positions
+    two_anchors_read     two_anchors, and the features under each anchor and
+                         their product join the output (compare questions)
 
 Writes a JSON, a markdown table per question type, and a learning-curve PNG.
 """
@@ -128,6 +130,15 @@ ALTERNATIVES = {
             "image_layers": 0,
             "relational_anchors": 2,
             "relational_refine_positions": True,
+        },
+        {"anchor_weight": 1.0, "anchor_named_by": "description"},
+    ),
+    "two_anchors_read": (
+        {
+            "use_relational_attention": True,
+            "image_layers": 0,
+            "relational_anchors": 2,
+            "relational_read_anchors": True,
         },
         {"anchor_weight": 1.0, "anchor_named_by": "description"},
     ),

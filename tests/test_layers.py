@@ -232,6 +232,27 @@ class TestLayers(TestCase):
         with pytest.raises(ValueError, match="num_anchors"):
             RelationalAttention(num_heads=2, key_dim=8, grid_shape=(3, 3), num_anchors=3)
 
+    def test_relational_attention_reads_what_lies_under_the_anchors(self):
+        regions = RNG.normal(size=(2, 9, 16)).astype("float32")
+        question = RNG.normal(size=(2, 16)).astype("float32")
+        layer = RelationalAttention(
+            num_heads=2, key_dim=8, grid_shape=(3, 3), num_anchors=2, read_anchors=True
+        )
+        self.run_layer_test(layer, (question, regions), [(2, 16), (2, 2, 9), (2, 2, 9)])
+        # The heads' values zeroed: beyond the anchors' offset (4 rows before),
+        # the output reads each anchor's mean projected region and their product.
+        layer.value.set_weights([np.zeros_like(w) for w in layer.value.get_weights()])
+        kernel, bias = layer.output_dense.get_weights()
+        features, anchors, _ = (np.asarray(t) for t in layer(question, regions))
+        positions = anchors @ region_centres(3, 3)
+        between = positions[:, 1] - positions[:, 0]
+        between = np.concatenate([between, np.abs(between)], axis=-1)
+        normed = np.asarray(layer.region_norm(regions))
+        under = anchors @ np.asarray(layer.anchor_value(normed))  # (batch, 2, 8)
+        read = np.concatenate([between, under[:, 0], under[:, 1], under[:, 0] * under[:, 1]], -1)
+        np.testing.assert_allclose(features, read @ kernel[-28:] + bias, atol=1e-4)
+        assert np.abs(under[:, 0] * under[:, 1]).max() > 1e-3
+
     def test_relational_attention_refines_positions_by_predicted_offsets(self):
         regions = RNG.normal(size=(2, 9, 16)).astype("float32")
         question = RNG.normal(size=(2, 16)).astype("float32")

@@ -51,6 +51,11 @@ class RelationalAttention(keras.layers.Layer):
        grid, which closest and furthest need (docs/reasoning.md, "Why
        positions must be precise"). `SimMIMVQATraining` trains the
        prediction with the grounding loss's centre-offset target.
+    6. With `read_anchors=True`, the features under each anchor are read as
+       well (one projection, shared by the anchors), and with two anchors
+       their elementwise product too: "is the A the same colour as the B"
+       compares what lies under the two anchors, which the offsets alone
+       do not carry.
 
     Args:
         num_heads: int. Heads of the relation step.
@@ -61,6 +66,8 @@ class RelationalAttention(keras.layers.Layer):
         num_anchors: int, 1 or 2. Anchors found from the question.
         refine_positions: bool. Region positions refined by a predicted
             offset to their object's centre.
+        read_anchors: bool. The output also reads the features under each
+            anchor (and their product with two anchors).
 
     Call arguments:
         question: (batch, dim), the question summary (masked mean of words).
@@ -86,6 +93,7 @@ class RelationalAttention(keras.layers.Layer):
         read_offsets=False,
         num_anchors=1,
         refine_positions=False,
+        read_anchors=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,6 +105,7 @@ class RelationalAttention(keras.layers.Layer):
         self.grid_shape = tuple(grid_shape)
         self.read_offsets = read_offsets
         self.refine_positions = refine_positions
+        self.read_anchors = read_anchors
 
     def build(self, question_shape, regions_shape):
         policy = self.dtype_policy
@@ -124,6 +133,10 @@ class RelationalAttention(keras.layers.Layer):
             layer.build(regions_shape)
         read_dim = self.num_heads * (self.key_dim + (2 if self.read_offsets else 0))
         read_dim += 4 if self.num_anchors == 2 else 0
+        if self.read_anchors:
+            self.anchor_value = keras.layers.Dense(self.key_dim, name="anchor_value", dtype=policy)
+            self.anchor_value.build(regions_shape)
+            read_dim += self.key_dim * (3 if self.num_anchors == 2 else 1)
         self.output_dense.build((question_shape[0], read_dim))
         if self.refine_positions:
             self.position_offset = keras.layers.Dense(2, name="position_offset", dtype=policy)
@@ -185,7 +198,19 @@ class RelationalAttention(keras.layers.Layer):
             between = ops.matmul(flat, ops.convert_to_tensor(second_minus_first))  # (batch, 2)
             between = ops.concatenate([between, ops.abs(between)], axis=-1)
             read = ops.concatenate([read, ops.cast(between, dtype)], axis=-1)
-        else:
+        if self.read_anchors:
+            # (batch, anchors, regions) @ (batch, regions, key_dim): what lies under each anchor.
+            under = ops.matmul(ops.cast(all_anchor_weights, dtype), self.anchor_value(r))
+            under_flat = ops.reshape(under, (batch, self.num_anchors * self.key_dim))
+            read = ops.concatenate([read, under_flat], axis=-1)
+            if self.num_anchors == 2:
+                # The two anchors' reads picked by matrix products (no slices; see above).
+                k = self.key_dim
+                pick = np.eye(2 * k, dtype="float32")
+                first_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, :k], dtype))
+                second_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, k:], dtype))
+                read = ops.concatenate([read, first_read * second_read], axis=-1)
+        if self.num_anchors == 1:
             anchor_weights = ops.reshape(all_anchor_weights, (batch, length))
         return (
             self.output_dense(read),
@@ -218,6 +243,7 @@ class RelationalAttention(keras.layers.Layer):
                 "read_offsets": self.read_offsets,
                 "num_anchors": self.num_anchors,
                 "refine_positions": self.refine_positions,
+                "read_anchors": self.read_anchors,
             }
         )
         return config

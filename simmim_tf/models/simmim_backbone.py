@@ -128,6 +128,9 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         relational_refine_positions: bool. `RelationalAttention`'s
             `refine_positions`: region positions refined by a predicted
             offset to their object's centre (trained by the grounding loss).
+        relational_read_anchors: bool. `RelationalAttention`'s
+            `read_anchors`: the features under each anchor (and their
+            product, with two anchors) join the relational features.
         fusion: str. `"parallel"`: visual and textual attention both read
             the encoders' outputs. `"sequential"`: the textual attention
             reads the words after the visual attention, then a `FeedForward`
@@ -178,6 +181,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         relational_offsets=False,
         relational_anchors=1,
         relational_refine_positions=False,
+        relational_read_anchors=False,
         fusion="parallel",
         dtype=None,
         **kwargs,
@@ -251,6 +255,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
                 read_offsets=relational_offsets,
                 num_anchors=relational_anchors,
                 refine_positions=relational_refine_positions,
+                read_anchors=relational_read_anchors,
                 name="relational_attention",
                 dtype=dtype,
             )
@@ -291,6 +296,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         self.relational_offsets = relational_offsets
         self.relational_anchors = relational_anchors
         self.relational_refine_positions = relational_refine_positions
+        self.relational_read_anchors = relational_read_anchors
         self.fusion = fusion
         self.patch_embedding = patch_embedding
         self._layer_names = tuple(layers)
@@ -352,5 +358,6 @@ class SimMIMBackbone(keras_hub.models.Backbone):
             "relational_offsets": self.relational_offsets,
             "relational_anchors": self.relational_anchors,
             "relational_refine_positions": self.relational_refine_positions,
+            "relational_read_anchors": self.relational_read_anchors,
             "fusion": self.fusion,
         }
