@@ -49,7 +49,7 @@ from benchmarks.budgeted_training import (  # noqa: E402
 from simmim_tf.data.caption_dataset import load_captions  # noqa: E402
 from simmim_tf.models import SimMIMRetriever, SimMIMRetrieverPreprocessor  # noqa: E402
 from simmim_tf.retrieval_recall import RECALL_AT, recall_at_k  # noqa: E402
-from simmim_tf.training.retrieval_trainer import caption_pairs  # noqa: E402
+from simmim_tf.training.caption_trainer import caption_pairs  # noqa: E402
 
 # name: (backbone overrides of the tiny preset, retriever arguments)
 VARIANTS = {

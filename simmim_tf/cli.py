@@ -114,9 +114,13 @@ def _train(args):
 
     config = from_arguments(args)
     if config.task == "retrieval":
-        from simmim_tf.training.retrieval_trainer import train_retrieval
+        from simmim_tf.training.caption_trainer import train_retrieval
 
         model = train_retrieval(config, args.out)
+    elif config.task == "captioning":
+        from simmim_tf.training.caption_trainer import train_captioning
+
+        model = train_captioning(config, args.out)
     else:
         model = train(config, args.out)
     print(
@@ -160,6 +164,14 @@ def _evaluate(args):
 
         result = evaluate_retrieval(args.run, args.data, args.split)
         print(format_recall(result, f"Keras retriever {args.run} on {args.data} [{args.split}]"))
+        return
+    if args.run and _registered_task(args.run) == "simmim_tf>SimMIMCaptioner":
+        from simmim_tf.caption_metrics import format_caption_scores
+        from simmim_tf.training.run_evaluation import evaluate_captioning
+
+        result = evaluate_captioning(args.run, args.data, args.split, args.beams)
+        title = f"Keras captioner {args.run} on {args.data} [{args.split}], {result['decoding']}"
+        print(format_caption_scores(result, title))
         return
     if args.model and _is_retrieval_tflite(args.model):
         from simmim_tf.edge.edge_retriever import evaluate_edge_retriever
@@ -228,8 +240,9 @@ def _export(args):
         raise SimMIMInputError(f"--format: choose from {FORMATS}; got {args.format!r}")
     if args.report and "tflite" not in formats:
         raise SimMIMInputError("--report measures the .tflite files: add tflite to --format")
-    if _registered_task(args.run) == "simmim_tf>SimMIMRetriever":
-        _export_retriever(args, formats)
+    task = _registered_task(args.run)
+    if task in ("simmim_tf>SimMIMRetriever", "simmim_tf>SimMIMCaptioner"):
+        _export_two_part(args, formats, "retrieval" if "Retriever" in task else "captioning")
         return
     variants = [v.strip() for v in args.quantize.split(",") if v.strip()]
     unknown = sorted(set(variants) - set(VARIANTS))
@@ -282,35 +295,37 @@ def _report_data(args):
     return args.data or RunConfig.load(os.path.join(args.run, "run_config.json")).data
 
 
-def _export_retriever(args, formats):
-    from simmim_tf.export.retrieval_export import export_retriever
-
+def _export_two_part(args, formats, task):
+    """`export` of a retrieval run (two towers) or a captioning run (image
+    encoder and one-step decoder)."""
     variants = [v.strip() for v in args.quantize.split(",") if v.strip()]
     allowed = ("float32", "float16", "dynamic", "int8")
+    kind = {"retrieval": "a retrieval", "captioning": "a captioning"}[task]
     if not variants or set(variants) - set(allowed):
-        raise SimMIMInputError(
-            f"--quantize: a retrieval run exports {allowed}; got {args.quantize!r}"
-        )
+        raise SimMIMInputError(f"--quantize: {kind} run exports {allowed}; got {args.quantize!r}")
     if args.two_stage:
-        raise SimMIMInputError(
-            "--two-stage is for VQA runs; a retrieval run has two towers already"
-        )
+        raise SimMIMInputError(f"--two-stage is for VQA runs; {kind} run has two parts already")
     if args.int8_float_ops != "ONE_HOT":
-        raise SimMIMInputError(
-            "--int8-float-ops is for VQA runs; a retrieval run's int8 text tower keeps its "
-            "ONE_HOT in float, the image tower has none"
-        )
-    report = export_retriever(
-        args.run, args.out, args.data, variants, args.calibration_size, formats
-    )
+        raise SimMIMInputError(f"--int8-float-ops is for VQA runs, not {kind} run")
+    if task == "retrieval":
+        from simmim_tf.export.retrieval_export import export_retriever as export
+        from simmim_tf.export.retrieval_report import format_report
+        from simmim_tf.export.retrieval_report import retrieval_report as measure
+
+        signatures, report_name = "image and text", "retrieval_report"
+    else:
+        from simmim_tf.export.captioner_export import export_captioner as export
+        from simmim_tf.export.captioner_report import captioner_report as measure
+        from simmim_tf.export.captioner_report import format_report
+
+        signatures, report_name = "encoder and decoder", "captioner_report"
+    report = export(args.run, args.out, args.data, variants, args.calibration_size, formats)
     if "saved_model" in formats:
-        print(f"wrote {os.path.join(args.out, 'saved_model')} (signatures image and text)")
+        print(f"wrote {os.path.join(args.out, 'saved_model')} (signatures {signatures})")
     _print_exported(report)
     if args.report:
-        from simmim_tf.export.retrieval_report import format_report, retrieval_report
-
-        print(format_report(retrieval_report(args.out, args.run, _report_data(args), variants)))
-        print(f"wrote {os.path.join(args.out, 'retrieval_report.json')} and retrieval_report.md")
+        print(format_report(measure(args.out, args.run, _report_data(args), variants)))
+        print(f"wrote {os.path.join(args.out, report_name + '.json')} and {report_name}.md")
 
 
 def _index(args):
@@ -346,6 +361,42 @@ def _search(args):
 
         save_search_sheet(results, args.query, args.sheet)
         print(f"contact sheet: {args.sheet}")
+
+
+def _caption(args):
+    from simmim_tf.edge.edge_captioner import CAPTIONER_META
+    from simmim_tf.preprocessing.image_loading import load_image
+
+    model = args.model
+    variant = args.variant
+    name = os.path.basename(model.rstrip(os.sep))
+    if os.path.isfile(model) and name.startswith("captioner_") and name.endswith(".tflite"):
+        model, variant = os.path.dirname(model) or ".", name[len("captioner_") :].rsplit("_", 1)[0]
+    if os.path.isfile(os.path.join(model, "task.json")):
+        if _registered_task(model) != "simmim_tf>SimMIMCaptioner":
+            raise SimMIMInputError(
+                f"--model {args.model}: not a captioner (its task is "
+                f"{_registered_task(model) or 'unknown'}); train one with --task captioning"
+            )
+        from simmim_tf.models.simmim_captioner import SimMIMCaptioner
+
+        captioner = SimMIMCaptioner.from_preset(model)
+        image = load_image(args.image)
+        print(captioner.generate([image], args.max_length, args.beams)[0])
+        return
+    if not os.path.isfile(os.path.join(model, CAPTIONER_META)):
+        raise SimMIMInputError(
+            f"--model {args.model}: not a captioner (a captioning run folder, or its export "
+            f"with {CAPTIONER_META})"
+        )
+    if args.beams not in (None, 1):
+        raise SimMIMInputError(
+            "--beams: the edge captioner decodes greedily; give the run folder for beam search"
+        )
+    from simmim_tf.edge.edge_captioner import EdgeCaptioner
+
+    captioner = EdgeCaptioner(model, variant)
+    print(captioner.caption(load_image(args.image), args.max_length))
 
 
 def _predict(args):
@@ -391,9 +442,9 @@ def _generator_arguments(parser, default_test):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="simmim-tf",
-        description="SimMIM visual question answering and image–text retrieval: make data, "
-        "pretrain, train, evaluate, export to TFLite, answer questions and search images "
-        "on-device.",
+        description="SimMIM visual question answering, image–text retrieval and captioning: "
+        "make data, pretrain, train, evaluate, export to TFLite, answer questions, search "
+        "images and caption them on-device.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(sub)
@@ -404,6 +455,7 @@ def build_parser():
     _add_export_command(sub)
     _add_predict_command(sub)
     _add_retrieval_commands(sub)
+    _add_caption_command(sub)
     return parser
 
 
@@ -569,7 +621,9 @@ def _add_pretrain_command(sub):
 def _add_train_command(sub):
     """`train`: the run's options are generated from `RunConfig`."""
     tr = sub.add_parser(
-        "train", help="train SimMIMVQA (or, with --task retrieval, SimMIMRetriever) with model.fit"
+        "train",
+        help="train SimMIMVQA (or, with --task retrieval or captioning, SimMIMRetriever or "
+        "SimMIMCaptioner) with model.fit",
     )
     tr.add_argument(
         "--out",
@@ -585,7 +639,8 @@ def _add_evaluate_command(sub):
     """`evaluate`: a run's Keras model or a .tflite."""
     ev = sub.add_parser(
         "evaluate",
-        help="accuracy per question family (VQA), or Recall@1/5/10 both ways (retrieval)",
+        help="accuracy per question family (VQA), Recall@1/5/10 both ways (retrieval), or "
+        "BLEU-4 and CIDEr-D (captioning)",
     )
     ev.add_argument("--run", help="run folder (evaluates the Keras model; writes RUN/eval.json)")
     ev.add_argument(
@@ -595,6 +650,11 @@ def _add_evaluate_command(sub):
     )
     ev.add_argument("--data", required=True, help="data folder")
     ev.add_argument("--split", default="test")
+    ev.add_argument(
+        "--beams",
+        type=int,
+        help="captioning: beam search with this many beams (default: greedy decoding)",
+    )
     ev.set_defaults(func=_evaluate)
 
 
@@ -670,6 +730,31 @@ def _add_export_command(sub):
         "latency with 1 and 2 threads, GPU-delegate ops) into OUT/report.json and report.md",
     )
     ex.set_defaults(func=_export)
+
+
+def _add_caption_command(sub):
+    """`caption`: a caption for one image, from a run (Keras) or its export (edge)."""
+    ca = sub.add_parser(
+        "caption",
+        help="caption an image with a captioning run (Keras) or its export (edge runtime)",
+        description="Prints a caption of IMAGE. With a run folder the Keras model generates it "
+        "(greedy, or beam search with --beams); with an export folder or one of its "
+        "captioner_VARIANT_*.tflite files the edge runtime does (greedy, no TensorFlow).",
+    )
+    ca.add_argument(
+        "--model", required=True, help="captioning run folder, its export folder, or a .tflite"
+    )
+    ca.add_argument("--image", required=True, help="PNG or JPEG")
+    ca.add_argument(
+        "--variant",
+        default="float32",
+        help="with an export folder: float32, float16, dynamic or int8 (default float32)",
+    )
+    ca.add_argument("--beams", type=int, help="beam search with this many beams (Keras only)")
+    ca.add_argument(
+        "--max-length", type=int, help="words to generate at most (default: the model's length)"
+    )
+    ca.set_defaults(func=_caption)
 
 
 def _add_predict_command(sub):

@@ -112,3 +112,25 @@ def retrieval_export(tmp_path_factory):
     )  # fmt: skip
     assert main(["export", "--run", run, "--out", export, "--quantize", "float32"]) == 0
     return {"data": data, "run": run, "export": export}
+
+
+@pytest.fixture(scope="session")
+def captioning_export(tmp_path_factory):
+    """A tiny CLEVR-2D set, a captioning run trained on it with the CLI, and
+    its float32 encoder and decoder with their report (two conversions)."""
+    from simmim_tf.cli import main
+
+    root = tmp_path_factory.mktemp("captioning")
+    data, run, export = (str(root / d) for d in ("data", "run", "export"))
+    assert (
+        main(["data", "clevr2d", "--out", data, "--num-images", "60", "--image-size", "64",
+              "--per-family", "1", "--seed", "2"])
+        == 0
+    )  # fmt: skip
+    assert (
+        main(["train", "--task", "captioning", "--data", data, "--out", run, "--epochs", "4",
+              "--batch-size", "16", "--max-sequence-length", "48", "--learning-rate", "3e-3"])
+        == 0
+    )  # fmt: skip
+    assert main(["export", "--run", run, "--out", export, "--quantize", "float32", "--report"]) == 0
+    return {"data": data, "run": run, "export": export}

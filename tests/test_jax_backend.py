@@ -45,6 +45,22 @@ SCRIPT = textwrap.dedent(
     pairs = tiny_inputs(batch=4, seed=1)
     history = retriever.fit(pairs, batch_size=4, epochs=8, verbose=0).history["loss"]
     assert history[-1] < history[0], history
+    # Captioning: the causal decoder in the jitted step; its cached step
+    # equals the full pass.
+    from simmim_tf.models import SimMIMCaptioner
+    captioner = SimMIMCaptioner(SimMIMBackbone(**TINY_BACKBONE), 1)
+    captioner.compile(learning_rate=3e-3)
+    ids = pairs["token_ids"]
+    history = captioner.fit(
+        {"images": pairs["images"], "token_ids": ids[:, :-1]}, ids[:, 1:], batch_size=4,
+        epochs=8, verbose=0,
+    ).history["loss"]
+    assert history[-1] < history[0], history
+    regions = captioner.backbone.encode_image(pairs["images"])
+    full = np.asarray(captioner.decoder(ids, regions))
+    logits, _ = captioner.decoder.step(ids[:, :1], np.zeros((4, 1), "int32"), regions,
+                                       captioner.decoder.empty_cache(4))
+    np.testing.assert_allclose(np.asarray(logits), full[:, 0], atol=1e-4)
     print("JAX_OK", len(grads))
     """
 )

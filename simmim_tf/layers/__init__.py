@@ -1,6 +1,7 @@
 """SimMIM's Keras layers (keras.ops only: TensorFlow, JAX and PyTorch backends)."""
 
 from simmim_tf.layers.answer_head import AnswerHead
+from simmim_tf.layers.caption_decoder import CaptionDecoder, CaptionDecoderBlock
 from simmim_tf.layers.contrastive_head import ContrastiveHead
 from simmim_tf.layers.cross_attention_block import CrossAttentionBlock
 from simmim_tf.layers.embedding_projection import EmbeddingProjection
@@ -19,6 +20,8 @@ from simmim_tf.layers.visual_attention import VisualAttention
 
 __all__ = [
     "AnswerHead",
+    "CaptionDecoder",
+    "CaptionDecoderBlock",
     "ContrastiveHead",
     "CrossAttentionBlock",
     "EmbeddingProjection",

@@ -74,15 +74,22 @@ class MultiHeadAttention(keras.layers.Layer):
         self.value_dense.build(value_shape)
         self.output_dense.build(tuple(query_shape[:-1]) + (inner,))
 
-    def _split_heads(self, x):
+    def split_heads(self, x):
+        """(batch, length, heads * key_dim) → (batch, heads, length, key_dim)."""
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         x = ops.reshape(x, (batch, length, self.num_heads, self.key_dim))
         return ops.transpose(x, (0, 2, 1, 3))  # (batch, heads, length, key_dim)
 
     def call(self, query, value, key_mask=None, attention_bias=None, training=None):
-        q = self._split_heads(self.query_dense(query))  # (batch, heads, queries, key_dim)
-        k = self._split_heads(self.key_dense(value))  # (batch, heads, keys, key_dim)
-        v = self._split_heads(self.value_dense(value))  # (batch, heads, keys, key_dim)
+        q = self.split_heads(self.query_dense(query))  # (batch, heads, queries, key_dim)
+        k = self.split_heads(self.key_dense(value))  # (batch, heads, keys, key_dim)
+        v = self.split_heads(self.value_dense(value))  # (batch, heads, keys, key_dim)
+        return self.attend(q, k, v, key_mask, attention_bias, training)
+
+    def attend(self, q, k, v, key_mask=None, attention_bias=None, training=None):
+        """The attention from projected heads, (batch, heads, length, key_dim)
+        each: what a decoder with a key/value cache calls with its cached
+        keys and values. Returns `call`'s (outputs, weights)."""
         q = q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (batch, heads, queries, keys)
         # Softmax in float32 so that mixed float16 does not overflow.

@@ -1,8 +1,10 @@
 """SimMIM models, in keras-hub's shape: the backbone, its tasks, the
 preprocessor with its tokenizer and image converter, the masked-image
-pretrainer of the image encoder, the image–text retriever, and the presets."""
+pretrainer of the image encoder, the image–text retriever, the captioner, and the presets."""
 
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
+from simmim_tf.models.simmim_captioner import SimMIMCaptioner
+from simmim_tf.models.simmim_captioner_preprocessor import SimMIMCaptionerPreprocessor
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
 from simmim_tf.models.simmim_masked_image_pretrainer import SimMIMMaskedImagePretrainer
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
@@ -15,6 +17,8 @@ from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
 __all__ = [
     "SIMMIM_PRESETS",
     "SimMIMBackbone",
+    "SimMIMCaptioner",
+    "SimMIMCaptionerPreprocessor",
     "SimMIMImageConverter",
     "SimMIMMaskedImagePretrainer",
     "SimMIMRetriever",

@@ -15,24 +15,12 @@ from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPreprocessor
 from simmim_tf.models.simmim_vqa import load_preset_folder
+from simmim_tf.models.unused_backbone_layers import UnusedBackboneLayers
 from simmim_tf.preprocessing.question_tokenizer import check_known_words
-
-# Backbone layers the towers do not use: the retriever leaves their
-# variables out of its trainable ones (no gradients, no weight decay), without
-# touching the layers' own `trainable` flags, so that a VQA model sharing
-# the backbone still trains them.
-FUSION_LAYERS = (
-    "visual_attention",
-    "textual_attention",
-    "region_mlp",
-    "semantic_memory",
-    "relational_attention",
-    "final_norm",
-)
 
 
 @simmim_export
-class SimMIMRetriever(ShuffledFit, keras_hub.models.Task):
+class SimMIMRetriever(UnusedBackboneLayers, ShuffledFit, keras_hub.models.Task):
     """Two towers on one backbone, trained to embed matching images and
     captions close together (CLIP, Radford et al. 2021; SigLIP, Zhai et
     al. 2023).
@@ -52,7 +40,7 @@ class SimMIMRetriever(ShuffledFit, keras_hub.models.Task):
 
     Args:
         backbone: `SimMIMBackbone`. Its fusion layers are not trained
-            (left out of `trainable_weights`).
+            (`UnusedBackboneLayers`).
         embedding_dim: int or None. Embedding size; None uses the
             backbone's `hidden_dim`.
         contrastive_loss: str. `"clip"` (symmetric softmax cross-entropy,
@@ -112,36 +100,6 @@ class SimMIMRetriever(ShuffledFit, keras_hub.models.Task):
         # === Config ===
         self.embedding_dim = embedding_dim
         self.contrastive_loss = contrastive_loss
-
-    def _fusion_variables(self):
-        backbone = getattr(self, "backbone", None)
-        if backbone is None:
-            return []
-        names = [n for n in FUSION_LAYERS if n in backbone._layer_names]
-        return [v for n in names for v in backbone.get_layer(n).weights]
-
-    @property
-    def trainable_weights(self):
-        """The towers' and the head's trainable weights; not the unused
-        fusion layers' (see `FUSION_LAYERS`)."""
-        unused = {id(v) for v in self._fusion_variables()}
-        return [v for v in super().trainable_weights if id(v) not in unused]
-
-    @property
-    def trainable_variables(self):
-        return self.trainable_weights
-
-    @property
-    def non_trainable_weights(self):
-        return super().non_trainable_weights + self._unused_trainable()
-
-    @property
-    def non_trainable_variables(self):
-        return super().non_trainable_variables + self._unused_trainable()
-
-    def _unused_trainable(self):
-        trainable = {id(v) for v in super().trainable_weights}
-        return [v for v in self._fusion_variables() if id(v) in trainable]
 
     def image_tower(self, images, training=False):
         """Images, uint8 or float32 in 0..255 → (batch, embedding_dim) unit rows."""

@@ -10,6 +10,9 @@ from simmim_tf.preprocessing.json_config import JsonConfig
 
 PAD, OOV = "[PAD]", "[OOV]"
 PAD_ID, OOV_ID = 0, 1
+# A captioner's vocabulary follows [PAD], [OOV] with these (ids 2 and 3).
+# Brackets never survive `split_words`, so no text maps to them.
+START, END = "[START]", "[END]"
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -99,3 +102,16 @@ def check_known_words(tokenizer, query):
             f"query {query!r}: none of its words is in the model's vocabulary "
             f"({len(tokenizer.vocabulary) - 2} words, e.g. {examples})"
         )
+
+
+def ids_to_caption(ids, vocabulary):
+    """A captioner's token ids → words joined by spaces, stopping at
+    `[END]`, skipping `[START]` and `[PAD]`."""
+    words = []
+    for i in ids:
+        word = vocabulary[int(i)]
+        if word == END:
+            break
+        if word not in (START, PAD):
+            words.append(word)
+    return " ".join(words)

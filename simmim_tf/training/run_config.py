@@ -24,8 +24,9 @@ class RunConfig:
     task: str = _option(
         "vqa",
         "vqa: answer questions (DATA/questions.jsonl); retrieval: image–text retrieval with "
-        "a contrastive loss (DATA/captions.jsonl); the options marked VQA are ignored for it",
-        ("vqa", "retrieval"),
+        "a contrastive loss (DATA/captions.jsonl); captioning: a caption decoder over the "
+        "image (DATA/captions.jsonl); the options marked VQA are ignored for the last two",
+        ("vqa", "retrieval", "captioning"),
     )
     preset: str = _option("tiny", "named architecture", ("tiny", "small", "base"))
     init_from: str | None = _option(
@@ -40,7 +41,7 @@ class RunConfig:
     max_sequence_length: int = _option(
         16,
         "question (or caption) tokens; longer ones are truncated (CLEVR-2D's captions "
-        "need 48 for retrieval)",
+        "need 48 for retrieval and captioning)",
     )
     seed: int = _option(0, "random seed (weights, shuffling, validation share)")
     strategy: str = _option(
@@ -77,6 +78,7 @@ class RunConfig:
     embedding_dim: int | None = _option(
         None, "retrieval: embedding size (default: the preset's hidden size)"
     )
+    decoder_layers: int = _option(2, "captioning: blocks of the caption decoder")
     label_smoothing: float = _option(0.0, "VQA: 0 to <1 (0: none)")
     grounding_weight: float = _option(
         1.0,

@@ -77,3 +77,30 @@ def evaluate_retrieval(run_dir, data_dir, split="test"):
         json.dumps({"split": split, "data": data_dir, "recall": result}, indent=2),
     )
     return result
+
+
+def evaluate_captioning(run_dir, data_dir, split="test", num_beams=None):
+    """BLEU-4 and CIDEr-D of a captioning run's generated captions (greedy,
+    or beam search with `num_beams`) on `split`'s images, every caption of an
+    image a reference; writes RUN/eval.json with a few examples."""
+    from simmim_tf.caption_metrics import caption_scores
+    from simmim_tf.data.caption_dataset import load_captions
+    from simmim_tf.models.simmim_captioner import SimMIMCaptioner
+
+    model = SimMIMCaptioner.from_preset(run_dir)
+    captions = load_captions(data_dir, split, image_size=model.backbone.image_size)
+    generated = model.generate(captions.images, num_beams=num_beams)
+    references = [[captions.captions[j] for j in rows] for rows in captions.captions_per_image()]
+    result = caption_scores(references, generated)
+    result["decoding"] = f"beam search, {num_beams} beams" if num_beams else "greedy"
+    examples = [
+        {"image": path, "generated": g, "references": r}
+        for path, g, r in list(zip(captions.image_paths, generated, references, strict=True))[:5]
+    ]
+    write_atomically(
+        os.path.join(run_dir, "eval.json"),
+        json.dumps(
+            {"split": split, "data": data_dir, "captions": result, "examples": examples}, indent=2
+        ),
+    )
+    return result

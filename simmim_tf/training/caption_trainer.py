@@ -1,14 +1,17 @@
-"""`train_retrieval`: SimMIMRetriever on `captions.jsonl`, as
-`simmim-tf train --task retrieval` runs it.
+"""The tasks trained on `captions.jsonl`: `train_retrieval`
+(SimMIMRetriever, `simmim-tf train --task retrieval`) and
+`train_captioning` (SimMIMCaptioner, `--task captioning`).
 
-The run folder is a keras-hub preset of the trained retriever
-(`SimMIMRetriever.from_preset(RUN)`) plus run_config.json, history.json,
+The run folder is a keras-hub preset of the trained model
+(`SimMIMRetriever.from_preset(RUN)`, `SimMIMCaptioner.from_preset(RUN)`)
+plus run_config.json, history.json,
 logs/ (TensorBoard), skipped_records.txt (with skip_bad_records) and
 eval.json (written by `simmim-tf evaluate`).
 
 Each epoch pairs every training image with one of its captions, drawn
 anew: a batch then never holds one image twice, and over the epochs every
-caption is seen (CLIP's recipe on COCO's five captions per image).
+caption is seen (CLIP's recipe on COCO's five captions per image; the
+captioner trains the same way).
 """
 
 import json
@@ -22,6 +25,8 @@ from simmim_tf.atomic_files import write_atomically
 from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.caption_dataset import load_captions
 from simmim_tf.errors import SimMIMInputError
+from simmim_tf.models.simmim_captioner import SimMIMCaptioner
+from simmim_tf.models.simmim_captioner_preprocessor import SimMIMCaptionerPreprocessor
 from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder
 from simmim_tf.models.simmim_retriever import SimMIMRetriever
 from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPreprocessor
@@ -68,35 +73,66 @@ def train_retrieval(config: RunConfig, out_dir, verbose="auto"):
     folder. Returns the model."""
     if config.embedding_dim is not None and config.embedding_dim < 1:
         raise SimMIMInputError(f"embedding_dim must be at least 1, got {config.embedding_dim}")
-    strategy, out_dir, batch, learning_rate = start_run(config, out_dir)
+    return _train_on_captions(config, out_dir, "retrieval", verbose)
 
+
+def train_captioning(config: RunConfig, out_dir, verbose="auto"):
+    """Trains SimMIMCaptioner on `config.data`'s captions (teacher forcing)
+    and writes the run folder. Returns the model."""
+    if config.decoder_layers < 1:
+        raise SimMIMInputError(f"decoder_layers must be at least 1, got {config.decoder_layers}")
+    return _train_on_captions(config, out_dir, "captioning", verbose)
+
+
+def _train_on_captions(config, out_dir, task, verbose):
+    strategy, out_dir, batch, learning_rate = start_run(config, out_dir)
     bad = BadRecords(skip=config.skip_bad_records)
     train = load_captions(config.data, "train", bad=bad)
     _report_skipped(bad, out_dir, len(train), "captions")
-    preprocessor = SimMIMRetrieverPreprocessor.from_data(
-        train.captions, train.images.shape[1], config.max_sequence_length
-    )
-    tokenizer = preprocessor.caption_tokenizer()
-    token_ids, padding_mask = tokenizer.encode_batch(train.captions)
+    image_size = train.images.shape[1]
+    if task == "retrieval":
+        preprocessor = SimMIMRetrieverPreprocessor.from_data(
+            train.captions, image_size, config.max_sequence_length
+        )
+        token_ids, padding_mask = preprocessor.caption_tokenizer().encode_batch(train.captions)
+        words = config.max_sequence_length
+    else:
+        preprocessor = SimMIMCaptionerPreprocessor.from_data(
+            train.captions, image_size, config.max_sequence_length
+        )
+        token_ids, padding_mask = (
+            np.asarray(t) for t in preprocessor.packed_token_ids(train.captions)
+        )
+        words = config.max_sequence_length - 1  # then [END]
     lengths = [len(split_words(c)) for c in train.captions]
-    truncated = sum(n > config.max_sequence_length for n in lengths)
+    truncated = sum(n > words for n in lengths)
     if truncated:
         print(
             f"note: {truncated} of {len(train)} training captions are longer than "
-            f"{config.max_sequence_length} tokens and are truncated (the longest has "
-            f"{max(lengths)}); raise --max-sequence-length to keep them whole"
+            f"{words} words and are truncated (the longest has {max(lengths)}); raise "
+            "--max-sequence-length to keep them whole"
         )
     dataset = caption_pairs(train, token_ids, padding_mask, batch, config.seed)
+    if task == "captioning":
+        dataset = dataset.map(_teacher_forcing)
     steps = int(np.ceil(len(train.images) / batch)) * config.epochs
-    image_encoder = _pretrained_image_encoder(config.init_from, train.images.shape[1])
+    image_encoder = _pretrained_image_encoder(config.init_from, image_size)
     with strategy.scope():
-        model = SimMIMRetriever.from_preset(
-            config.preset,
-            preprocessor=preprocessor,
-            embedding_dim=config.embedding_dim,
-            contrastive_loss=config.contrastive_loss,
-            **image_encoder,
-        )
+        if task == "retrieval":
+            model = SimMIMRetriever.from_preset(
+                config.preset,
+                preprocessor=preprocessor,
+                embedding_dim=config.embedding_dim,
+                contrastive_loss=config.contrastive_loss,
+                **image_encoder,
+            )
+        else:
+            model = SimMIMCaptioner.from_preset(
+                config.preset,
+                preprocessor=preprocessor,
+                decoder_layers=config.decoder_layers,
+                **image_encoder,
+            )
         if config.init_from:
             copied = load_image_encoder(model.backbone, config.init_from)
             print(f"image encoder initialised from {config.init_from} ({copied} weight arrays)")
@@ -128,3 +164,11 @@ def train_retrieval(config: RunConfig, out_dir, verbose="auto"):
     save_preset_atomically(model, out_dir)
     write_atomically(os.path.join(out_dir, "history.json"), json.dumps(history, indent=2))
     return model
+
+
+def _teacher_forcing(x, image_id):
+    """A packed caption ([START] words [END] padding) → the decoder's input
+    (all but the last token), its targets (shifted by one) and their weights."""
+    ids, mask = x["token_ids"], x["padding_mask"]
+    inputs = {"images": x["images"], "token_ids": ids[..., :-1]}
+    return inputs, ids[..., 1:], tf.cast(mask[..., 1:], tf.float32)
