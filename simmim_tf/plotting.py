@@ -124,3 +124,26 @@ def save_search_sheet(results, query, path, columns=5):
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def save_caption_sheet(images, generated, references, path, columns=3, title=None):
+    """Images with their generated caption and reference captions under
+    each, wrapped (`benchmarks/captioning.py`)."""
+    import textwrap
+
+    rows = (len(images) + columns - 1) // columns
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.0 * columns, 5.6 * rows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    wrap = textwrap.TextWrapper(width=52)
+    for ax, image, caption, refs in zip(axes.flat, images, generated, references, strict=False):
+        ax.imshow(np.asarray(image))
+        lines = ["generated: " + caption] + ["reference: " + r for r in refs]
+        text = "\n".join("\n".join(wrap.wrap(line)) for line in lines)
+        ax.text(0, -0.02, text, transform=ax.transAxes, va="top", ha="left", fontsize=7.5)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)

@@ -115,6 +115,35 @@ MIRRORED_SCRIPT = textwrap.dedent(
         float(np.abs(a - b).max()) for a, b in zip(single.get_weights(), mirrored.get_weights())
     )
     print(f"RESULT {moved} {apart}")
+
+    # The captioner: token-level cross-entropy with padding weighted out.
+    from simmim_tf.models.simmim_captioner import SimMIMCaptioner
+
+    ids = x["token_ids"]
+    weights = (ids[:, 1:] != 0).astype("float32")
+
+    def build_captioner():
+        model = SimMIMCaptioner(SimMIMBackbone(**TINY_BACKBONE), 1)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        return model
+
+    def caption_data():
+        inputs = {"images": x["images"], "token_ids": ids[:, :-1]}
+        return tf.data.Dataset.from_tensor_slices((inputs, ids[:, 1:], weights)).batch(16)
+
+    keras.utils.set_random_seed(0)
+    single = build_captioner()
+    start = single.get_weights()
+    single.fit(caption_data(), epochs=2, verbose=0)
+    with strategy.scope():
+        mirrored = build_captioner()
+    mirrored.set_weights(start)
+    mirrored.fit(caption_data(), epochs=2, verbose=0)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(start, single.get_weights()))
+    apart = max(
+        float(np.abs(a - b).max()) for a, b in zip(single.get_weights(), mirrored.get_weights())
+    )
+    print(f"CAPTIONER {moved} {apart}")
     """
 )
 
@@ -129,9 +158,10 @@ def test_mirrored_on_two_devices_matches_one_device():
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    moved, apart = map(float, out.stdout.split("RESULT")[1].split())
-    assert moved > 1e-3  # training did change the weights
-    assert apart < 1e-4, f"one device and two replicas differ by {apart}"
+    for model in ("RESULT", "CAPTIONER"):  # SimMIMVQA, then SimMIMCaptioner
+        moved, apart = map(float, out.stdout.split(model)[1].split()[:2])
+        assert moved > 1e-3, model  # training did change the weights
+        assert apart < 1e-4, f"{model}: one device and two replicas differ by {apart}"
 
 
 def _free_port():

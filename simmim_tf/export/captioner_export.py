@@ -26,7 +26,7 @@ from simmim_tf.data.caption_dataset import load_captions
 from simmim_tf.edge.edge_captioner import CAPTIONER_META, PARTS, part_file
 from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
 from simmim_tf.export.retrieval_export import model_id
-from simmim_tf.export.tflite_conversion import CALIBRATED, convert
+from simmim_tf.export.tflite_conversion import CALIBRATED, FLOAT_OPS_IN_INT8, convert
 from simmim_tf.models.simmim_captioner import SimMIMCaptioner
 from simmim_tf.training.run_config import RunConfig
 
@@ -100,7 +100,11 @@ def export_captioner(
             problems = []
             for part in PARTS:
                 flatbuffer = convert(
-                    saved_model, variant, samples.get(part), signature=part, float_ops=()
+                    saved_model,
+                    variant,
+                    samples.get(part),
+                    signature=part,
+                    float_ops=FLOAT_OPS_IN_INT8 if part == "decoder" else (),
                 )
                 name = part_file(variant, part)
                 write_atomically(os.path.join(out_dir, name), flatbuffer)
@@ -139,18 +143,18 @@ def _calibration_samples(model, data_dir, count, seed):
     ids = model.generate_ids(few)
     cache = model.decoder.empty_cache(len(few))
     for position in range(ids.shape[1] - 1):
-        token = ids[:, position : position + 1]
-        steps = {"token_ids": token, "positions": np.full((len(few), 1), position, np.int32)}
+        tokens = ids[:, position : position + 1]
+        positions = np.full((len(few), 1), position, np.int32)
         for row in range(len(few)):
             if position == 0 or ids[row, position] != 0:  # still inside the caption
                 decoder_samples.append(
                     {
-                        "token_ids": token[row : row + 1].astype(np.int32),
-                        "positions": steps["positions"][row : row + 1],
+                        "token_ids": tokens[row : row + 1],
+                        "positions": positions[row : row + 1],
                         "regions": regions[row : row + 1],
-                        "cache": np.asarray(cache)[row : row + 1],
+                        "cache": np.asarray(cache[row : row + 1]),
                     }
                 )
-        _, cache = model.decoder.step(token, steps["positions"], regions, cache)
+        _, cache = model.decoder.step(tokens, positions, regions, cache)
     order = rng.permutation(len(decoder_samples))[:count]
     return {"encoder": encoder, "decoder": [decoder_samples[i] for i in order]}
