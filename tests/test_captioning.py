@@ -6,6 +6,7 @@ CIDEr-D, and the CLI from training to the edge runtime, with its refusals."""
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -126,6 +127,9 @@ class TestSimMIMCaptioner(TestCase):
         model.save_to_preset(str(tmp_path))
         loaded = SimMIMCaptioner.from_preset(str(tmp_path))
         assert loaded.generate(images[:2]) == before
+        model.save(str(tmp_path / "captioner.keras"))
+        reloaded = keras.saving.load_model(str(tmp_path / "captioner.keras"))
+        assert reloaded.generate(images[:2]) == before
         with pytest.raises(ValueError, match="needs a preprocessor"):
             SimMIMCaptioner.from_preset("tiny")
 
