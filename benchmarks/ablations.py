@@ -20,6 +20,10 @@ relational attention, which it now has):
     no_textual_attention the regions do not attend over the words
     no_semantic_memory   mean region + mean word instead of the memory's slots
     no_grounding         no grounding loss
+With `--base VARIANT` every variant starts from that variant's changes
+(`--base two_anchors --variants two_anchors,no_semantic_memory,...`: the
+model with two anchors against itself with one part removed);
+`no_relational_attention` and `no_anchor_loss` then remove those parts.
 Alternatives tried (not in the default list):
     one_question_per_image  batches of (nearly) 64 different images, as plain
                          `fit` on the model would give: the cost of image grouping
@@ -133,6 +137,9 @@ ALTERNATIVES = {
         },
         {"anchor_weight": 1.0, "anchor_named_by": "description"},
     ),
+    # Parts of the relational attention, for ablations with --base.
+    "no_relational_attention": ({"use_relational_attention": False}, {"anchor_weight": 0.0}),
+    "no_anchor_loss": ({}, {"anchor_weight": 0.0}),
     "two_anchors_read": (
         {
             "use_relational_attention": True,
@@ -162,6 +169,12 @@ def main(argv=None):
         help=f"comma-separated, of: {', '.join(ALL)} (default: {', '.join(VARIANTS)})",
     )
     parser.add_argument("--preset", default="tiny", help="architecture the variants change")
+    parser.add_argument(
+        "--base",
+        default="",
+        help="a variant whose changes every variant starts from (e.g. two_anchors: then "
+        "no_semantic_memory is two_anchors without the memory); default: FULL alone",
+    )
     parser.add_argument("--max-sequence-length", type=int, default=24, help="question tokens")
     parser.add_argument(
         "--out",
@@ -170,15 +183,18 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     variants = args.variants.split(",")
-    unknown = sorted(set(variants) - set(ALL))
+    unknown = sorted(set(variants + ([args.base] if args.base else [])) - set(ALL))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(ALL)}")
 
     data = Data(args.data, args.max_sequence_length)
     report = new_report(f"Ablations, {os.path.basename(args.data)}", data, args.minutes)
     report["preset"] = args.preset
+    base_overrides, base_recipe = ALL[args.base] if args.base else ({}, {})
+    report["base"] = args.base or "FULL"
     for name in variants:
         overrides, recipe = ALL[name]
+        overrides, recipe = {**base_overrides, **overrides}, {**base_recipe, **recipe}
         print(f"== {name}: {overrides} {recipe}", flush=True)
         result = train_simmim(data, args.minutes, args.preset, {**FULL, **overrides}, recipe)
         report["results"].append({"model": name, **result})
@@ -193,7 +209,8 @@ def main(argv=None):
 def table(report):
     return (
         f"{report['title']}: {report['minutes_per_model']} min of training per variant, "
-        f"preset {report['preset']}; {report['train_questions']} training / "
+        f"preset {report['preset']}, base {report.get('base', 'FULL')}; "
+        f"{report['train_questions']} training / "
         f"{report['test_questions']} test questions; {report['date']}, {report['machine']}.\n"
         f"Test accuracy (%) per family and per question type.\n\n" + per_type_table(report)
     )
