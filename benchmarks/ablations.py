@@ -23,7 +23,8 @@ relational attention, which it now has):
 With `--base VARIANT` every variant starts from that variant's changes
 (`--base two_anchors --variants two_anchors,no_semantic_memory,...`: the
 model with two anchors against itself with one part removed);
-`no_relational_attention` and `no_anchor_loss` then remove those parts.
+`no_relational_attention`, `no_anchor_loss` and `no_read_anchors` then
+remove those parts.
 Alternatives tried (not in the default list):
     one_question_per_image  batches of (nearly) 64 different images, as plain
                          `fit` on the model would give: the cost of image grouping
@@ -140,6 +141,7 @@ ALTERNATIVES = {
     # Parts of the relational attention, for ablations with --base.
     "no_relational_attention": ({"use_relational_attention": False}, {"anchor_weight": 0.0}),
     "no_anchor_loss": ({}, {"anchor_weight": 0.0}),
+    "no_read_anchors": ({"relational_read_anchors": False}, {}),
     "two_anchors_read": (
         {
             "use_relational_attention": True,
