@@ -173,6 +173,8 @@ def _evaluate(args):
         title = f"Keras captioner {args.run} on {args.data} [{args.split}], {result['decoding']}"
         print(format_caption_scores(result, title))
         return
+    if args.beams is not None:
+        raise SimMIMInputError("--beams is for captioning runs (--run CRUN of --task captioning)")
     if args.model and _is_retrieval_tflite(args.model):
         from simmim_tf.edge.edge_retriever import evaluate_edge_retriever
         from simmim_tf.retrieval_recall import format_recall

@@ -32,6 +32,7 @@ TINY_BACKBONE = dict(
     relational_offsets=True,
     relational_anchors=1,
     relational_refine_positions=False,
+    relational_read_anchors=True,
     fusion="sequential",
 )
 

@@ -167,6 +167,13 @@ def test_cli_train_evaluate_export_caption(captioning_export, tmp_path, capsys):
     assert len(edge.last_timing["step_ms"]) >= 1
     report = json.load(open(os.path.join(export, "captioner_report.json")))
     assert report["variants"]["float32"]["same_as_keras"] == 100.0
+    # Builtin ops only (the conversion refuses others), and none the GPU
+    # delegate refuses: no WHILE, no dynamic shape, nothing above 4-D.
+    from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
+
+    for part in ("encoder", "decoder"):
+        path = os.path.join(export, f"captioner_float32_{part}.tflite")
+        assert gpu_delegate_problems(path) == [], part
     image = os.path.join(data, test.image_paths[0])
     assert main(["caption", "--model", run, "--image", image]) == 0
     keras_caption = capsys.readouterr().out.strip()
@@ -181,6 +188,7 @@ def test_cli_train_evaluate_export_caption(captioning_export, tmp_path, capsys):
         (["caption", "--model", export, "--image", image, "--variant", "int8"], "no int8 files"),
         (["caption", "--model", run, "--image", image, "--max-length", "99"], "max_length"),
         (["caption", "--model", run, "--image", str(tmp_path / "none.png")], "image not found"),
+        (["evaluate", "--run", run, "--data", data, "--beams", "0"], "num_beams must be 1 to 16"),
     ]:
         assert main(argv) == 2, argv
         assert message in capsys.readouterr().err, argv
