@@ -52,7 +52,7 @@ from simmim_tf.data.caption_dataset import load_captions  # noqa: E402
 from simmim_tf.models import SimMIMCaptioner, SimMIMCaptionerPreprocessor  # noqa: E402
 from simmim_tf.preprocessing.image_conversion import convert_image  # noqa: E402
 from simmim_tf.preprocessing.question_tokenizer import split_words  # noqa: E402
-from simmim_tf.training.caption_trainer import _teacher_forcing, caption_pairs  # noqa: E402
+from simmim_tf.training.caption_trainer import caption_pairs, teacher_forcing  # noqa: E402
 
 RECIPE = {"learning_rate": 1e-3, "weight_decay": 0.05, "batch_size": 64, "warmup_steps": 200}
 MAX_SEQUENCE_LENGTH = 48  # CLEVR-2D's longest caption has 46 words, then [END]
@@ -113,7 +113,7 @@ def train_captioner(train, test, preprocessor, minutes, overrides=None, seed=0):
         )
     )
     ids, mask = (np.asarray(t) for t in preprocessor.packed_token_ids(train.captions))
-    dataset = caption_pairs(train, ids, mask, RECIPE["batch_size"], seed).map(_teacher_forcing)
+    dataset = caption_pairs(train, ids, mask, RECIPE["batch_size"], seed).map(teacher_forcing)
     references = references_of(test)
 
     def evaluate():

@@ -114,7 +114,7 @@ def _train_on_captions(config, out_dir, task, verbose):
         )
     dataset = caption_pairs(train, token_ids, padding_mask, batch, config.seed)
     if task == "captioning":
-        dataset = dataset.map(_teacher_forcing)
+        dataset = dataset.map(teacher_forcing)
     steps = int(np.ceil(len(train.images) / batch)) * config.epochs
     image_encoder = _pretrained_image_encoder(config.init_from, image_size)
     with strategy.scope():
@@ -166,7 +166,7 @@ def _train_on_captions(config, out_dir, task, verbose):
     return model
 
 
-def _teacher_forcing(x, image_id):
+def teacher_forcing(x, image_id):
     """A packed caption ([START] words [END] padding) → the decoder's input
     (all but the last token), its targets (shifted by one) and their weights."""
     ids, mask = x["token_ids"], x["padding_mask"]
