@@ -10,6 +10,7 @@ from simmim_tf.layers.cross_attention_block import CrossAttentionBlock
 from simmim_tf.layers.feed_forward import FeedForward
 from simmim_tf.layers.layer_norm import LayerNorm
 from simmim_tf.layers.multi_head_attention import MultiHeadAttention
+from simmim_tf.layers.question_encoder import one_hot_embeddings
 
 # Added to the scores of future positions in the teacher-forced pass. Only
 # training and Keras evaluation run it; the exported one-step decoder masks
@@ -209,14 +210,7 @@ class CaptionDecoder(keras.layers.Layer):
         self.logits_dense.build(x_shape)
 
     def _embed_tokens(self, token_ids):
-        """int (batch, tokens) → (batch, tokens, hidden_dim), by a one-hot
-        matrix product (no GATHER of a 2-D table, no int64 ONE_HOT)."""
-        batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-        flat = ops.reshape(ops.cast(token_ids, "int32"), (-1, 1))
-        vocabulary = ops.reshape(ops.arange(self.vocabulary_size, dtype="int32"), (1, -1))
-        one_hot = ops.relu(ops.cast(ops.equal(flat, vocabulary), self.compute_dtype))
-        x = ops.matmul(one_hot, ops.cast(self.token_embeddings, self.compute_dtype))
-        return ops.reshape(x, (batch, length, self.hidden_dim))
+        return one_hot_embeddings(token_ids, self.token_embeddings, self.compute_dtype)
 
     def _logits(self, x):
         return self.logits_dense(self.final_norm(x))

@@ -84,18 +84,7 @@ class QuestionEncoder(keras.layers.Layer):
         self.embedding_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
 
     def call(self, token_ids, padding_mask, training=None):
-        batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-        flat_ids = ops.reshape(ops.cast(token_ids, "int32"), (-1,))  # (batch * tokens,)
-        vocabulary = ops.reshape(ops.arange(self.vocabulary_size, dtype="int32"), (1, -1))
-        one_hot = ops.cast(
-            ops.equal(ops.reshape(flat_ids, (-1, 1)), vocabulary), self.compute_dtype
-        )  # (batch * tokens, vocabulary)
-        # The ReLU is a no-op on 0/1 values; it keeps the TFLite converter from
-        # rewriting the product into EMBEDDING_LOOKUP, whose int8 kernel copies
-        # table bytes into an output of another scale (wrong embeddings).
-        one_hot = ops.relu(one_hot)
-        x = ops.matmul(one_hot, ops.cast(self.token_embeddings, self.compute_dtype))
-        x = ops.reshape(x, (batch, length, self.hidden_dim))  # (batch, tokens, hidden)
+        x = one_hot_embeddings(token_ids, self.token_embeddings, self.compute_dtype)
         x = x + self.position_embedding(x)
         x = self.embedding_dropout(x, training=training)
         for block in self.blocks:
@@ -119,3 +108,21 @@ class QuestionEncoder(keras.layers.Layer):
             }
         )
         return config
+
+
+def one_hot_embeddings(token_ids, table, dtype):
+    """int (batch, tokens) → (batch, tokens, dim) rows of `table` (vocabulary,
+    dim), as a one-hot matrix product: an int32 EQUAL against the ids, not
+    `ops.one_hot` (it casts to int64) nor a GATHER of a 2-D table (the GPU
+    delegate refuses both)."""
+    batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+    vocabulary_size, dim = table.shape
+    flat_ids = ops.reshape(ops.cast(token_ids, "int32"), (-1, 1))  # (batch * tokens, 1)
+    vocabulary = ops.reshape(ops.arange(vocabulary_size, dtype="int32"), (1, -1))
+    one_hot = ops.cast(ops.equal(flat_ids, vocabulary), dtype)  # (batch * tokens, vocabulary)
+    # The ReLU is a no-op on 0/1 values; it keeps the TFLite converter from
+    # rewriting the product into EMBEDDING_LOOKUP, whose int8 kernel copies
+    # table bytes into an output of another scale (wrong embeddings).
+    one_hot = ops.relu(one_hot)
+    x = ops.matmul(one_hot, ops.cast(table, dtype))
+    return ops.reshape(x, (batch, length, dim))

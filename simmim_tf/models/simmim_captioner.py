@@ -9,6 +9,7 @@ from keras import ops
 from simmim_tf.api_export import simmim_export
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.caption_decoder import CaptionDecoder
+from simmim_tf.models.replayed_compile import ReplayedCompile
 from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_captioner_preprocessor import SimMIMCaptionerPreprocessor
@@ -21,7 +22,7 @@ MAX_BEAMS = 16
 
 
 @simmim_export
-class SimMIMCaptioner(UnusedBackboneLayers, ShuffledFit, keras_hub.models.Task):
+class SimMIMCaptioner(UnusedBackboneLayers, ReplayedCompile, ShuffledFit, keras_hub.models.Task):
     """Captions images: the backbone's image encoder (`encode_image`), then
     a `CaptionDecoder` (masked self-attention, cross-attention to the image
     regions, MLP) trained with teacher forcing.
@@ -102,14 +103,6 @@ class SimMIMCaptioner(UnusedBackboneLayers, ShuffledFit, keras_hub.models.Task):
         )
         super().compile(optimizer=optimizer, **kwargs)
         self.sampler = keras_hub.samplers.get(sampler)
-
-    def compile_from_config(self, config):
-        # Keras skips compile on load for models that override `compile`;
-        # ours only fills defaults, so the saved arguments can be replayed.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     @classmethod
     def from_preset(

@@ -10,6 +10,7 @@ from simmim_tf.api_export import simmim_export
 from simmim_tf.layers.contrastive_head import ContrastiveHead
 from simmim_tf.layers.embedding_projection import EmbeddingProjection
 from simmim_tf.models.contrastive_loss import LOSSES, contrastive_loss, pair_positives
+from simmim_tf.models.replayed_compile import ReplayedCompile
 from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
@@ -20,7 +21,7 @@ from simmim_tf.preprocessing.question_tokenizer import check_known_words
 
 
 @simmim_export
-class SimMIMRetriever(UnusedBackboneLayers, ShuffledFit, keras_hub.models.Task):
+class SimMIMRetriever(UnusedBackboneLayers, ReplayedCompile, ShuffledFit, keras_hub.models.Task):
     """Two towers on one backbone, trained to embed matching images and
     captions close together (CLIP, Radford et al. 2021; SigLIP, Zhai et
     al. 2023).
@@ -133,14 +134,6 @@ class SimMIMRetriever(UnusedBackboneLayers, ShuffledFit, keras_hub.models.Task):
             optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=0.01, clipnorm=1.0)
         kwargs.pop("loss", None)
         super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips compile on load for models that override `compile`;
-        # ours only fills defaults, so the saved arguments can be replayed.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     @classmethod
     def from_preset(

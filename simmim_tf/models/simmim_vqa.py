@@ -11,6 +11,7 @@ import numpy as np
 from simmim_tf.api_export import simmim_export
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.answer_head import AnswerHead
+from simmim_tf.models.replayed_compile import ReplayedCompile
 from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
@@ -31,7 +32,7 @@ PRESET_FILES = (
 
 
 @simmim_export
-class SimMIMVQA(ShuffledFit, keras_hub.models.Task):
+class SimMIMVQA(ReplayedCompile, ShuffledFit, keras_hub.models.Task):
     """Answer classification over a fixed answer vocabulary.
 
     A keras-hub `Task`: with a `preprocessor` attached, `fit`, `evaluate` and
@@ -248,14 +249,6 @@ class SimMIMVQA(ShuffledFit, keras_hub.models.Task):
     def default_optimizer(learning_rate=1e-3):
         """AdamW (weight decay 0.01) with gradients clipped to norm 1."""
         return keras.optimizers.AdamW(learning_rate, weight_decay=0.01, clipnorm=1.0)
-
-    def compile_from_config(self, config):
-        # Keras skips compile on load for models that override `compile`;
-        # ours only fills defaults, so the saved arguments can be replayed.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def answer_with_attention(self, inputs, training=False):
         """Logits and the backbone's attention maps, for explanation and export.
