@@ -1,16 +1,21 @@
 """Quantization-aware fine-tuning against plain fine-tuning, for int8.
 
-From one trained run, two copies are fine-tuned for the same steps at the
-same learning rate: one plainly, one with 8-bit fake quantization at the
-inputs of every Dense and Conv2D (`simmim_tf.export.quantization_aware`).
-Each is converted to the package's int8 TFLite model and compared with its
-own Keras model on the first N test questions: argmax agreement, and the
-accuracy of both. Also measured: how often int8 weights alone (kernels
-rounded to their per-channel int8 grid in Keras) change the Keras answer.
+From one trained run, at the same steps and learning rate, three copies
+are fine-tuned: plainly, with fake quantization at the inputs of every
+Dense and Conv2D (`matmul_inputs`, the first version, whose ranges the
+converter never saw), and with fake quantization at every tensor the int8
+converter quantizes, weights included, whose ranges go to the converter
+(`converter`; `simmim_tf.export.quantization_aware`). Each copy, and the run
+as trained, is exported (float32 and int8, the package's export) and
+measured by the export report on the whole test split: accuracy per family
+and question type of Keras, float32 and int8, int8's agreement with its own
+Keras model, sizes and latency.
 
-    python benchmarks/quantization_aware.py --run demo_out/run \
-        --data demo_out/data --steps 600 --questions 1000 \
-        --out benchmarks/results/quantization_aware.json
+    python benchmarks/quantization_aware.py --run demo_out/run \\
+        --data demo_out/data --steps 600 \\
+        --out benchmarks/results/quantization_aware_demo.json
+
+Run folders and exports go to benchmarks/data/<out stem>/ (not committed).
 """
 
 import argparse
@@ -18,117 +23,116 @@ import datetime
 import json
 import os
 import platform
-import tempfile
+import shutil
+import sys
 
-import numpy as np
-import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from simmim_tf.data.vqa_dataset import load_split
-from simmim_tf.export import quantization_aware as qa
-from simmim_tf.export import serving_saved_model, tflite_conversion
-from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
-from simmim_tf.training.runs import load_run
+from simmim_tf.export.export_report import export_report  # noqa: E402
+from simmim_tf.export.litert_exporter import export_run  # noqa: E402
+from simmim_tf.export.quantization_aware import PLAIN, fine_tune_run  # noqa: E402
 
-
-def keras_probabilities(model, test, ids, mask):
-    inputs = {"images": test.images[test.image_index[: len(ids)]], "token_ids": ids}
-    inputs["padding_mask"] = mask
-    return tf.nn.softmax(model.predict(inputs, batch_size=256, verbose=0)).numpy()
+ARMS = {
+    "as trained": None,
+    "fine-tuned": PLAIN,
+    "QAT, matmul inputs": "matmul_inputs",
+    "QAT, every tensor, ranges to the converter": "converter",
+}
 
 
-def int8_probabilities(model, tokenizer, answers, samples, test, ids):
-    """The int8 model of `model` (the export's own conversion) on the questions."""
-    with tempfile.TemporaryDirectory() as scratch:
-        serving_saved_model.write_saved_model(model, tokenizer, answers, scratch)
-        flatbuffer = tflite_conversion.convert(scratch, "int8", samples)
-    runner = Interpreter(model_content=flatbuffer).get_signature_runner()
-    images = test.images[test.image_index[: len(ids)]].astype(np.float32)
-    return np.concatenate(
-        [
-            runner(images=images[i : i + 1], token_ids=ids[i : i + 1])["probabilities"]
-            for i in range(len(ids))
-        ]
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="trained run folder")
     parser.add_argument("--data", required=True, help="its data folder (train and test splits)")
     parser.add_argument("--steps", type=int, default=600, help="fine-tuning steps of each copy")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--questions", type=int, default=1000, help="test questions compared")
     parser.add_argument("--calibration-size", type=int, default=200)
-    parser.add_argument("--out", help="write the figures as JSON here")
-    args = parser.parse_args()
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of: %(default)s")
+    parser.add_argument("--out", required=True, help="JSON to write; the .md table goes beside it")
+    args = parser.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",")]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        parser.error(f"--arms: unknown {unknown}; choose from {list(ARMS)}")
 
-    model = load_run(args.run)
-
-    tokenizer = model.preprocessor.question_tokenizer()
-
-    answers = AnswerVocabulary(model.preprocessor.answers)
-    size = model.backbone.image_size
-    test = load_split(args.data, "test", image_size=size)
-    n = min(args.questions, len(test))
-    ids, mask = tokenizer.encode_batch(test.questions[:n])
-    truth = np.array([answers.id(a) if a in answers.answers else -1 for a in test.answers[:n]])
-    dataset, _, _ = qa.training_dataset(args.data, tokenizer, answers, size, args.batch_size)
-    samples = tflite_conversion.representative_samples(
-        args.data, tokenizer, size, args.calibration_size
-    )
-    batches = qa.calibration_batches(samples)
-
-    def measure(name, model, ranges=None):
-        reference = keras_probabilities(model, test, ids, mask)
-        lite = int8_probabilities(model, tokenizer, answers, samples, test, ids)
-        row = {
-            "keras_accuracy": float(np.mean(reference.argmax(-1) == truth)),
-            "int8_accuracy": float(np.mean(lite.argmax(-1) == truth)),
-            "int8_agreement": float(np.mean(lite.argmax(-1) == reference.argmax(-1))),
-        }
-        if ranges:
-            with qa.fake_quantized_inputs(model, ranges):
-                emulated = keras_probabilities(model, test, ids, mask)
-            row["int8_agreement_with_fake_quant_keras"] = float(
-                np.mean(lite.argmax(-1) == emulated.argmax(-1))
-            )
-        print(name, json.dumps(row), flush=True)
-        return row
-
-    results = {"trained": measure("trained", model)}
-    original = keras_probabilities(model, test, ids, mask).argmax(-1)
-    snapped = load_run(args.run)
-    kernels = qa.snap_weights_to_int8(snapped)
-    results["int8_weights_only"] = {
-        "kernels": kernels,
-        "keras_answer_unchanged": float(
-            np.mean(keras_probabilities(snapped, test, ids, mask).argmax(-1) == original)
-        ),
-    }
-    print("int8 weights only", json.dumps(results["int8_weights_only"]), flush=True)
-
-    plain = load_run(args.run)
-    qa.fine_tune(plain, dataset, args.steps, args.learning_rate, verbose=2)
-    results["fine_tuned"] = measure("fine-tuned", plain)
-
-    aware = load_run(args.run)
-    ranges = qa.input_ranges(aware, batches)
-    qa.fine_tune(aware, dataset, args.steps, args.learning_rate, ranges=ranges, verbose=2)
-    results["quantization_aware"] = measure("quantization-aware", aware, ranges)
-
-    results["setup"] = {
-        "command": "python benchmarks/quantization_aware.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
+    stem = os.path.splitext(args.out)[0]
+    work = os.path.join("benchmarks", "data", os.path.basename(stem))
+    os.makedirs(work, exist_ok=True)
+    results = {
+        "command": "python benchmarks/quantization_aware.py " + " ".join(sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
-        "questions": n,
+        "arms": {},
     }
-    if args.out:
-        with open(args.out, "w") as f:
+    for i, arm in enumerate(arms):
+        run_dir = args.run
+        record = None
+        if ARMS[arm] is not None:
+            run_dir = os.path.join(work, f"run_{i}")
+            shutil.rmtree(run_dir, ignore_errors=True)
+            record = fine_tune_run(
+                args.run,
+                run_dir,
+                args.data,
+                steps=args.steps,
+                learning_rate=args.learning_rate,
+                batch_size=args.batch_size,
+                calibration_size=args.calibration_size,
+                scope=ARMS[arm],
+                verbose=2,
+            )
+        export_dir = os.path.join(work, f"export_{i}")
+        shutil.rmtree(export_dir, ignore_errors=True)
+        export_run(
+            run_dir,
+            export_dir,
+            args.data,
+            variants=("float32", "int8"),
+            calibration_size=args.calibration_size,
+            formats=("tflite",),
+        )
+        report = export_report(export_dir, run_dir, args.data)
+        results["arms"][arm] = {"fine_tuning": record, "report": report}
+        print(f"== {arm}\n{table({'arms': {arm: results['arms'][arm]}})}", flush=True)
+        with open(args.out + ".partial.json", "w") as f:
             json.dump(results, f, indent=1)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+    with open(stem + ".md", "w") as f:
+        f.write(f"{results['command']}\n{results['date']}, {results['machine']}\n\n")
+        f.write(table(results))
+    os.remove(args.out + ".partial.json")
+
+
+def table(results):
+    """Per arm: Keras and int8 accuracy per family and question type,
+    agreement, int8 latency and size."""
+    lines = []
+    for arm, entry in results["arms"].items():
+        rows = entry["report"]["variants"]
+        accuracy = rows["keras"]["accuracy"]
+        families = [f for f in accuracy if f not in ("overall", "by_question_type")]
+        types = sorted(accuracy.get("by_question_type", {}))
+        if not lines:
+            head = ["arm", "model", *families, "overall", *types, "agreement", "ms (1 thr)", "MB"]
+            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for model in ("keras", "float32", "int8"):
+            acc = rows[model]["accuracy"]
+            cells = [f"{100 * acc[f]['accuracy']:.2f}" for f in [*families, "overall"]]
+            cells += [f"{100 * acc['by_question_type'][t]['accuracy']:.2f}" for t in types]
+            extra = ["", "", ""]
+            if model != "keras":
+                extra = [
+                    f"{100 * rows[model]['agreement_with_keras']:.2f}%",
+                    f"{rows[model]['latency_ms']['1']:.2f}",
+                    f"{rows[model]['bytes'] / 1e6:.3f}",
+                ]
+            lines.append("| " + " | ".join([arm, model, *cells, *extra]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

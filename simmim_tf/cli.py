@@ -223,10 +223,11 @@ def _quantization_aware(args):
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         calibration_size=args.calibration_size,
+        scope=args.scope,
     )
     print(
-        f"wrote {args.out}: {record['steps']} quantization-aware steps over "
-        f"{record['fake_quantized_layers']} layers (loss {record['loss']:.4f}); "
+        f"wrote {args.out}: {record['steps']} quantization-aware steps with "
+        f"{record['fake_quantized_tensors']} fake-quantized tensors (loss {record['loss']:.4f}); "
         f"export it with simmim-tf export --run {args.out}"
     )
 
@@ -665,9 +666,10 @@ def _add_quantization_aware_command(sub):
     qa = sub.add_parser(
         "quantization-aware",
         help="fine-tune a run with int8 fake quantization before exporting int8",
-        description="Fine-tunes RUN's model with 8-bit fake quantization at the input of every "
-        "Dense and Conv2D layer (over the ranges the int8 calibration records) and writes a "
-        "new run folder to export. docs/export.md's quantization-aware table says when it helps.",
+        description="Fine-tunes RUN's model with 8-bit fake quantization where the int8 model "
+        "quantizes (over the ranges the int8 calibration records) and writes a new run folder. "
+        "`simmim-tf export --run OUT` then hands those ranges to the int8 converter. "
+        "docs/export.md's quantization-aware table says when it helps.",
     )
     qa.add_argument("--run", required=True, help="trained run folder")
     qa.add_argument("--out", required=True, help="new run folder to write")
@@ -682,6 +684,14 @@ def _add_quantization_aware_command(sub):
         type=int,
         default=200,
         help="calibration questions for the ranges, as for export (default 200)",
+    )
+    qa.add_argument(
+        "--scope",
+        choices=("converter", "matmul_inputs"),
+        default="converter",
+        help="converter: every tensor the int8 converter quantizes, weights included, ranges "
+        "saved for the export; matmul_inputs: only the inputs of Dense and Conv2D layers, "
+        "ranges not saved (the first version) (default converter)",
     )
     qa.set_defaults(func=_quantization_aware)
 

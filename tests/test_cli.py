@@ -169,8 +169,8 @@ def test_quantization_aware_writes_a_run_that_exports(trained_export, tmp_path, 
     assert "3 quantization-aware steps" in capsys.readouterr().out
     with open(os.path.join(out, "quantization_aware.json")) as f:
         record = json.load(f)
-    assert record["steps"] == 3 and record["fake_quantized_layers"] > 20
-    assert record["left_out_questions"] == 0
+    assert record["steps"] == 3 and record["fake_quantized_tensors"] > 100
+    assert record["left_out_questions"] == 0 and record["scope"] == "converter"
     tuned = load_run(out)
     original = load_run(trained_export["run"])
     assert tuned.preprocessor.answers == original.preprocessor.answers
@@ -182,8 +182,39 @@ def test_quantization_aware_writes_a_run_that_exports(trained_export, tmp_path, 
     assert any(changed)
     assert main(["quantization-aware", "--run", out, "--out", out]) == 2
     assert "give a new folder, not the run itself" in capsys.readouterr().err
+    _export_takes_the_saved_ranges(out, trained_export["data"], tmp_path)
     assert main([*args, "--steps", "0"]) == 2
     assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+def _export_takes_the_saved_ranges(run, data, tmp_path):
+    """The int8 converter quantizes LayerNorm's 1/std on the run's saved
+    ranges, not on its own calibration: widened ranges show in the model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from simmim_tf.export import quantization_aware as qa
+    from simmim_tf.export.tflite_model_ops import read_ops
+
+    ranges, scope = qa.load_ranges(run)
+    widened = {k: (2 * low, 2 * high) for k, (low, high) in ranges.items()}
+    qa.save_ranges(run, widened, scope)
+    export = str(tmp_path / "qat_export")
+    args = ["export", "--run", run, "--out", export, "--data", data, "--quantize", "int8"]
+    assert main([*args, "--format", "tflite", "--calibration-size", "40"]) == 0
+    path = os.path.join(export, "model_int8.tflite")
+    assert "FAKE_QUANT" not in {op.name for op in read_ops(path)}
+    scales = np.array(
+        [
+            scale
+            for t in Interpreter(model_path=path).get_tensor_details()
+            for scale in t["quantization_parameters"]["scales"]
+        ]
+    )
+    inv_std = [(low, high) for k, (low, high) in widened.items() if k.endswith("/inv_std")]
+    found = [
+        np.isclose(scales, (high - min(low, 0)) / 255, rtol=1e-4).any() for low, high in inv_std
+    ]
+    assert len(inv_std) > 5 and np.mean(found) > 0.8, found
 
 
 def test_benchmarks_start_from_the_run_and_its_split(trained_export):

@@ -1,24 +1,27 @@
 """Quantization-aware fine-tuning: fake quantization where TFLite quantizes,
-gone again after the block."""
+gone again after the block (the export's use of the ranges: test_cli)."""
+
+import types
 
 import keras
 import numpy as np
 import pytest
 
 from simmim_tf.export import quantization_aware as qa
+from simmim_tf.layers.quantization_points import quantization_handler, quantization_point
 from tests.conftest import tiny_inputs
 from tests.test_models import tiny_vqa
 
 
-def _model_and_ranges():
+def _model_and_ranges(scope="converter"):
     keras.utils.set_random_seed(0)
     model = tiny_vqa()
     x = tiny_inputs(batch=4)
-    return model, x, qa.input_ranges(model, [x])
+    return model, x, qa.tensor_ranges(model, [x], scope)
 
 
-def test_ranges_cover_every_dense_and_conv_input():
-    model, x, ranges = _model_and_ranges()
+def test_matmul_scope_covers_every_dense_and_conv_input():
+    model, x, ranges = _model_and_ranges("matmul_inputs")
     layers = qa.quantized_layers(model)
     # conv stem, attention projections, MLPs, answer head
     assert len(layers) > 20
@@ -30,12 +33,30 @@ def test_ranges_cover_every_dense_and_conv_input():
     assert -1.01 <= low < 0 < high <= 1.01
 
 
-def test_fake_quantization_only_inside_the_block():
-    model, x, ranges = _model_and_ranges()
+def test_converter_scope_names_the_tensors_inside_layers():
+    model, _, ranges = _model_and_ranges()
+    for layer in qa.quantized_layers(model):
+        assert f"{layer.path}/input" in ranges
+    norms = [k.rsplit("/", 1)[0] for k in ranges if k.endswith("/inv_std")]
+    assert len(norms) > 5
+    for norm in norms:
+        for point in ("mean", "centred", "squared", "variance", "normalised", "scaled"):
+            assert f"{norm}/{point}" in ranges
+        assert ranges[f"{norm}/variance"][0] >= 0 and ranges[f"{norm}/inv_std"][0] > 0
+    # softmax outputs take TFLite's fixed int8 scale, whatever calibration saw
+    weights = [v for k, v in ranges.items() if k.endswith("attention/weights")]
+    assert weights and all(v == (0.0, 255 / 256) for v in weights)
+    # folded into the convolution by the converter: no range of their own
+    assert not [k for k in ranges if "stem_norm" in k or "dropout" in k]
+
+
+@pytest.mark.parametrize("scope", qa.SCOPES)
+def test_fake_quantization_only_inside_the_block(scope):
+    model, x, ranges = _model_and_ranges(scope)
     before = np.asarray(model(x))
-    with qa.fake_quantized_inputs(model, ranges, num_bits=8):
+    with qa.emulated_int8(model, ranges, scope, num_bits=8):
         eight = np.asarray(model(x))
-    with qa.fake_quantized_inputs(model, ranges, num_bits=3):
+    with qa.emulated_int8(model, ranges, scope, num_bits=3):
         three = np.asarray(model(x))
         traced = model.predict(x, verbose=0)
     # nothing traced with fake quantization is kept (the CLI test covers fine_tune)
@@ -48,12 +69,36 @@ def test_fake_quantization_only_inside_the_block():
     assert 0 < err8 < err3, (err8, err3)
 
 
+def test_weights_are_fake_quantized_only_when_asked():
+    model, x, ranges = _model_and_ranges()
+    with qa.emulated_int8(model, ranges, weights=False):
+        activations = np.asarray(model(x))
+    with qa.emulated_int8(model, ranges, weights=True):
+        both = np.asarray(model(x))
+    assert np.abs(both - activations).max() > 0
+
+
 def test_missing_range_is_refused():
-    model, _, ranges = _model_and_ranges()
-    ranges.pop(next(iter(ranges)))
-    with pytest.raises(ValueError, match="no calibrated range"):
-        with qa.fake_quantized_inputs(model, ranges):
-            pass
+    for scope in qa.SCOPES:
+        model, x, ranges = _model_and_ranges(scope)
+        ranges.pop(next(iter(ranges)))
+        with pytest.raises(ValueError, match="no calibrated range"):
+            with qa.emulated_int8(model, ranges, scope):
+                model(x)
+
+
+def test_quantization_points_are_identity_outside_a_handler():
+    layer = types.SimpleNamespace(path="probe")  # a layer's path, all a point reads
+    x = np.arange(4.0)
+    assert quantization_point(layer, "p", x) is x
+    seen = []
+    with quantization_handler(lambda key, t, fixed: seen.append((key, fixed)) or t * 2):
+        np.testing.assert_array_equal(quantization_point(layer, "p", x, (0, 1)), 2 * x)
+        with pytest.raises(RuntimeError, match="already installed"):
+            with quantization_handler(lambda key, t, fixed: t):
+                pass
+    assert seen == [("probe/p", (0, 1))]
+    assert quantization_point(layer, "p", x) is x
 
 
 def test_snapped_kernels_sit_on_their_int8_grid():

@@ -14,6 +14,7 @@ import tempfile
 from simmim_tf.atomic_files import write_atomically
 from simmim_tf.edge.edge_predictor import META_FILE
 from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
+from simmim_tf.export.quantization_aware import load_ranges, write_saved_model_with_ranges
 from simmim_tf.export.serving_saved_model import write_saved_model
 from simmim_tf.export.tflite_conversion import (
     CALIBRATED,
@@ -73,7 +74,15 @@ def export_run(
                     data_dir, tokenizer, model.backbone.image_size, calibration_size
                 )
             for variant in variants:
-                flatbuffer = convert(saved_model, variant, samples, float_ops=int8_float_ops)
+                source = saved_model
+                if variant == "int8" and load_ranges(run_dir):
+                    # A quantization-aware run: its fake-quant ops, and so
+                    # its ranges, go to the converter (quantization_aware.py).
+                    source = os.path.join(scratch, "saved_model_with_ranges")
+                    write_saved_model_with_ranges(
+                        model, *load_ranges(run_dir), tokenizer, answers, source
+                    )
+                flatbuffer = convert(source, variant, samples, float_ops=int8_float_ops)
                 path = os.path.join(out_dir, f"model_{variant}.tflite")
                 write_atomically(path, flatbuffer)
                 report["files"][os.path.basename(path)] = len(flatbuffer)

@@ -1,17 +1,26 @@
-"""Quantization-aware fine-tuning with Keras's fake-quant ops.
+"""Quantization-aware fine-tuning: 8-bit fake quantization where TFLite's
+int8 model quantizes, with ranges that reach the converter.
 
-Once LayerNorm is kept in float, what separates the int8 model's answers
-from Keras's is the 8-bit inputs of its matrix products (docs/export.md, "int8 and
-the 99% agreement target"). So the fake quantization goes where TFLite
-quantizes those inputs: before every `Dense` and `Conv2D`, per tensor, 8
-bits over the range that the converter's calibration records on the same
-representative samples. Gradients pass straight through inside the range
-(the op's own gradient). `benchmarks/quantization_aware.py` compares it with
-plain fine-tuning; docs/export.md has the result.
+Two scopes, compared in docs/export.md ("Quantization-aware fine-tuning"):
 
-Nothing here changes the saved model: the fake-quant ops live in a
-`with fake_quantized_inputs(...)` block and are gone after it, so the
-fine-tuned model saves, loads and converts like any other.
+- `matmul_inputs`: the input of every `Dense` and `Conv2D`, the first
+  version (the int8 model's matrix-product inputs).
+- `converter` (default): every tensor the int8 converter quantizes that the
+  model can name: each layer's outputs (residual sums are block outputs),
+  each `Dense`/`Conv2D` input and pre-activation, and the quantization
+  points layers mark inside themselves (LayerNorm's intermediates, attention
+  scores and weights; `simmim_tf.layers.quantization_points`). While
+  training, kernels are also fake-quantized per output channel (symmetric,
+  narrow range), as the converter quantizes weights.
+
+Ranges are calibrated once, before fine-tuning, by min/max over the export's
+own calibration questions (what the converter records), and stay fixed.
+Keys are `"<layer path>/<tensor>"`. `emulated_int8` applies them only inside
+its `with` block; a run fine-tuned this way keeps its ranges in
+`quantization_ranges.json`, and `simmim-tf export` traces the int8 model's
+SavedModel inside the block, so the fake-quant ops reach the converter,
+which takes their ranges instead of its own calibration's
+(`convert_with_ranges`). Nothing here changes the saved weights' format.
 """
 
 import contextlib
@@ -21,10 +30,22 @@ import shutil
 
 import keras
 import numpy as np
+from keras import ops
 
 from simmim_tf.errors import SimMIMInputError
+from simmim_tf.export.serving_saved_model import write_saved_model
+from simmim_tf.layers.quantization_points import quantization_handler
 
 QUANTIZED_LAYERS = (keras.layers.Dense, keras.layers.Conv2D)
+# Their outputs are not fake-quantized: the converter folds batch norm into
+# the convolution before it and fuses the ReLU after, so the int8 model has
+# one tensor (the ReLU's output) where Keras has three, and a fake-quant op
+# in between would stop the folding.
+# Dropout is the identity in the int8 model: its output is its input.
+FUSED_OUTPUT_LAYERS = (keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.Dropout)
+SCOPES = ("converter", "matmul_inputs")
+PLAIN = "none"  # fine_tune_run's scope for plain fine-tuning, the comparison
+RANGES_FILE = "quantization_ranges.json"
 
 
 def quantized_layers(model):
@@ -44,51 +65,127 @@ def _wrapped_calls(layers, make_call):
             object.__delattr__(layer, "call")  # back to the class's method
 
 
-def input_ranges(model, batches):
-    """{layer path: (min, max)} of each quantized layer's input over `batches`
-    (model input dicts), as min/max calibration records them. Eager."""
-    lows, highs = {}, {}
+def _is_float(x):
+    return hasattr(x, "dtype") and "float" in str(keras.backend.standardize_dtype(x.dtype))
 
-    def recording(layer, call):
-        def record(inputs, *args, **kwargs):
-            x = keras.ops.convert_to_numpy(inputs)
-            lows[layer.path] = min(lows.get(layer.path, np.inf), float(x.min()))
-            highs[layer.path] = max(highs.get(layer.path, -np.inf), float(x.max()))
-            return call(inputs, *args, **kwargs)
 
-        return record
+def _is_linear(activation):
+    return activation is None or activation is keras.activations.linear
 
-    with _wrapped_calls(quantized_layers(model), recording):
-        for batch in batches:
-            model(batch, training=False)
-    if not lows:
-        raise ValueError("no calibration batch reached a Dense or Conv2D layer")
-    return {path: (lows[path], highs[path]) for path in lows}
+
+def _matmul_call(layer, x, kernel, point):
+    """`Dense`/`Conv2D`'s forward pass with `kernel`, the pre-activation through `point`."""
+    if isinstance(layer, keras.layers.Conv2D):
+        y = layer.convolution_op(x, kernel)
+        if layer.use_bias:
+            shape = (1, 1, 1, -1) if layer.data_format == "channels_last" else (1, -1, 1, 1)
+            y = y + ops.reshape(layer.bias, shape)
+    else:
+        y = ops.matmul(x, kernel)
+        if layer.use_bias:
+            y = y + layer.bias
+    if _is_linear(layer.activation):
+        return y
+    return layer.activation(point(f"{layer.path}/pre_activation", y, None))
+
+
+def _per_channel_int8(kernel):
+    """`kernel` fake-quantized per output channel, symmetric, narrow range
+    (the converter's weight quantization); straight-through gradient."""
+    flat = ops.reshape(kernel, (-1, ops.shape(kernel)[-1]))
+    bound = ops.stop_gradient(ops.maximum(ops.max(ops.abs(flat), axis=0), 1e-12))
+    return keras.quantizers.fake_quant_with_min_max_vars(
+        kernel, -bound, bound, num_bits=8, narrow_range=True, axis=-1
+    )
 
 
 @contextlib.contextmanager
-def fake_quantized_inputs(model, ranges, num_bits=8):
-    """Within the block, each quantized layer sees its input fake-quantized
-    to `num_bits` over `ranges[layer.path]` (from `input_ranges`)."""
-    layers = quantized_layers(model)
-    missing = [layer.path for layer in layers if layer.path not in ranges]
-    if missing:
-        raise ValueError(f"no calibrated range for {missing}")
+def _tensor_handler(model, scope, point, weights=False):
+    """Routes each tensor of `scope` through `point(key, tensor)` for the block."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; choose from {SCOPES}")
+    matmuls = quantized_layers(model)
+    if scope == "matmul_inputs":
 
-    def quantizing(layer, call):
+        def make_call(layer, call):
+            def quantized(inputs, *args, **kwargs):
+                return call(point(layer.path, inputs, None), *args, **kwargs)
+
+            return quantized
+
+        with _wrapped_calls(matmuls, make_call):
+            yield
+        return
+
+    def make_call(layer, call):
+        def quantized(*args, **kwargs):
+            if layer in matmul_set:
+                x = point(f"{layer.path}/input", args[0], None)
+                kernel = _per_channel_int8(layer.kernel) if weights else layer.kernel
+                outputs = _matmul_call(layer, x, kernel, point)
+            else:
+                outputs = call(*args, **kwargs)
+            if isinstance(layer, FUSED_OUTPUT_LAYERS):
+                return outputs
+            flat = keras.tree.flatten(outputs)
+            flat = [
+                point(f"{layer.path}/output_{i}", x, None) if _is_float(x) else x
+                for i, x in enumerate(flat)
+            ]
+            return keras.tree.pack_sequence_as(outputs, flat)
+
+        return quantized
+
+    matmul_set = set(matmuls)
+    layers = [layer for layer in model._flatten_layers(include_self=False)]
+    with quantization_handler(point), _wrapped_calls(layers, make_call):
+        yield
+
+
+def tensor_ranges(model, batches, scope="converter"):
+    """{key: (min, max)} of each tensor of `scope` over `batches` (model
+    input dicts), as the converter's min/max calibration records them. Eager."""
+    lows, highs = {}, {}
+
+    def record(key, x, fixed_range=None):
+        if fixed_range is not None:
+            lows[key], highs[key] = fixed_range
+            return x
+        values = keras.ops.convert_to_numpy(x)
+        lows[key] = min(lows.get(key, np.inf), float(values.min()))
+        highs[key] = max(highs.get(key, -np.inf), float(values.max()))
+        return x
+
+    with _tensor_handler(model, scope, record):
+        for batch in batches:
+            model(batch, training=False)
+    if not lows:
+        raise ValueError("no calibration batch reached a quantized tensor")
+    return {key: (lows[key], highs[key]) for key in lows}
+
+
+@contextlib.contextmanager
+def emulated_int8(model, ranges, scope="converter", weights=True, num_bits=8):
+    """Within the block, each tensor of `scope` is fake-quantized to
+    `num_bits` over `ranges[key]` (from `tensor_ranges`); with `weights`
+    (and scope `converter`), the kernels too. A tensor without a range
+    raises: the ranges come from another model or another scope."""
+    if scope == "matmul_inputs":
+        missing = [layer.path for layer in quantized_layers(model) if layer.path not in ranges]
+        if missing:
+            raise ValueError(f"no calibrated range for {missing}")
+
+    def fake_quant(key, x, fixed_range=None):
+        if fixed_range is None and key not in ranges:
+            raise ValueError(f"no calibrated range for {key}")
         # TFLite's ranges always hold 0 (its zero point is an integer).
-        low, high = min(ranges[layer.path][0], 0.0), max(ranges[layer.path][1], 0.0)
-
-        def fake_quant(inputs, *args, **kwargs):
-            quantized = keras.quantizers.fake_quant_with_min_max_vars(
-                inputs, low, high, num_bits=num_bits
-            )
-            return call(quantized, *args, **kwargs)
-
-        return fake_quant
+        low, high = fixed_range or (min(ranges[key][0], 0.0), max(ranges[key][1], 0.0))
+        if high - low < 1e-12:
+            return x  # a constant zero tensor: the converter's range is degenerate too
+        return keras.quantizers.fake_quant_with_min_max_vars(x, low, high, num_bits=num_bits)
 
     try:
-        with _wrapped_calls(layers, quantizing):
+        with _tensor_handler(model, scope, fake_quant, weights=weights):
             yield
     finally:
         # model.fit / predict keep their traced functions: drop the ones
@@ -96,17 +193,40 @@ def fake_quantized_inputs(model, ranges, num_bits=8):
         model.train_function = model.predict_function = model.test_function = None
 
 
-def fine_tune(model, dataset, steps, learning_rate, ranges=None, verbose="auto"):
+def fine_tune(model, dataset, steps, learning_rate, ranges=None, scope="converter", verbose="auto"):
     """`steps` steps of the model's default training (`compile()`) on
     `dataset` at a constant `learning_rate`; with `ranges`, under
-    `fake_quantized_inputs`. Returns the mean training loss over the steps."""
+    `emulated_int8`. Returns the mean training loss over the steps."""
     model.compile(learning_rate=learning_rate)
-    block = fake_quantized_inputs(model, ranges) if ranges else contextlib.nullcontext()
+    block = emulated_int8(model, ranges, scope) if ranges else contextlib.nullcontext()
     with block:
         history = model.fit(
             dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=verbose, shuffle=False
         )
     return float(history.history["loss"][-1])
+
+
+def write_saved_model_with_ranges(model, ranges, scope, tokenizer, answers, path):
+    """The conversion source SavedModel (`serving_saved_model`), traced with
+    the fake-quant ops of `ranges` in the graph (weights left float: the
+    converter quantizes them per channel itself)."""
+    with emulated_int8(model, ranges, scope, weights=False):
+        write_saved_model(model, tokenizer, answers, path)
+
+
+def save_ranges(folder, ranges, scope):
+    with open(os.path.join(folder, RANGES_FILE), "w") as f:
+        json.dump({"scope": scope, "ranges": {k: list(v) for k, v in ranges.items()}}, f)
+
+
+def load_ranges(folder):
+    """(ranges, scope) saved by a quantization-aware run, or None."""
+    path = os.path.join(folder, RANGES_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    return {k: tuple(v) for k, v in record["ranges"].items()}, record["scope"]
 
 
 def snap_weights_to_int8(model):
@@ -171,13 +291,16 @@ def fine_tune_run(
     learning_rate=1e-4,
     batch_size=64,
     calibration_size=200,
+    scope="converter",
     verbose="auto",
 ):
     """A quantization-aware copy of a run: RUN's model fine-tuned `steps`
-    steps under `fake_quantized_inputs`, written with RUN's preprocessor
-    and config to `out_dir`, a run folder (preset) that `simmim-tf export`
-    takes. The ranges come from the same calibration questions the export
-    uses. Returns what it wrote to OUT/quantization_aware.json."""
+    steps under `emulated_int8`, written with RUN's preprocessor and config
+    to `out_dir`, a run folder (preset) that `simmim-tf export` takes, with
+    the ranges in OUT/quantization_ranges.json (scope `converter`: the export
+    hands them to the converter; `none`: plain fine-tuning). The ranges come
+    from the same calibration questions the export uses. Returns what it wrote to
+    OUT/quantization_aware.json."""
     # Imported here: the training stack is not needed to apply the context.
     from simmim_tf.export.tflite_conversion import representative_samples
     from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
@@ -195,13 +318,17 @@ def fine_tune_run(
         data_dir, tokenizer, answers, size, batch_size
     )
     samples = representative_samples(data_dir, tokenizer, size, calibration_size)
-    ranges = input_ranges(model, calibration_batches(samples))
-    loss = fine_tune(model, dataset, steps, learning_rate, ranges=ranges, verbose=verbose)
+    ranges = None
+    if scope != PLAIN:
+        ranges = tensor_ranges(model, calibration_batches(samples), scope)
+    loss = fine_tune(model, dataset, steps, learning_rate, ranges, scope, verbose=verbose)
     os.makedirs(out_dir, exist_ok=True)
     shutil.copyfile(
         os.path.join(run_dir, "run_config.json"), os.path.join(out_dir, "run_config.json")
     )
     save_preset_atomically(model, out_dir)
+    if scope == "converter":
+        save_ranges(out_dir, ranges, scope)
     record = {
         "from_run": os.path.abspath(run_dir),
         "data": data_dir,
@@ -211,7 +338,8 @@ def fine_tune_run(
         "training_questions": num_questions,
         "left_out_questions": skipped,
         "calibration_questions": len(samples),
-        "fake_quantized_layers": len(ranges),
+        "scope": scope,
+        "fake_quantized_tensors": len(ranges or ()),
         "loss": loss,
     }
     with open(os.path.join(out_dir, "quantization_aware.json"), "w") as f:

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from simmim_tf.api_export import simmim_export
+from simmim_tf.layers.quantization_points import quantization_point
 
 
 @simmim_export
@@ -31,12 +32,20 @@ class LayerNorm(keras.layers.Layer):
 
     def call(self, x):
         # Statistics in float32 for mixed precision.
+        # Each intermediate is a tensor the int8 model quantizes on its own
+        # scale: the quantization points name them (identity outside
+        # quantization-aware work).
         x32 = ops.cast(x, "float32")
-        mean = ops.mean(x32, axis=-1, keepdims=True)  # (..., 1)
-        centred = x32 - mean
-        variance = ops.mean(ops.square(centred), axis=-1, keepdims=True)
-        normalised = centred * ops.rsqrt(variance + self.epsilon)  # (..., dim)
-        out = normalised * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")
+        mean = quantization_point(self, "mean", ops.mean(x32, axis=-1, keepdims=True))  # (..., 1)
+        centred = quantization_point(self, "centred", x32 - mean)
+        # A product, not ops.square: TFLite has no int8 SQUARE kernel (and no
+        # int16 SQUARED_DIFFERENCE), every integer MUL kernel exists.
+        squared = quantization_point(self, "squared", centred * centred)
+        variance = quantization_point(self, "variance", ops.mean(squared, axis=-1, keepdims=True))
+        inv_std = quantization_point(self, "inv_std", ops.rsqrt(variance + self.epsilon))
+        normalised = quantization_point(self, "normalised", centred * inv_std)  # (..., dim)
+        scaled = quantization_point(self, "scaled", normalised * ops.cast(self.gamma, "float32"))
+        out = scaled + ops.cast(self.beta, "float32")
         return ops.cast(out, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

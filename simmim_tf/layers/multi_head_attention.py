@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from simmim_tf.api_export import simmim_export
+from simmim_tf.layers.quantization_points import quantization_point
 
 # How far below a row's lowest score masked keys are put: e^-20 ≈ 2e-9.
 MASK_MARGIN = 20.0
@@ -90,8 +91,11 @@ class MultiHeadAttention(keras.layers.Layer):
         """The attention from projected heads, (batch, heads, length, key_dim)
         each: what a decoder with a key/value cache calls with its cached
         keys and values. Returns `call`'s (outputs, weights)."""
-        q = q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
+        q = quantization_point(
+            self, "scaled_query", q * ops.cast(1.0 / math.sqrt(self.key_dim), q.dtype)
+        )
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (batch, heads, queries, keys)
+        scores = quantization_point(self, "scores", scores)
         # Softmax in float32 so that mixed float16 does not overflow.
         scores = ops.cast(scores, "float32")
         if attention_bias is not None:
@@ -104,8 +108,12 @@ class MultiHeadAttention(keras.layers.Layer):
             )  # (batch, heads, queries, 1)
             # scores - (scores - floor) * dropped: masked keys land on `floor`.
             scores = scores - (scores - floor) * dropped
+        scores = quantization_point(self, "masked_scores", scores)
         weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
+        # TFLite's int8 softmax writes its output on the fixed scale 1/256.
+        weights = quantization_point(self, "weights", weights, fixed_range=(0.0, 255 / 256))
         attended = ops.matmul(self.weights_dropout(weights, training=training), v)
+        attended = quantization_point(self, "attended", attended)
         attended = ops.transpose(attended, (0, 2, 1, 3))  # (batch, queries, heads, key_dim)
         batch, length = ops.shape(attended)[0], ops.shape(attended)[1]
         attended = ops.reshape(attended, (batch, length, self.num_heads * self.key_dim))

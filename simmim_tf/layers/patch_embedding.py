@@ -111,7 +111,7 @@ class PatchEmbedding(keras.layers.Layer):
                         name=f"stem_norm_{i}",
                         dtype=policy,
                     ),
-                    keras.layers.ReLU(dtype=policy),
+                    keras.layers.ReLU(name=f"stem_relu_{i}", dtype=policy),
                 ]
             self.stem_layers.append(
                 keras.layers.Conv2D(self.hidden_dim, 1, name="stem_projection", dtype=policy)
