@@ -32,11 +32,15 @@ from simmim_tf.export.export_report import export_report  # noqa: E402
 from simmim_tf.export.litert_exporter import export_run  # noqa: E402
 from simmim_tf.export.quantization_aware import PLAIN, fine_tune_run  # noqa: E402
 
+# arm: the fine-tuning scope (None: the run as trained, not fine-tuned).
+# trained: post-training int8 of the run; fine_tuned: plain fine-tuning;
+# qat_matmul_inputs: fake quantization at Dense/Conv2D inputs, ranges not
+# exported; qat_converter: at every tensor, weights too, ranges exported.
 ARMS = {
-    "as trained": None,
-    "fine-tuned": PLAIN,
-    "QAT, matmul inputs": "matmul_inputs",
-    "QAT, every tensor, ranges to the converter": "converter",
+    "trained": None,
+    "fine_tuned": PLAIN,
+    "qat_matmul_inputs": "matmul_inputs",
+    "qat_converter": "converter",
 }
 
 
