@@ -6,7 +6,8 @@ the square into one SQUARED_DIFFERENCE op. Same weights, same calibration,
 two graphs: this converts the run's model both ways (the second by patching
 `LayerNorm.call` for the length of the export) and measures each int8
 model's agreement with Keras on the test questions and its latency on one
-thread, beside float32.
+thread (model only: median of 60 calls, and ai-edge-litert's benchmark
+tool), beside float32.
 
     python benchmarks/layer_norm_square.py --run demo_out/run --data demo_out/data \\
         --out benchmarks/results/layer_norm_square_demo.json
@@ -28,8 +29,9 @@ from keras import ops
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.tflite_agreement import median_ms  # noqa: E402
 from simmim_tf.export import serving_saved_model, tflite_conversion  # noqa: E402
-from simmim_tf.export.export_report import _latency_ms, _litert_benchmark_ms  # noqa: E402
+from simmim_tf.export.export_report import _litert_benchmark_ms  # noqa: E402
 from simmim_tf.export.tflite_model_ops import read_ops  # noqa: E402
 from simmim_tf.layers.layer_norm import LayerNorm  # noqa: E402
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary  # noqa: E402
@@ -100,9 +102,7 @@ def main():
             ops_count = collections.Counter(op.name for op in read_ops(flatbuffer))
             rows[name] = {
                 "agreement_with_keras": float(np.mean(lite == keras_answers)),
-                "ms_1_thread": _latency_ms(
-                    path, test.images[test.image_index[0]], test.questions[0], 1, 50
-                ),
+                "ms_1_thread": median_ms(path, images, inputs["token_ids"]),
                 "benchmark_tool_ms_1_thread": _litert_benchmark_ms(path, 1, 50),
                 "bytes": len(flatbuffer),
                 "ops": sum(ops_count.values()),
