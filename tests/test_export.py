@@ -94,21 +94,29 @@ def test_float32_tflite_matches_keras(trained_export):
 
 
 def test_int8_tflite_agrees_with_keras(trained_export):
-    """int8 against Keras, as a regression guard.
+    """int8 against Keras, at the level this fixture reaches.
 
-    The walking-skeleton target is the same argmax on at least 99% of
-    questions; it is NOT met: on the 4,000 test questions the export's int8
-    agrees on 97.4% for the `make demo` model and 95.4% for a 12-epoch one
-    (`benchmarks/tflite_agreement.py`; README, "int8 and the 99% agreement
-    target"). This fixture's tiny model reached 98.5% on 200 questions. The
-    test holds a level below those so that a broken conversion (40% with
-    ONE_HOT in int8) cannot pass unnoticed.
+    On the two-anchor Sort-of-CLEVR models the export's int8 agrees with
+    Keras on 99.50% (6 epochs on 10,000 images) and 99.22% (`make demo`) of
+    the 4,000 test questions (docs/export.md, "int8 on the two-anchor
+    models"). This fixture's small model has near ties on most questions:
+    on its 600 test questions int8 agreed on 94.3% overall and on all 185
+    where Keras's two best answers are 0.1 apart (2026-12-01). A broken
+    conversion (ONE_HOT in int8 gave 40%) changes decided answers too.
     """
-    keras_probs, lite = _keras_and_tflite(trained_export, "int8", 200)
-    agreement = np.mean(keras_probs.argmax(-1) == lite.argmax(-1))
-    print(f"int8 argmax agreement with Keras: {agreement:.3f}")
+    count = len(load_split(trained_export["data"], "test"))
+    keras_probs, lite = _keras_and_tflite(trained_export, "int8", count)
+    same = keras_probs.argmax(-1) == lite.argmax(-1)
+    top2 = np.sort(keras_probs, axis=-1)[:, -2:]
+    decided = (top2[:, 1] - top2[:, 0]) >= 0.1
+    print(
+        f"int8 argmax agreement with Keras: {same.mean():.3f} of {count}, "
+        f"{same[decided].mean():.3f} of the {decided.sum()} decided"
+    )
     assert np.allclose(lite.sum(-1), 1.0, atol=0.02)
-    assert agreement >= 0.85, agreement
+    assert decided.sum() >= 100, decided.sum()
+    assert same[decided].mean() >= 0.99, same[decided].mean()
+    assert same.mean() >= 0.92, same.mean()
 
 
 def test_saved_model_loads_without_simmim_or_keras(trained_export):
@@ -253,7 +261,7 @@ def test_int8_mixed_keeps_all_but_the_matrix_products_in_float(trained_export, t
     # preset this 4-epoch model measured 0.89 (2026-11-30), from 0.9 or more
     # before; the well-trained demo model's int8 agrees within 0.2 points of
     # Keras per family (docs/benchmarks.md). Issue 17 measures int8 properly.
-    assert agreement >= 0.85, agreement
+    assert agreement >= 0.92, agreement
     with pytest.raises(SimMIMInputError, match=r"\['CONV_3D'\]: no such op in this model"):
         check_float_ops_present(flatbuffer, ["SOFTMAX", "CONV_3D"])
 
