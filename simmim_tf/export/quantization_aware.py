@@ -177,7 +177,10 @@ def emulated_int8(model, ranges, scope="converter", weights=True, num_bits=8):
 
     def fake_quant(key, x, fixed_range=None):
         if fixed_range is None and key not in ranges:
-            raise ValueError(f"no calibrated range for {key}")
+            raise SimMIMInputError(
+                f"no calibrated range for {key}: the ranges ({RANGES_FILE}) are of another "
+                "model or scope"
+            )
         # TFLite's ranges always hold 0 (its zero point is an integer).
         low, high = fixed_range or (min(ranges[key][0], 0.0), max(ranges[key][1], 0.0))
         if high - low < 1e-12:
