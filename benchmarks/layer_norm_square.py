@@ -24,12 +24,11 @@ import sys
 import tempfile
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 from keras import ops
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.tflite_agreement import median_ms  # noqa: E402
+from benchmarks.tflite_agreement import median_ms, tflite_probabilities  # noqa: E402
 from simmim_tf.export import serving_saved_model, tflite_conversion  # noqa: E402
 from simmim_tf.export.export_report import _litert_benchmark_ms  # noqa: E402
 from simmim_tf.export.tflite_model_ops import read_ops  # noqa: E402
@@ -90,15 +89,7 @@ def main():
             path = os.path.join(scratch, f"model_{len(rows)}.tflite")
             with open(path, "wb") as f:
                 f.write(flatbuffer)
-            runner = Interpreter(model_path=path).get_signature_runner()
-            lite = np.array(
-                [
-                    runner(images=images[i : i + 1], token_ids=inputs["token_ids"][i : i + 1])[
-                        "probabilities"
-                    ].argmax()
-                    for i in range(len(images))
-                ]
-            )
+            lite = tflite_probabilities(path, images, inputs["token_ids"]).argmax(-1)
             ops_count = collections.Counter(op.name for op in read_ops(flatbuffer))
             rows[name] = {
                 "agreement_with_keras": float(np.mean(lite == keras_answers)),
