@@ -179,6 +179,18 @@ def main(argv=None):
     )
     parser.add_argument("--max-sequence-length", type=int, default=24, help="question tokens")
     parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="initialisation and shuffling seed; a second seed is a second run for the variance",
+    )
+    parser.add_argument(
+        "--save-models",
+        default="",
+        help="a folder to write each trained variant to (FOLDER/VARIANT, a run that "
+        "`simmim-tf export` reads); default: not written",
+    )
+    parser.add_argument(
         "--out",
         default="benchmarks/results/ablations_sort_of_clevr.json",
         help="JSON to write; the .md table and .png curves go beside it",
@@ -194,11 +206,20 @@ def main(argv=None):
     report["preset"] = args.preset
     base_overrides, base_recipe = ALL[args.base] if args.base else ({}, {})
     report["base"] = args.base or "FULL"
+    report["seed"] = args.seed
     for name in variants:
         overrides, recipe = ALL[name]
         overrides, recipe = {**base_overrides, **overrides}, {**base_recipe, **recipe}
         print(f"== {name}: {overrides} {recipe}", flush=True)
-        result = train_simmim(data, args.minutes, args.preset, {**FULL, **overrides}, recipe)
+        result = train_simmim(
+            data,
+            args.minutes,
+            args.preset,
+            {**FULL, **overrides},
+            recipe,
+            seed=args.seed,
+            save_to=os.path.join(args.save_models, name) if args.save_models else None,
+        )
         report["results"].append({"model": name, **result})
         print(f"{name}: {summary(result['accuracy'])}", flush=True)
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
@@ -211,7 +232,8 @@ def main(argv=None):
 def table(report):
     return (
         f"{report['title']}: {report['minutes_per_model']} min of training per variant, "
-        f"preset {report['preset']}, base {report.get('base', 'FULL')}; "
+        f"preset {report['preset']}, base {report.get('base', 'FULL')}, "
+        f"seed {report.get('seed', 0)}; "
         f"{report['train_questions']} training / "
         f"{report['test_questions']} test questions; {report['date']}, {report['machine']}.\n"
         f"Test accuracy (%) per family and per question type.\n\n" + per_type_table(report)

@@ -28,13 +28,18 @@ from simmim_tf.data.anchor_targets import anchor_targets  # noqa: E402
 from simmim_tf.data.region_targets import region_targets  # noqa: E402
 from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
 from simmim_tf.evaluation import accuracy_by_family  # noqa: E402
+from simmim_tf.models.simmim_image_converter import SimMIMImageConverter  # noqa: E402
 from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder  # noqa: E402
+from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer  # noqa: E402
 from simmim_tf.models.simmim_vqa import SimMIMVQA  # noqa: E402
+from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor  # noqa: E402
 from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining  # noqa: E402
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary  # noqa: E402
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer  # noqa: E402
 from simmim_tf.training.image_grouped_batches import image_grouped_batches  # noqa: E402
 from simmim_tf.training.input_pipeline import make_dataset  # noqa: E402
+from simmim_tf.training.run_config import RunConfig  # noqa: E402
+from simmim_tf.training.runs import save_preset_atomically  # noqa: E402
 
 
 def machine():
@@ -187,7 +192,9 @@ RECIPE = {
 }
 
 
-def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed=0, init_from=None):
+def train_simmim(
+    data, minutes, preset="tiny", overrides=None, recipe=None, seed=0, init_from=None, save_to=None
+):
     """Trains a SimMIM variant for `minutes`; returns the result dict.
 
     overrides: backbone arguments replacing the preset's (the ablations).
@@ -195,6 +202,8 @@ def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed
     grounding loss off.
     init_from: a `simmim-tf pretrain` folder whose image encoder the model
     starts from (`overrides` must give its architecture).
+    save_to: a folder to write the trained model to as a run (a preset with
+    its preprocessor and run_config.json), for `simmim-tf export`.
     """
     recipe = {**RECIPE, **(recipe or {})}
     keras.utils.set_random_seed(seed)
@@ -249,7 +258,26 @@ def train_simmim(data, minutes, preset="tiny", overrides=None, recipe=None, seed
     budget = BudgetedEvaluation(60 * minutes, lambda: data.evaluate(vqa))
     schedule = TimeCosineSchedule(budget, recipe["learning_rate"], recipe["warmup_steps"])
     model.fit(dataset, epochs=100_000, callbacks=[budget, schedule], verbose=0, shuffle=False)
+    if save_to:
+        save_run(vqa, data, preset, seed, save_to)
     return _result(vqa, budget, len(data.train), recipe, overrides)
+
+
+def save_run(vqa, data, preset, seed, out_dir):
+    """Writes `vqa` as a run folder that `simmim-tf export` and `evaluate` read."""
+    vqa.preprocessor = SimMIMVQAPreprocessor(
+        tokenizer=SimMIMTokenizer(data.tokenizer.vocabulary),
+        image_converter=SimMIMImageConverter(data.image_size),
+        answers=data.answers.answers,
+        sequence_length=data.tokenizer.sequence_length,
+    )
+    save_preset_atomically(vqa, out_dir)
+    RunConfig(
+        data=data.dir,
+        preset=preset,
+        max_sequence_length=data.tokenizer.sequence_length,
+        seed=seed,
+    ).save(os.path.join(out_dir, "run_config.json"))
 
 
 def train_baseline(data, minutes, model, learning_rate=2.5e-4, batch_size=64, seed=0):
