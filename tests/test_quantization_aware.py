@@ -109,3 +109,23 @@ def test_snapped_kernels_sit_on_their_int8_grid():
     columns = kernel.reshape(-1, kernel.shape[-1])
     steps = columns / (np.abs(columns).max(axis=0) / 127)
     np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+
+
+def test_float_prefixes_keep_a_part_of_the_model_out_of_int8():
+    model, x, ranges = _model_and_ranges()
+    before = np.asarray(model(x))
+    with qa.emulated_int8(model, ranges):
+        everything = np.asarray(model(x))
+    # every part of the model in float: nothing is quantized
+    parts = {key.split("/")[0] for key in ranges}
+    parts |= {layer.path.split("/")[0] for layer in qa.quantized_layers(model)}
+    with qa.emulated_int8(model, ranges, float_prefixes=parts):
+        np.testing.assert_array_equal(np.asarray(model(x)), before)
+    # the answer head in float: its ranges are not needed, and the output
+    # differs from both the float and the fully fake-quantized one
+    kept = {key: value for key, value in ranges.items() if not key.startswith("answer_head")}
+    assert len(kept) < len(ranges)
+    with qa.emulated_int8(model, kept, float_prefixes=["answer_head"]):
+        partial = np.asarray(model(x))
+    assert np.abs(partial - everything).max() > 0
+    assert np.abs(partial - before).max() > 0

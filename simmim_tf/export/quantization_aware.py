@@ -100,8 +100,10 @@ def _per_channel_int8(kernel):
 
 
 @contextlib.contextmanager
-def _tensor_handler(model, scope, point, weights=False):
-    """Routes each tensor of `scope` through `point(key, tensor)` for the block."""
+def _tensor_handler(model, scope, point, weights=False, float_prefixes=()):
+    """Routes each tensor of `scope` through `point(key, tensor)` for the
+    block; the kernels of layers whose path starts with one of
+    `float_prefixes` stay float even with `weights`."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; choose from {SCOPES}")
     matmuls = quantized_layers(model)
@@ -121,7 +123,8 @@ def _tensor_handler(model, scope, point, weights=False):
         def quantized(*args, **kwargs):
             if layer in matmul_set:
                 x = point(f"{layer.path}/input", args[0], None)
-                kernel = _per_channel_int8(layer.kernel) if weights else layer.kernel
+                quantize = weights and not layer.path.startswith(tuple(float_prefixes))
+                kernel = _per_channel_int8(layer.kernel) if quantize else layer.kernel
                 outputs = _matmul_call(layer, x, kernel, point)
             else:
                 outputs = call(*args, **kwargs)
@@ -165,17 +168,24 @@ def tensor_ranges(model, batches, scope="converter"):
 
 
 @contextlib.contextmanager
-def emulated_int8(model, ranges, scope="converter", weights=True, num_bits=8):
+def emulated_int8(model, ranges, scope="converter", weights=True, num_bits=8, float_prefixes=()):
     """Within the block, each tensor of `scope` is fake-quantized to
     `num_bits` over `ranges[key]` (from `tensor_ranges`); with `weights`
     (and scope `converter`), the kernels too. A tensor without a range
-    raises: the ranges come from another model or another scope."""
+    raises: the ranges come from another model or another scope.
+
+    float_prefixes: keys (and, for the kernels, layer paths) starting with
+    one of these stay float: the part of the model kept out of int8, for
+    finding where int8 loses accuracy (`benchmarks/int8_sensitivity.py`)."""
+    float_prefixes = tuple(float_prefixes)
     if scope == "matmul_inputs":
         missing = [layer.path for layer in quantized_layers(model) if layer.path not in ranges]
         if missing:
             raise ValueError(f"no calibrated range for {missing}")
 
     def fake_quant(key, x, fixed_range=None):
+        if float_prefixes and key.startswith(float_prefixes):
+            return x
         if fixed_range is None and key not in ranges:
             raise SimMIMInputError(
                 f"no calibrated range for {key}: the ranges ({RANGES_FILE}) are of another "
@@ -188,7 +198,7 @@ def emulated_int8(model, ranges, scope="converter", weights=True, num_bits=8):
         return keras.quantizers.fake_quant_with_min_max_vars(x, low, high, num_bits=num_bits)
 
     try:
-        with _tensor_handler(model, scope, fake_quant, weights=weights):
+        with _tensor_handler(model, scope, fake_quant, weights, float_prefixes):
             yield
     finally:
         # model.fit / predict keep their traced functions: drop the ones
