@@ -151,6 +151,10 @@ ALTERNATIVES = {
         },
         {"anchor_weight": 1.0, "anchor_named_by": "description"},
     ),
+    # Recipe: Adam's second moment over ~20 steps instead of ~1,000, so that
+    # a sudden rise of the gradients does not meet a stale, small estimate
+    # (the usual cure for loss spikes in transformer training); with --base.
+    "beta_2_0.95": ({}, {"beta_2": 0.95}),
 }
 ALL = {**VARIANTS, **ALTERNATIVES}
 

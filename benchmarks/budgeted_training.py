@@ -179,6 +179,7 @@ RECIPE = {
     "learning_rate": 1e-3,
     "weight_decay": 0.05,
     "clipnorm": 1.0,
+    "beta_2": 0.999,  # Keras's default
     "warmup_steps": 300,
     "batch_size": 64,
     "questions_per_image": 4,
@@ -241,6 +242,7 @@ def train_simmim(
         keras.optimizers.AdamW(
             recipe["learning_rate"],
             weight_decay=recipe["weight_decay"],
+            beta_2=recipe["beta_2"],
             clipnorm=recipe["clipnorm"],
         ),
         label_smoothing=recipe["label_smoothing"],
