@@ -5,16 +5,20 @@ Every tensor the int8 converter quantizes (the `converter` scope of
 export's own calibration records (200 training questions), the kernels per
 output channel. Then each top-level part of the model (patch_embedding,
 image_encoder, question_encoder, visual_attention, ..., answer_head) is kept
-in float in turn ("int8 but PART"), and quantized alone ("only PART"). The
-"all int8" row against the .tflite's own figure (the export report) says
-how closely the emulation follows the converter. No conversion is run.
+in float in turn ("int8 but PART"), and quantized alone ("only PART"); with
+--within PART, only PART is quantized and each of its tensors is kept in
+float in turn. The "all int8" row against the .tflite's own figure (the
+export report) says how closely the emulation follows the converter. No
+conversion is run.
 
 Per family and per question type accuracy on the first N test questions,
 and argmax agreement with the float model.
 
-    python benchmarks/int8_sensitivity.py --run benchmarks/data/int8_run_clevr2d \
-        --data benchmarks/data/clevr2d --questions 9803 \
-        --out benchmarks/results/int8_sensitivity_clevr2d.json
+    python benchmarks/int8_sensitivity.py \
+        --run benchmarks/data/clevr2d_60min_seed1/two_anchors_read \
+        --data benchmarks/data/clevr2d --questions 3000 \
+        --out benchmarks/results/int8_sensitivity_clevr2d_60min.json
+    python benchmarks/int8_sensitivity.py ... --within visual_attention
 """
 
 import argparse
@@ -49,6 +53,12 @@ def main():
     parser.add_argument("--data", required=True, help="data folder (train: calibration; test)")
     parser.add_argument("--questions", type=int, default=3000, help="first N test questions")
     parser.add_argument(
+        "--within",
+        default="",
+        help="a part (e.g. visual_attention): instead, quantize only that part and keep each "
+        "of its tensors in float in turn",
+    )
+    parser.add_argument(
         "--out", default="", help="JSON to write, with a .md table beside it (default: print)"
     )
     args = parser.parse_args()
@@ -69,10 +79,24 @@ def main():
         return name, chosen
 
     rows = [measure("float (Keras)", contextlib.nullcontext())]
-    rows.append(measure("all int8", qa.emulated_int8(model, ranges)))
-    rows.append(
-        measure("int8 activations, float kernels", qa.emulated_int8(model, ranges, weights=False))
-    )
+    if args.within:
+        if args.within not in parts:
+            parser.error(f"--within {args.within}: not a part of this model; choose from {parts}")
+        others = [p for p in parts if p != args.within]
+        rows.append(
+            measure(f"only {args.within}", qa.emulated_int8(model, ranges, float_prefixes=others))
+        )
+        for key in [k for k in ranges if k.startswith(args.within + "/")]:
+            block = qa.emulated_int8(model, ranges, float_prefixes=[*others, key])
+            rows.append(measure(f"only {args.within}, but {key[len(args.within) + 1 :]}", block))
+        parts = []  # no part-by-part rows
+    else:
+        rows.append(measure("all int8", qa.emulated_int8(model, ranges)))
+        rows.append(
+            measure(
+                "int8 activations, float kernels", qa.emulated_int8(model, ranges, weights=False)
+            )
+        )
     for part in parts:
         rows.append(
             measure(f"int8 but {part}", qa.emulated_int8(model, ranges, float_prefixes=[part]))
