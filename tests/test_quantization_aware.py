@@ -129,3 +129,13 @@ def test_float_prefixes_keep_a_part_of_the_model_out_of_int8():
         partial = np.asarray(model(x))
     assert np.abs(partial - everything).max() > 0
     assert np.abs(partial - before).max() > 0
+    # a prefix covers whole path segments only: "answer" is not "answer_head"
+    with pytest.raises(ValueError, match="no calibrated range for answer_head"):
+        with qa.emulated_int8(model, kept, float_prefixes=["answer"]):
+            model(x)
+    # the matmul_inputs scope takes them too: no range needed for the head,
+    # the other Dense inputs still quantized
+    matmul_ranges = qa.tensor_ranges(model, [x], "matmul_inputs")
+    kept = {k: v for k, v in matmul_ranges.items() if not k.startswith("answer_head/")}
+    with qa.emulated_int8(model, kept, "matmul_inputs", float_prefixes=["answer_head"]):
+        assert np.abs(np.asarray(model(x)) - before).max() > 0

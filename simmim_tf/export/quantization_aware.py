@@ -65,6 +65,11 @@ def _wrapped_calls(layers, make_call):
             object.__delattr__(layer, "call")  # back to the class's method
 
 
+def _under(path, prefixes):
+    """Whether `path` is one of `prefixes` or lies below one ("a/b" is under "a")."""
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
 def _is_float(x):
     return hasattr(x, "dtype") and "float" in str(keras.backend.standardize_dtype(x.dtype))
 
@@ -102,8 +107,8 @@ def _per_channel_int8(kernel):
 @contextlib.contextmanager
 def _tensor_handler(model, scope, point, weights=False, float_prefixes=()):
     """Routes each tensor of `scope` through `point(key, tensor)` for the
-    block; the kernels of layers whose path starts with one of
-    `float_prefixes` stay float even with `weights`."""
+    block; the kernels of layers under one of `float_prefixes` stay float
+    even with `weights`."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; choose from {SCOPES}")
     matmuls = quantized_layers(model)
@@ -123,7 +128,7 @@ def _tensor_handler(model, scope, point, weights=False, float_prefixes=()):
         def quantized(*args, **kwargs):
             if layer in matmul_set:
                 x = point(f"{layer.path}/input", args[0], None)
-                quantize = weights and not layer.path.startswith(tuple(float_prefixes))
+                quantize = weights and not _under(layer.path, float_prefixes)
                 kernel = _per_channel_int8(layer.kernel) if quantize else layer.kernel
                 outputs = _matmul_call(layer, x, kernel, point)
             else:
@@ -174,17 +179,22 @@ def emulated_int8(model, ranges, scope="converter", weights=True, num_bits=8, fl
     (and scope `converter`), the kernels too. A tensor without a range
     raises: the ranges come from another model or another scope.
 
-    float_prefixes: keys (and, for the kernels, layer paths) starting with
-    one of these stay float: the part of the model kept out of int8, for
-    finding where int8 loses accuracy (`benchmarks/int8_sensitivity.py`)."""
+    float_prefixes: keys (and, for the kernels, layer paths) equal to or
+    under one of these ("a" covers "a/b") stay float and need no range: the
+    part of the model kept out of int8, for finding where int8 loses
+    accuracy (`benchmarks/int8_sensitivity.py`)."""
     float_prefixes = tuple(float_prefixes)
     if scope == "matmul_inputs":
-        missing = [layer.path for layer in quantized_layers(model) if layer.path not in ranges]
+        missing = [
+            layer.path
+            for layer in quantized_layers(model)
+            if layer.path not in ranges and not _under(layer.path, float_prefixes)
+        ]
         if missing:
             raise ValueError(f"no calibrated range for {missing}")
 
     def fake_quant(key, x, fixed_range=None):
-        if float_prefixes and key.startswith(float_prefixes):
+        if float_prefixes and _under(key, float_prefixes):
             return x
         if fixed_range is None and key not in ranges:
             raise SimMIMInputError(
