@@ -7,9 +7,10 @@ output channel. Then each top-level part of the model (patch_embedding,
 image_encoder, question_encoder, visual_attention, ..., answer_head) is kept
 in float in turn ("int8 but PART"), and quantized alone ("only PART"); with
 --within PART, only PART is quantized and each of its tensors is kept in
-float in turn. The "all int8" row against the .tflite's own figure (the
-export report) says how closely the emulation follows the converter. No
-conversion is run.
+float in turn, and each attention softmax output of PART is measured
+against TFLite's fixed int8 scale of 1/256 (`softmax_rounding`). The "all
+int8" row against the .tflite's own figure (the export report) says how
+closely the emulation follows the converter. No conversion is run.
 
 Per family and per question type accuracy on the first N test questions,
 and argmax agreement with the float model.
@@ -28,11 +29,13 @@ import json
 import os
 import platform
 
+import keras
 import numpy as np
 
 from simmim_tf.evaluation import accuracy_by_family
 from simmim_tf.export import quantization_aware as qa
 from simmim_tf.export.tflite_conversion import representative_samples
+from simmim_tf.layers.quantization_points import quantization_handler
 from simmim_tf.training.run_evaluation import load_run_and_split
 
 
@@ -43,6 +46,37 @@ def parts_of(model, ranges):
     for layer in qa.quantized_layers(model):
         seen.setdefault(layer.path.split("/")[0])
     return list(seen)
+
+
+def softmax_rounding(model, inputs, part, batch_size=200):
+    """For each attention softmax output (".../weights") under `part`: how
+    its rows fare on TFLite's fixed int8 scale of 1/256, on `inputs`. The
+    share of the attention mass in weights below half a step (they round to
+    0), and the sum of a row's weights once rounded to the nearest step
+    (1 before rounding), mean and lowest."""
+    rows = {}
+
+    def record(key, x, fixed_range=None):
+        if key.startswith(part + "/") and key.endswith("/weights"):
+            w = keras.ops.convert_to_numpy(x)
+            rows.setdefault(key, []).append(w.reshape(-1, w.shape[-1]))
+        return x
+
+    with quantization_handler(record):
+        for i in range(0, len(inputs["token_ids"]), batch_size):
+            model({k: v[i : i + batch_size] for k, v in inputs.items()}, training=False)
+    stats = {}
+    for key, chunks in rows.items():
+        w = np.concatenate(chunks)
+        rounded = np.round(w * 256).sum(-1) / 256
+        stats[key] = {
+            "keys": int(w.shape[-1]),
+            "mass_below_half_step": float(np.where(w < 1 / 512, w, 0).sum(-1).mean()),
+            "rounded_sum_mean": float(rounded.mean()),
+            "rounded_sum_min": float(rounded.min()),
+            "rounded_sum_max": float(rounded.max()),
+        }
+    return stats
 
 
 def main():
@@ -128,6 +162,8 @@ def main():
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "results": results,
     }
+    if args.within:
+        report["softmax_rounding"] = softmax_rounding(model, inputs, args.within)
     text = table(report)
     print(text)
     if args.out:
@@ -156,6 +192,13 @@ def table(report):
         cells += [f"{100 * acc[f]['accuracy']:.2f}" for f in families]
         cells += [f"{100 * acc['by_question_type'][t]['accuracy']:.2f}" for t in types]
         lines.append("| " + " | ".join(cells) + " |")
+    for key, st in report.get("softmax_rounding", {}).items():
+        lines.append(
+            f"\n{key} over {st['keys']} keys, on TFLite's int8 scale of 1/256: "
+            f"{100 * st['mass_below_half_step']:.1f}% of a row's mass in weights below half a "
+            f"step; a row's rounded weights sum to {st['rounded_sum_mean']:.3f} on average "
+            f"({st['rounded_sum_min']:.3f} to {st['rounded_sum_max']:.3f})."
+        )
     return "\n".join(lines) + "\n"
 
 
