@@ -55,6 +55,13 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--calibration-size", type=int, default=200)
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of: %(default)s")
+    parser.add_argument(
+        "--losses",
+        choices=("answer", "training"),
+        default="answer",
+        help="what every fine-tuned arm minimises: the answer loss on plain question batches, "
+        "or the training's own losses on its image-grouped batches (default %(default)s)",
+    )
     parser.add_argument("--out", required=True, help="JSON to write; the .md table goes beside it")
     args = parser.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",")]
@@ -88,6 +95,7 @@ def main(argv=None):
                 calibration_size=args.calibration_size,
                 scope=ARMS[arm],
                 verbose=2,
+                losses=args.losses,
             )
         export_dir = os.path.join(work, f"export_{i}")
         shutil.rmtree(export_dir, ignore_errors=True)

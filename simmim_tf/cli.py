@@ -224,6 +224,7 @@ def _quantization_aware(args):
         batch_size=args.batch_size,
         calibration_size=args.calibration_size,
         scope=args.scope,
+        losses=args.losses,
     )
     print(
         f"wrote {args.out}: {record['steps']} quantization-aware steps with "
@@ -692,6 +693,14 @@ def _add_quantization_aware_command(sub):
         help="converter: every tensor the int8 converter quantizes, weights included, ranges "
         "saved for the export; matmul_inputs: only the inputs of Dense and Conv2D layers, "
         "ranges not saved (the first version) (default converter)",
+    )
+    qa.add_argument(
+        "--losses",
+        choices=("answer", "training"),
+        default="answer",
+        help="answer: the answer loss on plain question batches; training: the training's "
+        "own losses on its image-grouped batches (the anchor loss too, where the model has "
+        "relational attention and the data has scenes) (default answer)",
     )
     qa.set_defaults(func=_quantization_aware)
 

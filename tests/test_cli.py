@@ -187,6 +187,32 @@ def test_quantization_aware_writes_a_run_that_exports(trained_export, tmp_path, 
     assert "--steps must be at least 1" in capsys.readouterr().err
 
 
+def test_quantization_aware_with_the_training_losses(trained_export, tmp_path, capsys):
+    """--losses training fits the training wrapper, anchor loss included
+    (the tiny preset has relational attention; the data has scenes), under
+    fake quantization, and writes a run with its ranges."""
+    from simmim_tf.errors import SimMIMInputError
+    from simmim_tf.export.quantization_aware import fine_tune_run
+    from simmim_tf.training.runs import load_run
+
+    out = str(tmp_path / "qat_training")
+    args = ["quantization-aware", "--run", trained_export["run"], "--out", out]
+    assert main([*args, "--steps", "2", "--calibration-size", "20", "--losses", "training"]) == 0
+    with open(os.path.join(out, "quantization_aware.json")) as f:
+        record = json.load(f)
+    assert record["losses"] == "training" and record["anchor_loss"] is True
+    assert record["steps"] == 2 and np.isfinite(record["loss"])
+    assert os.path.exists(os.path.join(out, "quantization_ranges.json"))
+    tuned, original = load_run(out), load_run(trained_export["run"])
+    assert len(tuned.get_weights()) == len(original.get_weights())
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(tuned.get_weights(), original.get_weights(), strict=True)
+    )
+    with pytest.raises(SimMIMInputError, match="losses 'all': choose from"):
+        fine_tune_run(trained_export["run"], str(tmp_path / "other"), losses="all")
+
+
 def _export_takes_the_saved_ranges(run, data, tmp_path):
     """The int8 converter quantizes LayerNorm's 1/std on the run's saved
     ranges, not on its own calibration: widened ranges show in the model."""

@@ -45,6 +45,11 @@ QUANTIZED_LAYERS = (keras.layers.Dense, keras.layers.Conv2D)
 FUSED_OUTPUT_LAYERS = (keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.Dropout)
 SCOPES = ("converter", "matmul_inputs")
 PLAIN = "none"  # fine_tune_run's scope for plain fine-tuning, the comparison
+# What fine-tuning minimises: `answer`, the answer loss on plain question
+# batches (the first version); `training`, the training's own losses on its
+# image-grouped batches (`SimMIMVQATraining`: the anchor loss too, where the
+# model has relational attention and the data has scenes).
+LOSSES = ("answer", "training")
 RANGES_FILE = "quantization_ranges.json"
 
 
@@ -216,14 +221,29 @@ def emulated_int8(model, ranges, scope="converter", weights=True, num_bits=8, fl
         model.train_function = model.predict_function = model.test_function = None
 
 
-def fine_tune(model, dataset, steps, learning_rate, ranges=None, scope="converter", verbose="auto"):
+def fine_tune(
+    model,
+    dataset,
+    steps,
+    learning_rate,
+    ranges=None,
+    scope="converter",
+    verbose="auto",
+    trainer=None,
+):
     """`steps` steps of the model's default training (`compile()`) on
     `dataset` at a constant `learning_rate`; with `ranges`, under
-    `emulated_int8`. Returns the mean training loss over the steps."""
-    model.compile(learning_rate=learning_rate)
+    `emulated_int8`. With `trainer` (a `SimMIMVQATraining` around `model`),
+    the trainer is fitted instead, with its own losses and the model's
+    default optimizer. Returns the training loss over the steps."""
+    if trainer is None:
+        model.compile(learning_rate=learning_rate)
+    else:
+        trainer.compile(model.default_optimizer(learning_rate))
+    fitted = trainer or model
     block = emulated_int8(model, ranges, scope) if ranges else contextlib.nullcontext()
     with block:
-        history = model.fit(
+        history = fitted.fit(
             dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=verbose, shuffle=False
         )
     return float(history.history["loss"][-1])
@@ -287,10 +307,17 @@ def calibration_batches(samples, batch_size=50):
     return batches
 
 
-def training_dataset(data_dir, tokenizer, answers, image_size, batch_size):
-    """(shuffled tf.data batches, questions kept, questions left out) of the
-    training split, for fine-tuning a run. Questions whose answer the run
-    cannot give (a run trained with --max-answers) are left out, and counted."""
+def training_dataset(data_dir, tokenizer, answers, image_size, batch_size, model=None):
+    """(shuffled tf.data batches, questions kept, questions left out,
+    trainer) of the training split, for fine-tuning a run. Questions whose
+    answer the run cannot give (a run trained with --max-answers) are left
+    out, and counted.
+
+    Without `model`: plain question batches for the model itself, trainer
+    None. With `model`: the training's image-grouped batches (4 questions
+    per image) and a `SimMIMVQATraining` around `model`, with the anchor
+    loss where the model has relational attention and the data has scenes
+    (the grounding loss is left out: its head is not part of a saved run)."""
     from simmim_tf.data.vqa_dataset import load_split
     from simmim_tf.training.input_pipeline import make_dataset
 
@@ -302,8 +329,29 @@ def training_dataset(data_dir, tokenizer, answers, image_size, batch_size):
         print(f"{skipped} training question(s) with answers outside the run's list left out")
     token_ids, _ = tokenizer.encode_batch(train.questions)
     answer_ids = np.array([answers.id(a) for a in train.answers], np.int32)
-    dataset = make_dataset(train, token_ids, answer_ids, batch_size, shuffle=True)
-    return dataset, len(train), skipped
+    if model is None:
+        dataset = make_dataset(train, token_ids, answer_ids, batch_size, shuffle=True)
+        return dataset, len(train), skipped, None
+    from simmim_tf.data.anchor_targets import anchor_targets
+    from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining
+    from simmim_tf.training.image_grouped_batches import image_grouped_batches
+    from simmim_tf.training.training_data import has_scenes
+
+    backbone = model.backbone
+    anchors = None
+    if backbone.use_relational_attention and has_scenes(data_dir):
+        anchors = anchor_targets(
+            data_dir,
+            train,
+            backbone.grid_shape,
+            backbone.patch_size,
+            num_anchors=backbone.relational_anchors,
+        )
+    dataset = image_grouped_batches(
+        train, token_ids, answer_ids, batch_size, anchor_targets=anchors
+    )
+    trainer = SimMIMVQATraining(model, anchor_weight=1.0 if anchors is not None else 0.0)
+    return dataset, len(train), skipped, trainer
 
 
 def fine_tune_run(
@@ -316,14 +364,15 @@ def fine_tune_run(
     calibration_size=200,
     scope="converter",
     verbose="auto",
+    losses="answer",
 ):
     """A quantization-aware copy of a run: RUN's model fine-tuned `steps`
     steps under `emulated_int8`, written with RUN's preprocessor and config
     to `out_dir`, a run folder (preset) that `simmim-tf export` takes, with
     the ranges in OUT/quantization_ranges.json (scope `converter`: the export
     hands them to the converter; `none`: plain fine-tuning). The ranges come
-    from the same calibration questions the export uses. Returns what it wrote to
-    OUT/quantization_aware.json."""
+    from the same calibration questions the export uses. `losses`: one of
+    `LOSSES`. Returns what it wrote to OUT/quantization_aware.json."""
     # Imported here: the training stack is not needed to apply the context.
     from simmim_tf.export.tflite_conversion import representative_samples
     from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
@@ -332,19 +381,23 @@ def fine_tune_run(
 
     if os.path.abspath(run_dir) == os.path.abspath(out_dir):
         raise SimMIMInputError(f"--out {out_dir}: give a new folder, not the run itself")
+    if losses not in LOSSES:
+        raise SimMIMInputError(f"losses {losses!r}: choose from {LOSSES}")
     model = load_run(run_dir)
     tokenizer = model.preprocessor.question_tokenizer()
     answers = AnswerVocabulary(model.preprocessor.answers)
     data_dir = data_dir or RunConfig.load(os.path.join(run_dir, "run_config.json")).data
     size = model.backbone.image_size
-    dataset, num_questions, skipped = training_dataset(
-        data_dir, tokenizer, answers, size, batch_size
+    dataset, num_questions, skipped, trainer = training_dataset(
+        data_dir, tokenizer, answers, size, batch_size, model if losses == "training" else None
     )
     samples = representative_samples(data_dir, tokenizer, size, calibration_size)
     ranges = None
     if scope != PLAIN:
         ranges = tensor_ranges(model, calibration_batches(samples), scope)
-    loss = fine_tune(model, dataset, steps, learning_rate, ranges, scope, verbose=verbose)
+    loss = fine_tune(
+        model, dataset, steps, learning_rate, ranges, scope, verbose=verbose, trainer=trainer
+    )
     os.makedirs(out_dir, exist_ok=True)
     shutil.copyfile(
         os.path.join(run_dir, "run_config.json"), os.path.join(out_dir, "run_config.json")
@@ -362,6 +415,8 @@ def fine_tune_run(
         "left_out_questions": skipped,
         "calibration_questions": len(samples),
         "scope": scope,
+        "losses": losses,
+        "anchor_loss": bool(trainer is not None and trainer.anchor_weight),
         "fake_quantized_tensors": len(ranges or ()),
         "loss": loss,
     }
