@@ -38,7 +38,8 @@ from ai_edge_litert.interpreter import OpResolverType
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.xnnpack_partitions import median_ms, op_counts  # noqa: E402
+from benchmarks.tflite_timing import median_ms  # noqa: E402
+from benchmarks.xnnpack_partitions import op_counts  # noqa: E402
 from simmim_tf.export import tflite_conversion  # noqa: E402
 from simmim_tf.export.serving_saved_model import write_saved_model  # noqa: E402
 from simmim_tf.layers.layer_norm import LayerNorm  # noqa: E402
@@ -109,7 +110,7 @@ def main():
             path = f"{saved_model}_{variant}.tflite"
             with open(path, "wb") as f:
                 f.write(tflite_conversion.convert(saved_model, variant, samples))
-            ms[variant] = median_ms(path, OpResolverType.AUTO)
+            ms[variant] = median_ms(path, runs=200, warmup=20)
         ops = op_counts(path, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         outside = collections.Counter(
             {op: n for op, n in ops.items() if op in ("RSQRT", "GELU", "SOFTMAX", "DIV", "ABS")}

@@ -17,31 +17,19 @@ import datetime
 import glob
 import os
 import platform
-import time
+import sys
 
-import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.tflite_timing import median_ms  # noqa: E402
 
 
 def op_counts(path, resolver):
     interpreter = Interpreter(path, num_threads=1, experimental_op_resolver_type=resolver)
     interpreter.allocate_tensors()
     return collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
-
-
-def median_ms(path, resolver, runs=200, warmup=20):
-    interpreter = Interpreter(path, num_threads=1, experimental_op_resolver_type=resolver)
-    runner = interpreter.get_signature_runner()
-    feed = {
-        name: np.zeros(detail["shape"], detail["dtype"])
-        for name, detail in runner.get_input_details().items()
-    }
-    times = []
-    for _ in range(warmup + runs):
-        start = time.perf_counter()
-        runner(**feed)
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times[warmup:]))
 
 
 def main():
@@ -63,8 +51,10 @@ def main():
     for path in paths:
         plain = op_counts(path, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         delegated = op_counts(path, OpResolverType.AUTO)
-        with_ms = median_ms(path, OpResolverType.AUTO)
-        without_ms = median_ms(path, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        with_ms = median_ms(path, runs=200, warmup=20, resolver=OpResolverType.AUTO)
+        without_ms = median_ms(
+            path, runs=200, warmup=20, resolver=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
         name = os.path.basename(path)[len("model_") : -len(".tflite")]
         print(
             f"| {name} | {sum(plain.values())} | {delegated.get('DELEGATE', 0)} "
