@@ -154,7 +154,10 @@ ALTERNATIVES = {
     # Recipe: Adam's second moment over ~20 steps instead of ~1,000, so that
     # a sudden rise of the gradients does not meet a stale, small estimate
     # (the usual cure for loss spikes in transformer training); with --base.
+    # The recipe's own value since 2026-12-01 (RECIPE).
     "beta_2_0.95": ({}, {"beta_2": 0.95}),
+    # The recipe before 2026-12-01 evening (Keras's default), for comparisons.
+    "beta_2_0.999": ({}, {"beta_2": 0.999}),
 }
 ALL = {**VARIANTS, **ALTERNATIVES}
 
