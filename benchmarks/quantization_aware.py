@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from simmim_tf.export.export_report import export_report  # noqa: E402
 from simmim_tf.export.litert_exporter import export_run  # noqa: E402
-from simmim_tf.export.quantization_aware import PLAIN, fine_tune_run  # noqa: E402
+from simmim_tf.export.quantization_aware import LOSSES, PLAIN, fine_tune_run  # noqa: E402
 
 # arm: the fine-tuning scope (None: the run as trained, not fine-tuned).
 # trained: post-training int8 of the run; fine_tuned: plain fine-tuning;
@@ -57,7 +57,7 @@ def main(argv=None):
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of: %(default)s")
     parser.add_argument(
         "--losses",
-        choices=("answer", "training"),
+        choices=LOSSES,
         default="answer",
         help="what every fine-tuned arm minimises: the answer loss on plain question batches, "
         "or the training's own losses on its image-grouped batches (default %(default)s)",
