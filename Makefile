@@ -21,8 +21,12 @@ $(STAMP): requirements-lock.txt setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m simmim_tf.demo --out $(DEMO)
 
+# Two workers (pytest-xdist), one per core of the 2-core machines this is
+# planned for; each test file stays on one worker, and the trained runs
+# the files share are built once (tests/conftest.py, built_once).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 # notebooks/*.ipynb are generated from the percent-format notebooks/*.py.
 notebooks: $(STAMP)

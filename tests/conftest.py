@@ -1,7 +1,9 @@
 """Shared fixtures: tiny configurations, and one trained + exported run that
 the export, edge and CLI tests share (so the suite converts to TFLite once)."""
 
+import contextlib
 import os
+import shutil
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -65,32 +67,48 @@ def tiny_inputs(batch=2, length=8, real=5, seed=0, image_size=32, vocabulary_siz
     }
 
 
+@contextlib.contextmanager
+def built_once(tmp_path_factory, name):
+    """A folder that one process of the test session builds and every
+    other reuses: under pytest-xdist (`make test` runs two workers) the
+    workers share the session's base folder and build under a file lock
+    (pytest-xdist's pattern for session fixtures). Yields (folder, built):
+    build it when `built` is False; it counts as built only if the block
+    ends without an error, so a failed build is tried again afresh."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of one session
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        built = done.exists()
+        if not built:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+        yield folder, built
+        done.touch()
+
+
+def _paths(root):
+    return {d: str(root / d) for d in ("data", "run", "export")}
+
+
 @pytest.fixture(scope="session")
 def trained_export(tmp_path_factory):
     """A tiny Sort-of-CLEVR set, a run trained on it with the CLI, and its export."""
     from simmim_tf.cli import main
 
-    root = tmp_path_factory.mktemp("pipeline")
-    data, run, export = (str(root / d) for d in ("data", "run", "export"))
-    assert main(["data", "sort-of-clevr", "--out", data, "--num-images", "300", "--seed", "3"]) == 0
-    assert main(["train", "--data", data, "--out", run, "--epochs", "4", "--batch-size", "32"]) == 0
-    assert (
-        main(
-            [
-                "export",
-                "--run",
-                run,
-                "--out",
-                export,
-                "--quantize",
-                "float32,float16,int8",
-                "--calibration-size",
-                "100",
-            ]
-        )
-        == 0
-    )
-    return {"data": data, "run": run, "export": export}
+    with built_once(tmp_path_factory, "pipeline") as (root, built):
+        data, run, export = _paths(root).values()
+        if not built:
+            args = ["data", "sort-of-clevr", "--out", data, "--num-images", "300", "--seed", "3"]
+            assert main(args) == 0
+            assert main(["train", "--data", data, "--out", run, "--epochs", "4",
+                         "--batch-size", "32"]) == 0  # fmt: skip
+            assert main(["export", "--run", run, "--out", export, "--quantize",
+                         "float32,float16,int8", "--calibration-size", "100"]) == 0  # fmt: skip
+    return _paths(root)
 
 
 @pytest.fixture(scope="session")
@@ -99,20 +117,22 @@ def retrieval_export(tmp_path_factory):
     its float32 towers (two conversions for the whole suite)."""
     from simmim_tf.cli import main
 
-    root = tmp_path_factory.mktemp("retrieval")
-    data, run, export = (str(root / d) for d in ("data", "run", "export"))
-    assert (
-        main(["data", "clevr2d", "--out", data, "--num-images", "60", "--image-size", "64",
-              "--per-family", "1", "--seed", "1"])
-        == 0
-    )  # fmt: skip
-    assert (
-        main(["train", "--task", "retrieval", "--data", data, "--out", run, "--epochs", "4",
-              "--batch-size", "16", "--max-sequence-length", "48", "--learning-rate", "3e-3"])
-        == 0
-    )  # fmt: skip
-    assert main(["export", "--run", run, "--out", export, "--quantize", "float32"]) == 0
-    return {"data": data, "run": run, "export": export}
+    with built_once(tmp_path_factory, "retrieval") as (root, built):
+        data, run, export = _paths(root).values()
+        if not built:
+            assert (
+                main(["data", "clevr2d", "--out", data, "--num-images", "60", "--image-size",
+                      "64", "--per-family", "1", "--seed", "1"])
+                == 0
+            )  # fmt: skip
+            assert (
+                main(["train", "--task", "retrieval", "--data", data, "--out", run, "--epochs",
+                      "4", "--batch-size", "16", "--max-sequence-length", "48",
+                      "--learning-rate", "3e-3"])
+                == 0
+            )  # fmt: skip
+            assert main(["export", "--run", run, "--out", export, "--quantize", "float32"]) == 0
+    return _paths(root)
 
 
 @pytest.fixture(scope="session")
@@ -121,17 +141,23 @@ def captioning_export(tmp_path_factory):
     its float32 encoder and decoder with their report (two conversions)."""
     from simmim_tf.cli import main
 
-    root = tmp_path_factory.mktemp("captioning")
-    data, run, export = (str(root / d) for d in ("data", "run", "export"))
-    assert (
-        main(["data", "clevr2d", "--out", data, "--num-images", "60", "--image-size", "64",
-              "--per-family", "1", "--seed", "2"])
-        == 0
-    )  # fmt: skip
-    assert (
-        main(["train", "--task", "captioning", "--data", data, "--out", run, "--epochs", "4",
-              "--batch-size", "16", "--max-sequence-length", "48", "--learning-rate", "3e-3"])
-        == 0
-    )  # fmt: skip
-    assert main(["export", "--run", run, "--out", export, "--quantize", "float32", "--report"]) == 0
-    return {"data": data, "run": run, "export": export}
+    with built_once(tmp_path_factory, "captioning") as (root, built):
+        data, run, export = _paths(root).values()
+        if not built:
+            assert (
+                main(["data", "clevr2d", "--out", data, "--num-images", "60", "--image-size",
+                      "64", "--per-family", "1", "--seed", "2"])
+                == 0
+            )  # fmt: skip
+            assert (
+                main(["train", "--task", "captioning", "--data", data, "--out", run, "--epochs",
+                      "4", "--batch-size", "16", "--max-sequence-length", "48",
+                      "--learning-rate", "3e-3"])
+                == 0
+            )  # fmt: skip
+            assert (
+                main(["export", "--run", run, "--out", export, "--quantize", "float32",
+                      "--report"])
+                == 0
+            )  # fmt: skip
+    return _paths(root)

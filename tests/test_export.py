@@ -99,10 +99,13 @@ def test_int8_tflite_agrees_with_keras(trained_export):
     On the two-anchor Sort-of-CLEVR models the export's int8 agrees with
     Keras on 99.50% (6 epochs on 10,000 images) and 99.22% (`make demo`) of
     the 4,000 test questions (docs/export.md, "int8 on the two-anchor
-    models"). This fixture's small model has near ties on most questions:
-    on its 600 test questions int8 agreed on 94.3% overall and on all 185
-    where Keras's two best answers are 0.1 apart (2026-12-01). A broken
-    conversion (ONE_HOT in int8 gave 40%) changes decided answers too.
+    models"). This fixture's small model has near ties on most questions,
+    and which ones depends on thread timing in training: on its 600 test
+    questions int8 agreed on 94.3% and 89.8% overall with the two-anchor
+    preset, and 92.3% with the anchors read (2026-12-01), and in all three
+    runs on every question where Keras's two best answers are 0.1 apart.
+    That is the level held; the overall bound sits below the lowest run. A
+    broken conversion (ONE_HOT in int8 gave 40%) changes decided answers too.
     """
     count = len(load_split(trained_export["data"], "test"))
     keras_probs, lite = _keras_and_tflite(trained_export, "int8", count)
@@ -116,7 +119,7 @@ def test_int8_tflite_agrees_with_keras(trained_export):
     assert np.allclose(lite.sum(-1), 1.0, atol=0.02)
     assert decided.sum() >= 100, decided.sum()
     assert same[decided].mean() >= 0.99, same[decided].mean()
-    assert same.mean() >= 0.92, same.mean()
+    assert same.mean() >= 0.88, same.mean()
 
 
 def test_saved_model_loads_without_simmim_or_keras(trained_export):

@@ -29,6 +29,12 @@ SIMMIM_PRESETS = {
         # 92.0% at 60 minutes (spatial 83.3%); Sort-of-CLEVR unchanged at 30
         # minutes (97.2% relational) (docs/reasoning.md, "two anchors" sections).
         "relational_anchors": 2,
+        # The features under both anchors read as well as their offset:
+        # CLEVR-2D's "is the A the same colour as the B?" at 99.9% instead
+        # of 76.2%, and every CLEVR-2D family 20 points above the
+        # question-only model in both 60-minute runs with Adam's beta_2 0.95
+        # (docs/reasoning.md, "the anchors read").
+        "relational_read_anchors": True,
     },
     "small": {
         "hidden_dim": 128,
