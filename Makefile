@@ -24,6 +24,8 @@ demo: $(STAMP)
 # Two workers (pytest-xdist), one per core of the 2-core machines this is
 # planned for; each test file stays on one worker, and the trained runs
 # the files share are built once (tests/conftest.py, built_once).
+# Not --dist loadgroup: with pytest 9.2 it silently stops grouping
+# (pytest-dev/pytest-xdist#1386).
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
