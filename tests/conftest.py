@@ -111,53 +111,39 @@ def trained_export(tmp_path_factory):
     return _paths(root)
 
 
-@pytest.fixture(scope="session")
-def retrieval_export(tmp_path_factory):
-    """A tiny CLEVR-2D set, a retrieval run trained on it with the CLI, and
-    its float32 towers (two conversions for the whole suite)."""
+def _clevr2d_task_run(tmp_path_factory, task, seed, *export_options):
+    """A tiny CLEVR-2D set (seed `seed`), a `task` run trained on it with the
+    CLI for 4 epochs, and its float32 export; built once per session."""
     from simmim_tf.cli import main
 
-    with built_once(tmp_path_factory, "retrieval") as (root, built):
+    with built_once(tmp_path_factory, task) as (root, built):
         data, run, export = _paths(root).values()
         if not built:
             assert (
                 main(["data", "clevr2d", "--out", data, "--num-images", "60", "--image-size",
-                      "64", "--per-family", "1", "--seed", "1"])
+                      "64", "--per-family", "1", "--seed", str(seed)])
                 == 0
             )  # fmt: skip
             assert (
-                main(["train", "--task", "retrieval", "--data", data, "--out", run, "--epochs",
-                      "4", "--batch-size", "16", "--max-sequence-length", "48",
+                main(["train", "--task", task, "--data", data, "--out", run, "--epochs", "4",
+                      "--batch-size", "16", "--max-sequence-length", "48",
                       "--learning-rate", "3e-3"])
                 == 0
             )  # fmt: skip
-            assert main(["export", "--run", run, "--out", export, "--quantize", "float32"]) == 0
+            args = ["export", "--run", run, "--out", export, "--quantize", "float32"]
+            assert main(args + list(export_options)) == 0
     return _paths(root)
+
+
+@pytest.fixture(scope="session")
+def retrieval_export(tmp_path_factory):
+    """A tiny CLEVR-2D set, a retrieval run trained on it with the CLI, and
+    its float32 towers (two conversions for the whole suite)."""
+    return _clevr2d_task_run(tmp_path_factory, "retrieval", 1)
 
 
 @pytest.fixture(scope="session")
 def captioning_export(tmp_path_factory):
     """A tiny CLEVR-2D set, a captioning run trained on it with the CLI, and
     its float32 encoder and decoder with their report (two conversions)."""
-    from simmim_tf.cli import main
-
-    with built_once(tmp_path_factory, "captioning") as (root, built):
-        data, run, export = _paths(root).values()
-        if not built:
-            assert (
-                main(["data", "clevr2d", "--out", data, "--num-images", "60", "--image-size",
-                      "64", "--per-family", "1", "--seed", "2"])
-                == 0
-            )  # fmt: skip
-            assert (
-                main(["train", "--task", "captioning", "--data", data, "--out", run, "--epochs",
-                      "4", "--batch-size", "16", "--max-sequence-length", "48",
-                      "--learning-rate", "3e-3"])
-                == 0
-            )  # fmt: skip
-            assert (
-                main(["export", "--run", run, "--out", export, "--quantize", "float32",
-                      "--report"])
-                == 0
-            )  # fmt: skip
-    return _paths(root)
+    return _clevr2d_task_run(tmp_path_factory, "captioning", 2, "--report")
