@@ -151,6 +151,19 @@ ALTERNATIVES = {
         },
         {"anchor_weight": 1.0, "anchor_named_by": "description"},
     ),
+    # The tiny preset (anchors read) with refined region positions, their
+    # prediction started at zero (since 2026-12-02; "refined_positions"
+    # above was measured with a random start).
+    "two_anchors_read_refined": (
+        {
+            "use_relational_attention": True,
+            "image_layers": 0,
+            "relational_anchors": 2,
+            "relational_read_anchors": True,
+            "relational_refine_positions": True,
+        },
+        {"anchor_weight": 1.0, "anchor_named_by": "description"},
+    ),
     # Recipe: Adam's second moment over ~20 steps instead of ~1,000, so that
     # a sudden rise of the gradients does not meet a stale, small estimate
     # (the usual cure for loss spikes in transformer training); with --base.

@@ -260,8 +260,14 @@ class TestLayers(TestCase):
             num_heads=2, key_dim=8, grid_shape=(3, 3), read_offsets=True, refine_positions=True
         )
         self.run_layer_test(layer, (question, regions), [(2, 16), (2, 9), (2, 2, 9)])
+        # The prediction starts at zero: a fresh layer's positions are the centres.
+        fresh = RelationalAttention(2, 8, (3, 3), refine_positions=True)
+        fresh(question, regions)
+        np.testing.assert_array_equal(np.asarray(fresh.region_offsets(regions)), 0.0)
         # Positions are centres plus the predicted offsets (region sides →
         # image sides): the heads' mean offset from the anchor shows them.
+        offset_weights = layer.position_offset.get_weights()
+        layer.position_offset.set_weights([RNG.normal(size=w.shape) for w in offset_weights])
         layer.value.set_weights([np.zeros_like(w) for w in layer.value.get_weights()])
         bias = layer.output_dense.get_weights()[1]
         kernel = layer.output_dense.get_weights()[0][-4:]

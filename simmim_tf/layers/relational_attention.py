@@ -139,7 +139,12 @@ class RelationalAttention(keras.layers.Layer):
             read_dim += self.key_dim * (3 if self.num_anchors == 2 else 1)
         self.output_dense.build((question_shape[0], read_dim))
         if self.refine_positions:
-            self.position_offset = keras.layers.Dense(2, name="position_offset", dtype=policy)
+            # Starts at zero: positions start at the region centres, and the
+            # grounding loss moves them (a random start put them about a
+            # region side off and scrambled the offsets; docs/reasoning.md).
+            self.position_offset = keras.layers.Dense(
+                2, kernel_initializer="zeros", name="position_offset", dtype=policy
+            )
             self.position_offset.build(regions_shape)
         self.offset_hidden.build((None, None, 5))
         self.offset_bias.build((None, None, OFFSET_HIDDEN))
