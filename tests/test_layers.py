@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from simmim_tf.layers import (
     AnswerHead,
@@ -264,6 +265,16 @@ class TestLayers(TestCase):
         fresh = RelationalAttention(2, 8, (3, 3), refine_positions=True)
         fresh(question, regions)
         np.testing.assert_array_equal(np.asarray(fresh.region_offsets(regions)), 0.0)
+        # Only the offset target trains it: no gradient reaches it through the positions.
+        with tf.GradientTape(persistent=True) as tape:
+            features, _, relation = fresh(question, regions)
+            through_positions = tf.reduce_sum(features**2) + tf.reduce_sum(relation**2)
+            offset_target = tf.reduce_sum(
+                fresh.region_offsets(regions) ** 2 - fresh.region_offsets(regions)
+            )
+        offset_kernel = fresh.position_offset.kernel
+        assert tape.gradient(through_positions, offset_kernel) is None
+        assert np.abs(np.asarray(tape.gradient(offset_target, offset_kernel))).max() > 0
         # Positions are centres plus the predicted offsets (region sides →
         # image sides): the heads' mean offset from the anchor shows them.
         offset_weights = layer.position_offset.get_weights()

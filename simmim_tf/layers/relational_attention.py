@@ -49,8 +49,9 @@ class RelationalAttention(keras.layers.Layer):
        (`region_offsets`, a linear map of the region, in region sides), for
        the anchors and the offsets alike: positions finer than the region
        grid, which closest and furthest need (docs/reasoning.md, "Why
-       positions must be precise"). `SimMIMVQATraining` trains the
-       prediction with the grounding loss's centre-offset target.
+       positions must be precise"). The prediction starts at zero, and
+       `SimMIMVQATraining` trains it with the grounding loss's centre-offset
+       target alone (no gradient reaches it through the positions).
     6. With `read_anchors=True`, the features under each anchor are read as
        well (one projection, shared by the anchors), and with two anchors
        their elementwise product too: "is the A the same colour as the B"
@@ -163,7 +164,10 @@ class RelationalAttention(keras.layers.Layer):
         if self.refine_positions:
             rows, cols = self.grid_shape
             to_image = ops.convert_to_tensor(np.array([1 / cols, 1 / rows], "float32"))
-            moved = ops.cast(self.position_offset(r), "float32") * to_image  # (batch, regions, 2)
+            # Trained by the grounding loss's offset target alone: the answer
+            # loss's gradient through the positions moved them off the
+            # objects and slowed all of training (docs/reasoning.md).
+            moved = ops.stop_gradient(ops.cast(self.position_offset(r), "float32")) * to_image
             centres = ops.expand_dims(centres, 0) + moved
         else:
             centres = ops.expand_dims(centres, 0)  # (1, regions, 2)
