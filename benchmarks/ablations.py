@@ -164,6 +164,9 @@ ALTERNATIVES = {
         },
         {"anchor_weight": 1.0, "anchor_named_by": "description"},
     ),
+    # The relational scores' offsets in region sides (the score MLP starting
+    # at zero), with --base two_anchors_read or two_anchors_read_refined.
+    "offsets_in_regions": ({"relational_offsets_in_regions": True}, {}),
     # Recipe: Adam's second moment over ~20 steps instead of ~1,000, so that
     # a sudden rise of the gradients does not meet a stale, small estimate
     # (the usual cure for loss spikes in transformer training); with --base.
@@ -171,6 +174,9 @@ ALTERNATIVES = {
     "beta_2_0.95": ({}, {"beta_2": 0.95}),
     # The recipe before 2026-12-01 evening (Keras's default), for comparisons.
     "beta_2_0.999": ({}, {"beta_2": 0.999}),
+    # The gradients' joint norm clipped to 1 (GPT's and ViT's recipe) instead
+    # of each weight's, against the transient collapses of 2026-12-02.
+    "global_clipnorm": ({}, {"clipnorm": None, "global_clipnorm": 1.0}),
 }
 ALL = {**VARIANTS, **ALTERNATIVES}
 

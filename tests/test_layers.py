@@ -254,6 +254,31 @@ class TestLayers(TestCase):
         np.testing.assert_allclose(features, read @ kernel[-28:] + bias, atol=1e-4)
         assert np.abs(under[:, 0] * under[:, 1]).max() > 1e-3
 
+    def test_relational_attention_offsets_in_region_sides(self):
+        regions = RNG.normal(size=(2, 9, 16)).astype("float32")
+        question = RNG.normal(size=(2, 16)).astype("float32")
+        layer = RelationalAttention(2, 8, (3, 3), offsets_in_regions=True)
+        self.run_layer_test(layer, (question, regions), [(2, 16), (2, 9), (2, 2, 9)])
+        # The score MLP's output starts at zero: no offset bias yet.
+        fresh = RelationalAttention(2, 8, (3, 3), offsets_in_regions=True)
+        fresh(question, regions)
+        np.testing.assert_array_equal(np.asarray(fresh.offset_bias.kernel), 0.0)
+        # The same MLP on image sides, its first kernel scaled by the grid
+        # (3 per side, 9 for the squared distance): the same answers.
+        out_kernel, out_bias = layer.offset_bias.get_weights()
+        layer.offset_bias.set_weights([RNG.normal(size=out_kernel.shape), out_bias])
+        image_sides = RelationalAttention(2, 8, (3, 3))
+        image_sides(question, regions)
+        image_sides.set_weights(layer.get_weights())
+        kernel, bias = layer.offset_hidden.get_weights()
+        scale = np.array([3, 3, 3, 3, 9], "float32")[:, None]
+        image_sides.offset_hidden.set_weights([kernel * scale, bias])
+        for got, want in zip(image_sides(question, regions), layer(question, regions), strict=True):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+        # Unscaled, the offsets' bias differs: the test sees the scale.
+        image_sides.offset_hidden.set_weights([kernel, bias])
+        assert not np.allclose(image_sides(question, regions)[2], layer(question, regions)[2])
+
     def test_relational_attention_refines_positions_by_predicted_offsets(self):
         regions = RNG.normal(size=(2, 9, 16)).astype("float32")
         question = RNG.normal(size=(2, 16)).astype("float32")

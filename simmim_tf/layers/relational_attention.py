@@ -57,6 +57,12 @@ class RelationalAttention(keras.layers.Layer):
        their elementwise product too: "is the A the same colour as the B"
        compares what lies under the two anchors, which the offsets alone
        do not carry.
+    7. With `offsets_in_regions=True`, the offset features the score MLP
+       reads are in region sides rather than image sides (ten times larger
+       on a 10×10 grid), and the MLP's output starts at zero. Picking the
+       nearest of two objects a few pixels apart needs a steep function of
+       the offset; Adam moves a weight by about the learning rate a step,
+       so in image sides the MLP needs many more steps to get that steep.
 
     Args:
         num_heads: int. Heads of the relation step.
@@ -69,6 +75,8 @@ class RelationalAttention(keras.layers.Layer):
             offset to their object's centre.
         read_anchors: bool. The output also reads the features under each
             anchor (and their product with two anchors).
+        offsets_in_regions: bool. The score MLP reads offsets in region
+            sides, and its output starts at zero.
 
     Call arguments:
         question: (batch, dim), the question summary (masked mean of words).
@@ -95,6 +103,7 @@ class RelationalAttention(keras.layers.Layer):
         num_anchors=1,
         refine_positions=False,
         read_anchors=False,
+        offsets_in_regions=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -107,6 +116,7 @@ class RelationalAttention(keras.layers.Layer):
         self.read_offsets = read_offsets
         self.refine_positions = refine_positions
         self.read_anchors = read_anchors
+        self.offsets_in_regions = offsets_in_regions
 
     def build(self, question_shape, regions_shape):
         policy = self.dtype_policy
@@ -125,7 +135,12 @@ class RelationalAttention(keras.layers.Layer):
         self.offset_hidden = keras.layers.Dense(
             OFFSET_HIDDEN, activation="gelu", name="offset_hidden", dtype=policy
         )
-        self.offset_bias = keras.layers.Dense(self.num_heads, name="offset_bias", dtype=policy)
+        self.offset_bias = keras.layers.Dense(
+            self.num_heads,
+            kernel_initializer="zeros" if self.offsets_in_regions else "glorot_uniform",
+            name="offset_bias",
+            dtype=policy,
+        )
         self.question_norm.build(question_shape)
         self.region_norm.build(regions_shape)
         for layer in (self.anchor_query, self.query):
@@ -179,8 +194,12 @@ class RelationalAttention(keras.layers.Layer):
         anchor = ops.matmul(flat, ops.convert_to_tensor(first))  # (batch, 2)
         # 2. Offsets of every region from the anchor: (batch, regions, 5).
         offset = centres - ops.expand_dims(anchor, 1)
+        scaled = offset
+        if self.offsets_in_regions:
+            rows, cols = self.grid_shape
+            scaled = offset * ops.convert_to_tensor(np.array([cols, rows], "float32"))
         features = ops.concatenate(
-            [offset, ops.abs(offset), ops.sum(offset * offset, axis=-1, keepdims=True)], axis=-1
+            [scaled, ops.abs(scaled), ops.sum(scaled * scaled, axis=-1, keepdims=True)], axis=-1
         )
         bias = self.offset_bias(self.offset_hidden(ops.cast(features, dtype)))  # (b, R, heads)
         bias = ops.transpose(bias, (0, 2, 1))  # (batch, heads, regions)
@@ -253,6 +272,7 @@ class RelationalAttention(keras.layers.Layer):
                 "num_anchors": self.num_anchors,
                 "refine_positions": self.refine_positions,
                 "read_anchors": self.read_anchors,
+                "offsets_in_regions": self.offsets_in_regions,
             }
         )
         return config

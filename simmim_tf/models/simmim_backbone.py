@@ -131,6 +131,9 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         relational_read_anchors: bool. `RelationalAttention`'s
             `read_anchors`: the features under each anchor (and their
             product, with two anchors) join the relational features.
+        relational_offsets_in_regions: bool. `RelationalAttention`'s
+            `offsets_in_regions`: its score MLP reads offsets in region
+            sides (and starts at zero) rather than in image sides.
         fusion: str. `"parallel"`: visual and textual attention both read
             the encoders' outputs. `"sequential"`: the textual attention
             reads the words after the visual attention, then a `FeedForward`
@@ -182,6 +185,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         relational_anchors=1,
         relational_refine_positions=False,
         relational_read_anchors=False,
+        relational_offsets_in_regions=False,
         fusion="parallel",
         dtype=None,
         **kwargs,
@@ -256,6 +260,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
                 num_anchors=relational_anchors,
                 refine_positions=relational_refine_positions,
                 read_anchors=relational_read_anchors,
+                offsets_in_regions=relational_offsets_in_regions,
                 name="relational_attention",
                 dtype=dtype,
             )
@@ -297,6 +302,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         self.relational_anchors = relational_anchors
         self.relational_refine_positions = relational_refine_positions
         self.relational_read_anchors = relational_read_anchors
+        self.relational_offsets_in_regions = relational_offsets_in_regions
         self.fusion = fusion
         self.patch_embedding = patch_embedding
         self._layer_names = tuple(layers)
@@ -359,5 +365,6 @@ class SimMIMBackbone(keras_hub.models.Backbone):
             "relational_anchors": self.relational_anchors,
             "relational_refine_positions": self.relational_refine_positions,
             "relational_read_anchors": self.relational_read_anchors,
+            "relational_offsets_in_regions": self.relational_offsets_in_regions,
             "fusion": self.fusion,
         }
