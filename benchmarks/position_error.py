@@ -37,7 +37,8 @@ def position_errors(vqa, images, targets, pixels_per_side, batch_size=64):
     centre, used = [], []
     for start in range(0, len(images), batch_size):
         offset = targets[start : start + batch_size, :, -2:]  # object centre − region centre
-        occupied = targets[start : start + batch_size, :, 0] > 0
+        # Labelled with any attribute: the region's centre is inside an object.
+        occupied = (targets[start : start + batch_size, :, :-2] > 0).any(-1)
         if relational is not None:
             regions = backbone.encode_image(images[start : start + batch_size])
             moved = np.asarray(relational.region_offsets(regions))

@@ -35,6 +35,7 @@ TINY_BACKBONE = dict(
     relational_anchors=1,
     relational_refine_positions=False,
     relational_read_anchors=True,
+    relational_offsets_in_regions=True,
     fusion="sequential",
 )
 

@@ -146,8 +146,14 @@ def test_refined_positions_are_trained_by_the_offset_target(data):
     vocabulary = AnswerVocabulary.fit(split.answers)
     vqa = SimMIMVQA(backbone, num_answers=len(vocabulary))
     targets = region_targets(data, split.image_paths, backbone.grid_shape)
+    with pytest.warns(UserWarning, match="positions are not trained"):
+        SimMIMVQATraining(vqa, targets.attribute_sizes, grounding_weight=0.0)
     model = SimMIMVQATraining(vqa, targets.attribute_sizes, grounding_weight=1.0)
     relational = backbone.get_layer("relational_attention")
+    # Random offsets (they start at zero): the columns below must be these.
+    kernel, bias = relational.position_offset.get_weights()
+    random_kernel = np.random.default_rng(0).normal(size=kernel.shape)
+    relational.position_offset.set_weights([random_kernel, bias])
     images = split.images[:3]
     out = model(
         {

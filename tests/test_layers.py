@@ -255,28 +255,32 @@ class TestLayers(TestCase):
         assert np.abs(under[:, 0] * under[:, 1]).max() > 1e-3
 
     def test_relational_attention_offsets_in_region_sides(self):
-        regions = RNG.normal(size=(2, 9, 16)).astype("float32")
+        # A grid of 2 rows and 3 columns: x is scaled by 3, y by 2.
+        regions = RNG.normal(size=(2, 6, 16)).astype("float32")
         question = RNG.normal(size=(2, 16)).astype("float32")
-        layer = RelationalAttention(2, 8, (3, 3), offsets_in_regions=True)
-        self.run_layer_test(layer, (question, regions), [(2, 16), (2, 9), (2, 2, 9)])
+        layer = RelationalAttention(2, 8, (2, 3), offsets_in_regions=True)
+        layer(question, regions)
         # The score MLP's output starts at zero: no offset bias yet.
-        fresh = RelationalAttention(2, 8, (3, 3), offsets_in_regions=True)
-        fresh(question, regions)
-        np.testing.assert_array_equal(np.asarray(fresh.offset_bias.kernel), 0.0)
-        # The same MLP on image sides, its first kernel scaled by the grid
-        # (3 per side, 9 for the squared distance): the same answers.
+        np.testing.assert_array_equal(np.asarray(layer.offset_bias.kernel), 0.0)
         out_kernel, out_bias = layer.offset_bias.get_weights()
         layer.offset_bias.set_weights([RNG.normal(size=out_kernel.shape), out_bias])
-        image_sides = RelationalAttention(2, 8, (3, 3))
+        # The squared distance left out (its scale is not one factor on a
+        # non-square grid): the same MLP on image sides, its kernel's rows
+        # for dx, dy, |dx|, |dy| scaled by the grid, gives the same answers.
+        kernel, bias = layer.offset_hidden.get_weights()
+        kernel[4] = 0.0
+        layer.offset_hidden.set_weights([kernel, bias])
+        self.run_layer_test(layer, (question, regions), [(2, 16), (2, 6), (2, 2, 6)])
+        image_sides = RelationalAttention(2, 8, (2, 3))
         image_sides(question, regions)
         image_sides.set_weights(layer.get_weights())
-        kernel, bias = layer.offset_hidden.get_weights()
-        scale = np.array([3, 3, 3, 3, 9], "float32")[:, None]
+        scale = np.array([3, 2, 3, 2, 0], "float32")[:, None]
         image_sides.offset_hidden.set_weights([kernel * scale, bias])
         for got, want in zip(image_sides(question, regions), layer(question, regions), strict=True):
             np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
-        # Unscaled, the offsets' bias differs: the test sees the scale.
-        image_sides.offset_hidden.set_weights([kernel, bias])
+        # Scaled the other way round (rows for x), the bias differs: the test sees the axes.
+        swapped = np.array([2, 3, 2, 3, 0], "float32")[:, None]
+        image_sides.offset_hidden.set_weights([kernel * swapped, bias])
         assert not np.allclose(image_sides(question, regions)[2], layer(question, regions)[2])
 
     def test_relational_attention_refines_positions_by_predicted_offsets(self):

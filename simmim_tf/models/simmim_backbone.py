@@ -127,7 +127,8 @@ class SimMIMBackbone(keras_hub.models.Backbone):
             then (batch, 2, regions).
         relational_refine_positions: bool. `RelationalAttention`'s
             `refine_positions`: region positions refined by a predicted
-            offset to their object's centre (trained by the grounding loss).
+            offset to their object's centre, trained only by the grounding
+            loss's offset target (`SimMIMVQATraining` on data with scenes).
         relational_read_anchors: bool. `RelationalAttention`'s
             `read_anchors`: the features under each anchor (and their
             product, with two anchors) join the relational features.

@@ -1,6 +1,8 @@
 """SimMIMVQATraining: trains a SimMIMVQA on image-grouped batches, with the
 grounding loss where scenes exist."""
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -58,6 +60,16 @@ class SimMIMVQATraining(keras.Model):
     ):
         if anchor_weight and not vqa.backbone.use_relational_attention:
             raise ValueError("anchor_weight > 0 needs a backbone with use_relational_attention")
+        if getattr(vqa.backbone, "relational_refine_positions", False) and not (
+            attribute_sizes and grounding_weight and offset_weight
+        ):
+            # Not an error: fine-tuning a trained model may keep its positions.
+            warnings.warn(
+                "relational_refine_positions: without the grounding loss's offset target "
+                "(attribute_sizes, grounding_weight > 0, offset_weight > 0) the predicted "
+                "positions are not trained",
+                stacklevel=2,
+            )
         super().__init__(**kwargs)
         self.anchor_weight = anchor_weight
         self.vqa = vqa
