@@ -247,7 +247,7 @@ class SimMIMVQA(ReplayedCompile, ShuffledFit, keras_hub.models.Task):
 
     @staticmethod
     def default_optimizer(learning_rate=1e-3, beta_2=0.95):
-        """AdamW (weight decay 0.01) with gradients clipped to norm 1.
+        """AdamW (weight decay 0.01), each weight's gradient clipped to norm 1.
 
         `beta_2` 0.95 (Keras's default is 0.999) keeps Adam's second moment
         over ~20 steps, so a sudden rise of the gradients does not meet a
