@@ -42,6 +42,20 @@ from simmim_tf.training.run_config import RunConfig  # noqa: E402
 from simmim_tf.training.runs import save_preset_atomically  # noqa: E402
 
 
+def report_per_run(data, runs, measure, out):
+    """Measures each of the comma-separated `runs` with `measure(run)` (a
+    JSON-ready dict), prints each result as it comes, and writes {"date",
+    "machine", "data", "runs": {run: result}} to `out`."""
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "data": data, "runs": {}}
+    for run in runs.split(","):
+        report["runs"][run] = measure(run)
+        print(run, json.dumps(report["runs"][run]), flush=True)
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(report, f, indent=2)
+    return report
+
+
 def machine():
     """The machine in words; the cores this process may use (taskset) if fewer than all."""
     usable = len(os.sched_getaffinity(0))

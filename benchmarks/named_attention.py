@@ -9,14 +9,12 @@ draws the same maps).
 """
 
 import argparse
-import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.budgeted_training import machine  # noqa: E402
+from benchmarks.budgeted_training import report_per_run  # noqa: E402
 from simmim_tf.data.vqa_dataset import load_split, read_scenes  # noqa: E402
 from simmim_tf.explanation import attention_on_named_objects  # noqa: E402
 from simmim_tf.training.runs import load_run  # noqa: E402
@@ -32,14 +30,11 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results/named_attention.json")
     args = parser.parse_args(argv)
     test, scenes = load_split(args.data, "test"), read_scenes(args.data)
-    report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "data": args.data}
-    report["runs"] = {}
-    for run in args.runs.split(","):
-        report["runs"][run] = attention_on_named_objects(load_run(run), test, scenes, args.every)
-        print(run, json.dumps(report["runs"][run]), flush=True)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+
+    def measure(run):
+        return attention_on_named_objects(load_run(run), test, scenes, args.every)
+
+    report_per_run(args.data, args.runs, measure, args.out)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,14 @@ about 3 px (`benchmarks/position_precision.py`).
 """
 
 import argparse
-import json
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.budgeted_training import machine  # noqa: E402
+from benchmarks.budgeted_training import report_per_run  # noqa: E402
 from simmim_tf.data.region_targets import region_targets, scene_image_size  # noqa: E402
 from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
 from simmim_tf.training.runs import load_run  # noqa: E402
@@ -67,9 +65,8 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=500, help="test images to measure on")
     parser.add_argument("--out", default="benchmarks/results/position_error.json")
     args = parser.parse_args(argv)
-    report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "data": args.data}
-    report["runs"] = {}
-    for run in args.runs.split(","):
+
+    def measure(run):
         vqa = load_run(run)
         test = load_split(args.data, "test", image_size=vqa.backbone.image_size)
         images, paths = test.images[: args.images], test.image_paths[: args.images]
@@ -78,11 +75,9 @@ def main(argv=None):
         targets = region_targets(args.data, paths, (rows, cols)).targets
         side = np.array([width / cols, height / rows])  # pixels per region side
         centre, used = position_errors(vqa, images, targets, side)
-        report["runs"][run] = {"region_centre": summary(centre), "position_used": summary(used)}
-        print(run, json.dumps(report["runs"][run]), flush=True)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+        return {"region_centre": summary(centre), "position_used": summary(used)}
+
+    report_per_run(args.data, args.runs, measure, args.out)
 
 
 if __name__ == "__main__":
