@@ -2,6 +2,7 @@
 SimMIMVQATraining."""
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -17,7 +18,7 @@ from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 from simmim_tf.training.image_grouped_batches import image_grouped_batches
-from tests.conftest import TINY_BACKBONE
+from tests.conftest import TINY_BACKBONE, tiny_inputs
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +174,31 @@ def test_refined_positions_are_trained_by_the_offset_target(data):
     model.fit(ds, epochs=2, verbose=0, shuffle=False)
     assert not np.allclose(before, np.array(relational.position_offset.kernel))
     assert backbone.get_config()["relational_refine_positions"] is True
+
+
+def test_only_the_offset_target_makes_refined_positions_trainable():
+    """The answers cannot reach the refined positions (a stop-gradient): the
+    plain model and a wrapper without the offset target leave them out of
+    training, so Keras does not warn of weights without gradients."""
+    keras.utils.set_random_seed(0)
+    backbone = SimMIMBackbone(**{**TINY_BACKBONE, "relational_refine_positions": True})
+    vqa = SimMIMVQA(backbone, num_answers=5)
+    offset = {id(v) for v in backbone.get_layer("relational_attention").position_offset.weights}
+    assert len(offset) == 2
+
+    def trainable(model):
+        return {id(v) for v in model.trainable_variables}
+
+    assert not offset & trainable(vqa) and offset <= {id(v) for v in vqa.non_trainable_variables}
+    vqa.compile()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vqa.fit(tiny_inputs(), np.array([1, 3]), epochs=1, verbose=0)
+    assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
+    with pytest.warns(UserWarning, match="positions are not trained"):
+        untrained = SimMIMVQATraining(vqa, [3, 2], grounding_weight=1.0, offset_weight=0.0)
+    assert not offset & trainable(untrained)
+    assert offset <= trainable(SimMIMVQATraining(vqa, [3, 2], grounding_weight=1.0))
 
 
 @pytest.mark.parametrize("part", ["visual_attention", "textual_attention", "semantic_memory"])

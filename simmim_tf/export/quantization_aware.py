@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import shutil
+import warnings
 
 import keras
 import numpy as np
@@ -353,7 +354,11 @@ def training_dataset(data_dir, tokenizer, answers, image_size, batch_size, model
     dataset = image_grouped_batches(
         train, token_ids, answer_ids, batch_size, anchor_targets=anchors
     )
-    trainer = SimMIMVQATraining(model, anchor_weight=1.0 if anchors is not None else 0.0)
+    with warnings.catch_warnings():
+        # Without the grounding loss, refined positions stay as trained:
+        # what fine-tuning for the converter should do.
+        warnings.filterwarnings("ignore", "relational_refine_positions", UserWarning)
+        trainer = SimMIMVQATraining(model, anchor_weight=1.0 if anchors is not None else 0.0)
     return dataset, len(train), skipped, trainer
 
 

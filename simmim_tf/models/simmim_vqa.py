@@ -17,6 +17,7 @@ from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
+from simmim_tf.models.unused_backbone_layers import UnusedBackboneLayers
 
 # What `save_to_preset` writes and `from_preset` needs (keras-hub's layout).
 PRESET_FILES = (
@@ -32,7 +33,7 @@ PRESET_FILES = (
 
 
 @simmim_export
-class SimMIMVQA(ReplayedCompile, ShuffledFit, keras_hub.models.Task):
+class SimMIMVQA(UnusedBackboneLayers, ReplayedCompile, ShuffledFit, keras_hub.models.Task):
     """Answer classification over a fixed answer vocabulary.
 
     A keras-hub `Task`: with a `preprocessor` attached, `fit`, `evaluate` and
@@ -64,6 +65,9 @@ class SimMIMVQA(ReplayedCompile, ShuffledFit, keras_hub.models.Task):
 
     backbone_cls = SimMIMBackbone
     preprocessor_cls = SimMIMVQAPreprocessor
+    # Every backbone layer answers; only the refined positions' offset
+    # prediction is left out of training (`SimMIMVQATraining` trains it).
+    UNUSED_LAYERS = ()
 
     def __init__(
         self,

@@ -10,9 +10,10 @@ from simmim_tf.layers.grounding_head import GroundingHead
 from simmim_tf.models.anchor_loss import AnchorLoss
 from simmim_tf.models.grounding_loss import GroundingLoss
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
+from simmim_tf.models.unused_backbone_layers import UnusedBackboneLayers, refined_position_weights
 
 
-class SimMIMVQATraining(keras.Model):
+class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
     """A training-time wrapper around a `SimMIMVQA`: what is served and
     exported stays `vqa`, whose inputs and outputs are unchanged.
 
@@ -60,14 +61,14 @@ class SimMIMVQATraining(keras.Model):
     ):
         if anchor_weight and not vqa.backbone.use_relational_attention:
             raise ValueError("anchor_weight > 0 needs a backbone with use_relational_attention")
-        if getattr(vqa.backbone, "relational_refine_positions", False) and not (
-            attribute_sizes and grounding_weight and offset_weight
-        ):
+        self._trains_positions = bool(attribute_sizes and grounding_weight and offset_weight)
+        if refined_position_weights(vqa.backbone) and not self._trains_positions:
             # Not an error: fine-tuning a trained model may keep its positions.
             warnings.warn(
                 "relational_refine_positions: without the grounding loss's offset target "
                 "(attribute_sizes, grounding_weight > 0, offset_weight > 0) the predicted "
-                "positions are not trained",
+                "positions are not trained (they stay where they are: the region centres for a "
+                "new model)",
                 stacklevel=2,
             )
         super().__init__(**kwargs)
@@ -101,6 +102,11 @@ class SimMIMVQATraining(keras.Model):
         if self.anchor_weight:
             outputs["anchor"] = out["anchor_attention"]  # (Q, regions)
         return outputs
+
+    def _unused_variables(self):
+        """Without the offset target nothing trains the refined positions:
+        they are left out of the trainable variables (`UnusedBackboneLayers`)."""
+        return [] if self._trains_positions else refined_position_weights(self.vqa.backbone)
 
     def _refining_relational_attention(self):
         backbone = self.vqa.backbone

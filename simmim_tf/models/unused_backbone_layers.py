@@ -1,5 +1,6 @@
 """Tasks that use part of a shared `SimMIMBackbone` leave the rest out of
-their trainable variables."""
+their trainable variables, and so do tasks whose loss cannot reach a
+weight."""
 
 # The fusion layers: what a task that reads only the image encoder (and
 # perhaps the question encoder) does not use.
@@ -13,11 +14,27 @@ FUSION_LAYERS = (
 )
 
 
+def refined_position_weights(backbone):
+    """The weights of the relational attention's position-offset prediction
+    (`relational_refine_positions`), or [].
+
+    They sit behind a stop-gradient: no answer, caption or contrastive loss
+    reaches them; only `SimMIMVQATraining`'s grounding offset target trains
+    them. Left in a task's trainable variables they would get no gradient,
+    and Keras would warn that the loss was forgotten.
+    """
+    if not (backbone.use_relational_attention and backbone.relational_refine_positions):
+        return []
+    return backbone.get_layer("relational_attention").position_offset.weights
+
+
 class UnusedBackboneLayers:
-    """A `keras.Model` mixin: the backbone layers named in `UNUSED_LAYERS`
+    """A `keras.Model` mixin: the backbone layers named in `UNUSED_LAYERS`,
+    and the refined positions' offset prediction (`refined_position_weights`),
     get no gradients and no weight decay, without touching their own
-    `trainable` flags, so that a VQA model sharing the backbone still trains
-    them. Their variables move to `non_trainable_weights` (saved as before).
+    `trainable` flags, so that a model sharing the backbone that does train
+    them still does. Their variables move to `non_trainable_weights` (saved
+    as before). A task overrides `_unused_variables` to choose otherwise.
     """
 
     UNUSED_LAYERS = FUSION_LAYERS
@@ -27,7 +44,8 @@ class UnusedBackboneLayers:
         if backbone is None:
             return []
         names = [n for n in self.UNUSED_LAYERS if n in backbone._layer_names]
-        return [v for n in names for v in backbone.get_layer(n).weights]
+        layers = [v for n in names for v in backbone.get_layer(n).weights]
+        return layers + refined_position_weights(backbone)
 
     @property
     def trainable_weights(self):
