@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.budgeted_training import report_per_run  # noqa: E402
 from simmim_tf.data.region_targets import region_targets, scene_image_size  # noqa: E402
 from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
+from simmim_tf.models.unused_backbone_layers import refining_relational_attention  # noqa: E402
 from simmim_tf.training.runs import load_run  # noqa: E402
 
 
@@ -30,8 +31,7 @@ def position_errors(vqa, images, targets, pixels_per_side, batch_size=64):
     one per occupied region of `images`; the two are equal without refined
     positions. `targets` are `region_targets(...).targets` of the images."""
     backbone = vqa.backbone
-    refined = getattr(backbone, "relational_refine_positions", False)
-    relational = backbone.get_layer("relational_attention") if refined else None
+    relational = refining_relational_attention(backbone)
     centre, used = [], []
     for start in range(0, len(images), batch_size):
         offset = targets[start : start + batch_size, :, -2:]  # object centre − region centre

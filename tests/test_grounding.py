@@ -201,6 +201,21 @@ def test_only_the_offset_target_makes_refined_positions_trainable():
     assert offset <= trainable(SimMIMVQATraining(vqa, [3, 2], grounding_weight=1.0))
 
 
+def test_refine_positions_without_relational_attention_is_ignored():
+    """The `tiny` preset refines positions; a model built from it without
+    the relational attention (an ablation) trains with the grounding head's
+    own offsets, as before the option existed."""
+    keras.utils.set_random_seed(0)
+    backbone = SimMIMBackbone(**{**TINY_BACKBONE, "use_relational_attention": False})
+    assert backbone.relational_refine_positions
+    model = SimMIMVQATraining(SimMIMVQA(backbone, num_answers=5), [3, 2], grounding_weight=1.0)
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("uint8")
+    inputs = {**tiny_inputs(), "images": images, "image_index": np.arange(2, dtype="int32")}
+    out = model(inputs)
+    grounding = model.grounding_head(backbone.encode_image(images))
+    np.testing.assert_allclose(np.asarray(out["grounding"]), np.asarray(grounding), atol=1e-5)
+
+
 @pytest.mark.parametrize("part", ["visual_attention", "textual_attention", "semantic_memory"])
 def test_backbone_ablations_drop_one_fusion_part(part):
     config = {**TINY_BACKBONE, f"use_{part}": False}

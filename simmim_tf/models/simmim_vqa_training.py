@@ -10,7 +10,11 @@ from simmim_tf.layers.grounding_head import GroundingHead
 from simmim_tf.models.anchor_loss import AnchorLoss
 from simmim_tf.models.grounding_loss import GroundingLoss
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
-from simmim_tf.models.unused_backbone_layers import UnusedBackboneLayers, refined_position_weights
+from simmim_tf.models.unused_backbone_layers import (
+    UnusedBackboneLayers,
+    refined_position_weights,
+    refining_relational_attention,
+)
 
 
 class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
@@ -91,7 +95,7 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
         outputs = {"answers": out["logits"]}
         if self.grounding_head is not None:
             grounding = self.grounding_head(regions)  # (K, R, attributes + 2)
-            relational = self._refining_relational_attention()
+            relational = refining_relational_attention(self.vqa.backbone)
             if relational is not None:
                 # The relational attention's own offset prediction takes the
                 # grounding head's place: the loss trains what positions use.
@@ -107,12 +111,6 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
         """Without the offset target nothing trains the refined positions:
         they are left out of the trainable variables (`UnusedBackboneLayers`)."""
         return [] if self._trains_positions else refined_position_weights(self.vqa.backbone)
-
-    def _refining_relational_attention(self):
-        backbone = self.vqa.backbone
-        if not getattr(backbone, "relational_refine_positions", False):
-            return None
-        return backbone.get_layer("relational_attention")
 
     def compile(self, optimizer, label_smoothing=0.0, **kwargs):
         """Answer cross-entropy (label-smoothed if asked) plus the weighted

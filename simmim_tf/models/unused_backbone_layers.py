@@ -14,6 +14,15 @@ FUSION_LAYERS = (
 )
 
 
+def refining_relational_attention(backbone):
+    """The backbone's `RelationalAttention` where it refines positions
+    (`relational_refine_positions`; the option means nothing without
+    `use_relational_attention`), else None."""
+    if not (backbone.use_relational_attention and backbone.relational_refine_positions):
+        return None
+    return backbone.get_layer("relational_attention")
+
+
 def refined_position_weights(backbone):
     """The weights of the relational attention's position-offset prediction
     (`relational_refine_positions`), or [].
@@ -23,9 +32,8 @@ def refined_position_weights(backbone):
     them. Left in a task's trainable variables they would get no gradient,
     and Keras would warn that the loss was forgotten.
     """
-    if not (backbone.use_relational_attention and backbone.relational_refine_positions):
-        return []
-    return backbone.get_layer("relational_attention").position_offset.weights
+    relational = refining_relational_attention(backbone)
+    return [] if relational is None else relational.position_offset.weights
 
 
 class UnusedBackboneLayers:
