@@ -133,7 +133,7 @@ def named_object_box(question, objects, vocabulary=None):
     return (o["x"] - half, o["y"] - half, o["x"] + half, o["y"] + half)
 
 
-def attention_on_named_objects(model, question_set, scenes, every=10):
+def attention_on_named_objects(model, question_set, scenes, every=10, batch_size=100):
     """How much of the visual attention falls on the object a question names.
 
     For every `every`-th question of a `QuestionSet` that names one object
@@ -141,24 +141,34 @@ def attention_on_named_objects(model, question_set, scenes, every=10):
     (`attention_in_box`). Returns {"share", "uniform_share", "questions"}:
     the mean share, and the mean share uniform attention would give; for a
     model with relational attention also "anchor_share", the same for its
-    anchor.
+    anchor. The questions go through the model `batch_size` at a time.
     """
     from simmim_tf.data.anchor_targets import attribute_vocabulary
 
     size, patch = model.backbone.image_size, model.backbone.patch_size
+    grid = model.backbone.grid_shape
+    tokenizer = model.preprocessor.question_tokenizer()
     vocabulary = attribute_vocabulary(scenes.values())
-    shares, uniform, anchor = [], [], []
+    named = []  # (question index, box)
     for i in range(0, len(question_set), every):
         path = question_set.image_paths[question_set.image_index[i]]
         box = named_object_box(question_set.questions[i], scenes[path], vocabulary)
-        if box is None:
-            continue
-        image = question_set.images[question_set.image_index[i]]
-        e = explain(model, image, question_set.questions[i])
-        shares.append(attention_in_box(e.visual_map, size, patch, box))
-        uniform.append(attention_in_box(np.ones_like(e.visual_map), size, patch, box))
-        if e.anchor_map is not None:
-            anchor.append(attention_in_box(e.anchor_map, size, patch, box))
+        if box is not None:
+            named.append((i, box))
+    shares, uniform, anchor = [], [], []
+    for start in range(0, len(named), batch_size):
+        chunk = named[start : start + batch_size]
+        encoded = [tokenizer.encode(question_set.questions[i]) for i, _ in chunk]
+        ids, masks = (np.stack(x) for x in zip(*encoded, strict=True))
+        images = [question_set.images[question_set.image_index[i]] for i, _ in chunk]
+        out = model.backbone.features(np.asarray(images, np.float32), ids, masks)
+        for j, (_, box) in enumerate(chunk):
+            visual = visual_map(out["visual_attention"][j], masks[j], grid)
+            shares.append(attention_in_box(visual, size, patch, box))
+            uniform.append(attention_in_box(np.ones_like(visual), size, patch, box))
+            anchor_map = _anchor_map({k: v[j : j + 1] for k, v in out.items()}, grid)
+            if anchor_map is not None:
+                anchor.append(attention_in_box(anchor_map, size, patch, box))
     extra = {"anchor_share": float(np.mean(anchor))} if anchor else {}
     return {
         **extra,

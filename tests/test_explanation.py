@@ -113,6 +113,7 @@ def test_named_object_box_finds_the_colour_the_question_names():
 
 
 def test_attention_on_named_objects_of_a_trained_run(trained_export):
+    from simmim_tf.data.anchor_targets import attribute_vocabulary
     from simmim_tf.data.vqa_dataset import load_split, read_scenes
     from simmim_tf.explanation import attention_on_named_objects
     from simmim_tf.training.runs import load_run
@@ -127,3 +128,21 @@ def test_attention_on_named_objects_of_a_trained_run(trained_export):
     assert out["uniform_share"] == pytest.approx(100 / 75**2, rel=0.35)
     # The tiny preset's anchor, trained onto the named object, is measured too.
     assert 0.0 <= out["anchor_share"] <= 1.0
+    # Batched (5 at a time), the shares are `explain`'s, one question at a time.
+    picked = range(0, len(test), 50)
+    one_by_one = [
+        explain(model, test.images[test.image_index[i]], test.questions[i]) for i in picked
+    ]
+    vocabulary = attribute_vocabulary(scenes.values())
+    boxes = [
+        named_object_box(
+            test.questions[i], scenes[test.image_paths[test.image_index[i]]], vocabulary
+        )
+        for i in picked
+    ]
+    size, patch = model.backbone.image_size, model.backbone.patch_size
+    batched = attention_on_named_objects(model, test, scenes, every=50, batch_size=5)
+    for key, maps in (("share", "visual_map"), ("anchor_share", "anchor_map")):
+        want = np.mean([attention_in_box(getattr(e, maps), size, patch, box)
+                        for e, box in zip(one_by_one, boxes, strict=True)])  # fmt: skip
+        assert batched[key] == pytest.approx(want, abs=1e-4), key
