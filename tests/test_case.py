@@ -10,19 +10,26 @@ import numpy as np
 import tensorflow as tf
 
 
+def _keras_parent(cls):
+    """The nearest Keras (or keras-hub) class `cls` derives from."""
+    return next(k for k in cls.__mro__ if k.__module__.startswith("keras"))
+
+
 def constructor_args(cls):
+    """The arguments the package's own classes of `cls` add to its `__init__`."""
     names = set()
-    for klass in cls.__mro__:
-        if klass.__module__.startswith("keras") or klass is object:
-            break
+    for klass in cls.__mro__[: cls.__mro__.index(_keras_parent(cls))]:
+        if "__init__" not in vars(klass):
+            continue  # inherited: a Dense subclass takes Dense's arguments
         params = inspect.signature(klass.__init__).parameters
         names |= {n for n, p in params.items() if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
     return names
 
 
 def assert_config_is_constructor_args(layer):
-    """get_config holds exactly the constructor's own arguments (plus Keras' base keys)."""
-    base = set(keras.layers.Layer(name="x").get_config())
+    """get_config holds exactly the constructor's own arguments, plus the
+    keys of the Keras class it derives from (Layer's, or Dense's, ...)."""
+    base = set(_keras_parent(type(layer)).get_config(layer))
     own = set(layer.get_config()) - base
     assert own == constructor_args(type(layer)) - base, (own, constructor_args(type(layer)))
 
@@ -48,7 +55,9 @@ class TestCase:
         outputs = layer(*call_args, **call_kwargs)
         assert _shapes(outputs) == [tuple(s) for s in expected_shapes]
 
-        symbolic = [keras.KerasTensor(np.shape(a), dtype=np.asarray(a).dtype) for a in call_args]
+        symbolic = keras.tree.map_structure(
+            lambda a: keras.KerasTensor(np.shape(a), dtype=np.asarray(a).dtype), list(call_args)
+        )
         assert _shapes(layer(*symbolic, **call_kwargs)) == [tuple(s) for s in expected_shapes]
 
         assert_config_is_constructor_args(layer)

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +10,7 @@ from simmim_tf.layers import (
     ImageEncoder,
     LayerNorm,
     MultiHeadAttention,
+    MultiInputDense,
     PatchEmbedding,
     QuestionEncoder,
     RelationalAttention,
@@ -253,6 +255,29 @@ class TestLayers(TestCase):
         read = np.concatenate([between, under[:, 0], under[:, 1], under[:, 0] * under[:, 1]], -1)
         np.testing.assert_allclose(features, read @ kernel[-28:] + bias, atol=1e-4)
         assert np.abs(under[:, 0] * under[:, 1]).max() > 1e-3
+
+    def test_multi_input_dense_is_dense_on_the_concatenation(self):
+        parts = [RNG.normal(size=(2, 3, 4)), 100 * RNG.normal(size=(2, 3, 1))]
+        parts = [p.astype("float32") for p in parts]
+        layer = MultiInputDense(6, activation="gelu")
+        out = self.run_layer_test(layer, (parts,), [(2, 3, 6)])
+        dense = keras.layers.Dense(6, activation="gelu")
+        dense.build((None, None, 5))
+        dense.set_weights(layer.get_weights())  # the same weights, kernel (5, 6)
+        want = dense(np.concatenate(parts, axis=-1))
+        np.testing.assert_allclose(np.asarray(out), np.asarray(want), rtol=1e-5, atol=1e-4)
+        # Each input meets its own rows: swapping the inputs' order changes the answer.
+        swapped = MultiInputDense(6, activation="gelu")
+        swapped([parts[1], parts[0]])
+        kernel, bias = layer.get_weights()
+        swapped.set_weights([np.concatenate([kernel[4:], kernel[:4]]), bias])
+        np.testing.assert_allclose(
+            np.asarray(swapped([parts[1], parts[0]])), np.asarray(out), atol=1e-4
+        )
+        swapped.set_weights([kernel, bias])  # rows not swapped with the inputs: another answer
+        assert not np.allclose(
+            np.asarray(swapped([parts[1], parts[0]])), np.asarray(out), atol=1e-2
+        )
 
     def test_relational_attention_offsets_in_region_sides(self):
         # A grid of 2 rows and 3 columns: x is scaled by 3, y by 2.

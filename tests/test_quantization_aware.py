@@ -25,7 +25,9 @@ def test_matmul_scope_covers_every_dense_and_conv_input():
     layers = qa.quantized_layers(model)
     # conv stem, attention projections, MLPs, answer head
     assert len(layers) > 20
-    assert sorted(ranges) == sorted(layer.path for layer in layers)
+    assert sorted(ranges) == sorted(
+        k for layer in layers for k in qa.input_keys(layer, "matmul_inputs")
+    )
     assert all(low < high for low, high in ranges.values())
     # the image stem sees normalised pixels
     first_conv = next(layer for layer in layers if layer.name == "stem_conv_0")
@@ -36,7 +38,12 @@ def test_matmul_scope_covers_every_dense_and_conv_input():
 def test_converter_scope_names_the_tensors_inside_layers():
     model, _, ranges = _model_and_ranges()
     for layer in qa.quantized_layers(model):
-        assert f"{layer.path}/input" in ranges
+        assert all(key in ranges for key in qa.input_keys(layer, "converter"))
+    # The relation heads' offsets and squared distance: two tensors, two
+    # ranges (concatenated, the distance's range would set the offsets' step).
+    offsets = ranges["relational_attention/offset_hidden/input_0"]
+    squared = ranges["relational_attention/offset_hidden/input_1"]
+    assert offsets[0] < 0 <= squared[0] and offsets != squared
     norms = [k.rsplit("/", 1)[0] for k in ranges if k.endswith("/inv_std")]
     assert len(norms) > 5
     for norm in norms:

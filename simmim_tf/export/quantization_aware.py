@@ -35,6 +35,7 @@ from keras import ops
 
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.export.serving_saved_model import write_saved_model
+from simmim_tf.layers.multi_input_dense import MultiInputDense
 from simmim_tf.layers.quantization_points import quantization_handler
 
 QUANTIZED_LAYERS = (keras.layers.Dense, keras.layers.Conv2D)
@@ -84,9 +85,28 @@ def _is_linear(activation):
     return activation is None or activation is keras.activations.linear
 
 
+def input_keys(layer, scope):
+    """The keys of a `Dense`/`Conv2D`'s input tensors in `scope`: one, or for
+    a `MultiInputDense` one per input (each its own int8 tensor)."""
+    if isinstance(layer, MultiInputDense):
+        return [f"{layer.path}/input_{i}" for i in range(len(layer.kernel_parts(layer.kernel)))]
+    return [layer.path if scope == "matmul_inputs" else f"{layer.path}/input"]
+
+
+def _quantized_inputs(layer, inputs, scope, point):
+    """`inputs` (one tensor, or a `MultiInputDense`'s list) through `point`."""
+    keys = input_keys(layer, scope)
+    if isinstance(layer, MultiInputDense):
+        return [point(key, x, None) for key, x in zip(keys, inputs, strict=True)]
+    return point(keys[0], inputs, None)
+
+
 def _matmul_call(layer, x, kernel, point):
-    """`Dense`/`Conv2D`'s forward pass with `kernel`, the pre-activation through `point`."""
-    if isinstance(layer, keras.layers.Conv2D):
+    """`Dense`/`Conv2D`'s forward pass with `kernel`, the pre-activation
+    through `point` (and a `MultiInputDense`'s partial products)."""
+    if isinstance(layer, MultiInputDense):
+        y = layer.project(x, kernel, lambda i, p: point(f"{layer.path}/product_{i}", p, None))
+    elif isinstance(layer, keras.layers.Conv2D):
         y = layer.convolution_op(x, kernel)
         if layer.use_bias:
             shape = (1, 1, 1, -1) if layer.data_format == "channels_last" else (1, -1, 1, 1)
@@ -100,9 +120,14 @@ def _matmul_call(layer, x, kernel, point):
     return layer.activation(point(f"{layer.path}/pre_activation", y, None))
 
 
-def _per_channel_int8(kernel):
-    """`kernel` fake-quantized per output channel, symmetric, narrow range
-    (the converter's weight quantization); straight-through gradient."""
+def _per_channel_int8(layer, kernel):
+    """`layer`'s `kernel` fake-quantized per output channel, symmetric,
+    narrow range (the converter's weight quantization; a `MultiInputDense`'s
+    rows for each input apart, as the converter sees them); straight-through
+    gradient."""
+    if isinstance(layer, MultiInputDense):
+        parts = layer.kernel_parts(kernel)
+        return ops.concatenate([_per_channel_int8(None, part) for part in parts], axis=0)
     flat = ops.reshape(kernel, (-1, ops.shape(kernel)[-1]))
     bound = ops.stop_gradient(ops.maximum(ops.max(ops.abs(flat), axis=0), 1e-12))
     return keras.quantizers.fake_quant_with_min_max_vars(
@@ -122,7 +147,7 @@ def _tensor_handler(model, scope, point, weights=False, float_prefixes=()):
 
         def make_call(layer, call):
             def quantized(inputs, *args, **kwargs):
-                return call(point(layer.path, inputs, None), *args, **kwargs)
+                return call(_quantized_inputs(layer, inputs, scope, point), *args, **kwargs)
 
             return quantized
 
@@ -133,9 +158,9 @@ def _tensor_handler(model, scope, point, weights=False, float_prefixes=()):
     def make_call(layer, call):
         def quantized(*args, **kwargs):
             if layer in matmul_set:
-                x = point(f"{layer.path}/input", args[0], None)
+                x = _quantized_inputs(layer, args[0], scope, point)
                 quantize = weights and not _under(layer.path, float_prefixes)
-                kernel = _per_channel_int8(layer.kernel) if quantize else layer.kernel
+                kernel = _per_channel_int8(layer, layer.kernel) if quantize else layer.kernel
                 outputs = _matmul_call(layer, x, kernel, point)
             else:
                 outputs = call(*args, **kwargs)
@@ -192,9 +217,10 @@ def emulated_int8(model, ranges, scope="converter", weights=True, num_bits=8, fl
     float_prefixes = tuple(float_prefixes)
     if scope == "matmul_inputs":
         missing = [
-            layer.path
+            key
             for layer in quantized_layers(model)
-            if layer.path not in ranges and not _under(layer.path, float_prefixes)
+            for key in input_keys(layer, scope)
+            if key not in ranges and not _under(layer.path, float_prefixes)
         ]
         if missing:
             raise ValueError(f"no calibrated range for {missing}")
@@ -283,14 +309,7 @@ def snap_weights_to_int8(model):
     alone cost."""
     count = 0
     for layer in quantized_layers(model):
-        kernel = layer.kernel
-        w = keras.ops.convert_to_numpy(kernel)
-        bound = np.maximum(np.abs(w.reshape(-1, w.shape[-1])).max(axis=0), 1e-12)
-        kernel.assign(
-            keras.quantizers.fake_quant_with_min_max_vars(
-                w, -bound, bound, num_bits=8, narrow_range=True, axis=-1
-            )
-        )
+        layer.kernel.assign(_per_channel_int8(layer, layer.kernel))
         count += 1
     return count
 

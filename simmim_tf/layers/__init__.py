@@ -10,6 +10,7 @@ from simmim_tf.layers.grounding_head import GroundingHead
 from simmim_tf.layers.image_encoder import ImageEncoder
 from simmim_tf.layers.layer_norm import LayerNorm
 from simmim_tf.layers.multi_head_attention import MultiHeadAttention
+from simmim_tf.layers.multi_input_dense import MultiInputDense
 from simmim_tf.layers.patch_embedding import PatchEmbedding
 from simmim_tf.layers.question_encoder import QuestionEncoder
 from simmim_tf.layers.relational_attention import RelationalAttention
@@ -30,6 +31,7 @@ __all__ = [
     "ImageEncoder",
     "LayerNorm",
     "MultiHeadAttention",
+    "MultiInputDense",
     "PatchEmbedding",
     "QuestionEncoder",
     "RelationalAttention",

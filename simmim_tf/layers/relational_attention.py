@@ -7,6 +7,7 @@ from keras import ops
 
 from simmim_tf.api_export import simmim_export
 from simmim_tf.layers.layer_norm import LayerNorm
+from simmim_tf.layers.multi_input_dense import MultiInputDense
 
 # Hidden size of the MLP from an offset to per-head score biases.
 OFFSET_HIDDEN = 32
@@ -132,7 +133,11 @@ class RelationalAttention(keras.layers.Layer):
         self.key = keras.layers.Dense(inner, name="key", dtype=policy)
         self.value = keras.layers.Dense(inner, name="value", dtype=policy)
         self.output_dense = keras.layers.Dense(dim, name="output", dtype=policy)
-        self.offset_hidden = keras.layers.Dense(
+        # The offsets (up to the grid's side) and their squared distance (up
+        # to twice its square) as two tensors: an int8 model gives a
+        # concatenation one scale, which rounded the offsets to 5 px on a
+        # 10×10 grid (docs/export.md, "int8 and the offset features").
+        self.offset_hidden = MultiInputDense(
             OFFSET_HIDDEN, activation="gelu", name="offset_hidden", dtype=policy
         )
         self.offset_bias = keras.layers.Dense(
@@ -162,7 +167,7 @@ class RelationalAttention(keras.layers.Layer):
                 2, kernel_initializer="zeros", name="position_offset", dtype=policy
             )
             self.position_offset.build(regions_shape)
-        self.offset_hidden.build((None, None, 5))
+        self.offset_hidden.build([(None, None, 4), (None, None, 1)])
         self.offset_bias.build((None, None, OFFSET_HIDDEN))
 
     def call(self, question, regions):
@@ -193,16 +198,16 @@ class RelationalAttention(keras.layers.Layer):
         flat = ops.reshape(anchors, (batch, self.num_anchors * 2))
         first = np.eye(self.num_anchors * 2, 2, dtype="float32")  # the first anchor's (x, y)
         anchor = ops.matmul(flat, ops.convert_to_tensor(first))  # (batch, 2)
-        # 2. Offsets of every region from the anchor: (batch, regions, 5).
+        # 2. Offsets of every region from the anchor: (batch, regions, 4)
+        # and the squared distance (batch, regions, 1), apart (see build).
         offset = centres - ops.expand_dims(anchor, 1)
         scaled = offset
         if self.offsets_in_regions:
             rows, cols = self.grid_shape
             scaled = offset * ops.convert_to_tensor(np.array([cols, rows], "float32"))
-        features = ops.concatenate(
-            [scaled, ops.abs(scaled), ops.sum(scaled * scaled, axis=-1, keepdims=True)], axis=-1
-        )
-        bias = self.offset_bias(self.offset_hidden(ops.cast(features, dtype)))  # (b, R, heads)
+        linear = ops.cast(ops.concatenate([scaled, ops.abs(scaled)], axis=-1), dtype)
+        squared = ops.cast(ops.sum(scaled * scaled, axis=-1, keepdims=True), dtype)
+        bias = self.offset_bias(self.offset_hidden([linear, squared]))  # (b, R, heads)
         bias = ops.transpose(bias, (0, 2, 1))  # (batch, heads, regions)
         queries = ops.reshape(self.query(q), (batch, self.num_heads, 1, self.key_dim))
         keys = ops.transpose(
@@ -215,34 +220,34 @@ class RelationalAttention(keras.layers.Layer):
         scores = ops.cast(scores, "float32") + ops.cast(bias, "float32")
         weights = ops.softmax(scores, axis=-1)
         read = ops.matmul(ops.expand_dims(ops.cast(weights, dtype), 2), values)  # (b, h, 1, k)
-        read = ops.reshape(read, (batch, self.num_heads * self.key_dim))
+        parts = [ops.reshape(read, (batch, self.num_heads * self.key_dim))]
         if self.read_offsets:
             # (batch, heads, regions) @ (batch, regions, 2): each head's mean (dx, dy).
             moved = ops.matmul(weights, offset)
             moved = ops.reshape(ops.cast(moved, dtype), (batch, self.num_heads * 2))
-            read = ops.concatenate([read, moved], axis=-1)
+            parts.append(moved)
         anchor_weights = all_anchor_weights
         if self.num_anchors == 2:
             second_minus_first = np.array([[-1, 0], [0, -1], [1, 0], [0, 1]], "float32")
             between = ops.matmul(flat, ops.convert_to_tensor(second_minus_first))  # (batch, 2)
             between = ops.concatenate([between, ops.abs(between)], axis=-1)
-            read = ops.concatenate([read, ops.cast(between, dtype)], axis=-1)
+            parts.append(ops.cast(between, dtype))
         if self.read_anchors:
             # (batch, anchors, regions) @ (batch, regions, key_dim): what lies under each anchor.
             under = ops.matmul(ops.cast(all_anchor_weights, dtype), self.anchor_value(r))
             under_flat = ops.reshape(under, (batch, self.num_anchors * self.key_dim))
-            read = ops.concatenate([read, under_flat], axis=-1)
+            parts.append(under_flat)
             if self.num_anchors == 2:
                 # The two anchors' reads picked by matrix products (no slices; see above).
                 k = self.key_dim
                 pick = np.eye(2 * k, dtype="float32")
                 first_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, :k], dtype))
                 second_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, k:], dtype))
-                read = ops.concatenate([read, first_read * second_read], axis=-1)
+                parts.append(first_read * second_read)
         if self.num_anchors == 1:
             anchor_weights = ops.reshape(all_anchor_weights, (batch, length))
         return (
-            self.output_dense(read),
+            self.output_dense(ops.concatenate(parts, axis=-1)),
             ops.cast(anchor_weights, dtype),
             ops.cast(weights, dtype),
         )
