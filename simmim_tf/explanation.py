@@ -89,15 +89,16 @@ def explain(model, image, question, top_k=3):
         memory_map=memory,
         memory_image_share=share,
         word_weights=word_weights(out["textual_attention"][0], mask),
-        anchor_map=_anchor_map(out, grid),
+        anchor_map=_anchor_map(out.get("anchor_attention"), 0, grid),
     )
 
 
-def _anchor_map(features, grid):
-    if "anchor_attention" not in features:
+def _anchor_map(anchor_attention, i, grid):
+    """Question `i`'s first anchor (the object named first) as (rows, cols),
+    or None for a model without relational attention."""
+    if anchor_attention is None:
         return None
-    anchor = np.asarray(features["anchor_attention"], np.float32)[0]
-    return anchor.reshape(-1, *grid)[0]  # the first anchor: the object named first
+    return np.asarray(anchor_attention[i], np.float32).reshape(-1, *grid)[0]
 
 
 def attention_in_box(attention_map, image_size, patch_size, box):
@@ -162,11 +163,14 @@ def attention_on_named_objects(model, question_set, scenes, every=10, batch_size
         ids, masks = (np.stack(x) for x in zip(*encoded, strict=True))
         images = [question_set.images[question_set.image_index[i]] for i, _ in chunk]
         out = model.backbone.features(np.asarray(images, np.float32), ids, masks)
+        attention = np.asarray(out["visual_attention"])
+        anchors = out.get("anchor_attention")
+        anchors = None if anchors is None else np.asarray(anchors)
         for j, (_, box) in enumerate(chunk):
-            visual = visual_map(out["visual_attention"][j], masks[j], grid)
+            visual = visual_map(attention[j], masks[j], grid)
             shares.append(attention_in_box(visual, size, patch, box))
             uniform.append(attention_in_box(np.ones_like(visual), size, patch, box))
-            anchor_map = _anchor_map({k: v[j : j + 1] for k, v in out.items()}, grid)
+            anchor_map = _anchor_map(anchors, j, grid)
             if anchor_map is not None:
                 anchor.append(attention_in_box(anchor_map, size, patch, box))
     extra = {"anchor_share": float(np.mean(anchor))} if anchor else {}
