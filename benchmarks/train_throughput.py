@@ -19,6 +19,7 @@ Writes a JSON (--out) and prints a markdown table.
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -105,7 +106,12 @@ def main():
     parser.add_argument("--presets", default="tiny,small")
     parser.add_argument("--precision", default="float32,mixed_bfloat16")
     parser.add_argument("--jit", default="off,on", help="XLA settings to try: off, on or both")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size",
+        default="64",
+        help="comma-separated batch sizes to try (repeat them, e.g. 64,128,64,128, "
+        "to see this machine's drift between settings)",
+    )
     parser.add_argument("--steps", type=int, default=30, help="timed steps per setting")
     parser.add_argument(
         "--steps-per-execution",
@@ -120,10 +126,10 @@ def main():
     for preset in args.presets.split(","):
         for precision in args.precision.split(","):
             for jit in args.jit.split(","):
-                for spe in args.steps_per_execution.split(","):
-                    r = measure(
-                        preset, precision, jit == "on", args.batch_size, args.steps, int(spe)
-                    )
+                for spe, batch in itertools.product(
+                    args.steps_per_execution.split(","), args.batch_size.split(",")
+                ):
+                    r = measure(preset, precision, jit == "on", int(batch), args.steps, int(spe))
                     if r["step_flops"] and args.peak_tflops:
                         achieved = r["step_flops"] / (r["ms_per_step"] / 1e3)
                         r["mfu"] = achieved / (args.peak_tflops * 1e12)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from simmim_tf.models import SIMMIM_PRESETS, SimMIMBackbone, SimMIMVQA
-from tests.conftest import TINY_BACKBONE, tiny_inputs
+from tests.conftest import TINY_BACKBONE, count_train_step_traces, tiny_inputs
 from tests.test_case import TestCase, assert_config_is_constructor_args
 
 
@@ -50,9 +50,13 @@ def test_vqa_training_steps_lower_the_loss():
     x = tiny_inputs(batch=8, length=8)
     y = np.arange(8) % 5
     before = model.evaluate(x, y, verbose=0)[0]
+    traces = count_train_step_traces(model)
     model.fit(x, y, epochs=15, batch_size=8, verbose=0)
     after = model.evaluate(x, y, verbose=0)[0]
     assert after < 0.8 * before, (before, after)
+    # The optimizer is built before the trace (`PrebuiltOptimizer`): a trace
+    # that creates its variables would be traced a second time.
+    assert len(traces) == 1
 
 
 class TestSimMIMVQA(TestCase):

@@ -9,6 +9,7 @@ from keras import ops
 from simmim_tf.api_export import simmim_export
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.caption_decoder import CaptionDecoder
+from simmim_tf.models.prebuilt_optimizer import PrebuiltOptimizer
 from simmim_tf.models.replayed_compile import ReplayedCompile
 from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
@@ -22,7 +23,9 @@ MAX_BEAMS = 16
 
 
 @simmim_export
-class SimMIMCaptioner(UnusedBackboneLayers, ReplayedCompile, ShuffledFit, keras_hub.models.Task):
+class SimMIMCaptioner(
+    UnusedBackboneLayers, ReplayedCompile, PrebuiltOptimizer, ShuffledFit, keras_hub.models.Task
+):
     """Captions images: the backbone's image encoder (`encode_image`), then
     a `CaptionDecoder` (masked self-attention, cross-attention to the image
     regions, MLP) trained with teacher forcing.

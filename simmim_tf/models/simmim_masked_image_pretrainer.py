@@ -32,6 +32,7 @@ from simmim_tf.atomic_files import write_atomically
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.layer_norm import LayerNorm
 from simmim_tf.models.mask_generator import MaskGenerator, pixel_mask
+from simmim_tf.models.prebuilt_optimizer import PrebuiltOptimizer
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 
@@ -41,7 +42,7 @@ PRETRAINER_WEIGHTS = "pretrainer.weights.h5"
 
 
 @simmim_export
-class SimMIMMaskedImagePretrainer(keras.Model):
+class SimMIMMaskedImagePretrainer(PrebuiltOptimizer, keras.Model):
     """Masked-image modelling on a `SimMIMBackbone`'s image encoder.
 
     Args:

@@ -10,6 +10,7 @@ from simmim_tf.api_export import simmim_export
 from simmim_tf.layers.contrastive_head import ContrastiveHead
 from simmim_tf.layers.embedding_projection import EmbeddingProjection
 from simmim_tf.models.contrastive_loss import LOSSES, contrastive_loss, pair_positives
+from simmim_tf.models.prebuilt_optimizer import PrebuiltOptimizer
 from simmim_tf.models.replayed_compile import ReplayedCompile
 from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
@@ -21,7 +22,9 @@ from simmim_tf.preprocessing.question_tokenizer import check_known_words
 
 
 @simmim_export
-class SimMIMRetriever(UnusedBackboneLayers, ReplayedCompile, ShuffledFit, keras_hub.models.Task):
+class SimMIMRetriever(
+    UnusedBackboneLayers, ReplayedCompile, PrebuiltOptimizer, ShuffledFit, keras_hub.models.Task
+):
     """Two towers on one backbone, trained to embed matching images and
     captions close together (CLIP, Radford et al. 2021; SigLIP, Zhai et
     al. 2023).

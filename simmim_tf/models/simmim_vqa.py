@@ -11,6 +11,7 @@ import numpy as np
 from simmim_tf.api_export import simmim_export
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.answer_head import AnswerHead
+from simmim_tf.models.prebuilt_optimizer import PrebuiltOptimizer
 from simmim_tf.models.replayed_compile import ReplayedCompile
 from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
@@ -33,7 +34,9 @@ PRESET_FILES = (
 
 
 @simmim_export
-class SimMIMVQA(UnusedBackboneLayers, ReplayedCompile, ShuffledFit, keras_hub.models.Task):
+class SimMIMVQA(
+    UnusedBackboneLayers, ReplayedCompile, PrebuiltOptimizer, ShuffledFit, keras_hub.models.Task
+):
     """Answer classification over a fixed answer vocabulary.
 
     A keras-hub `Task`: with a `preprocessor` attached, `fit`, `evaluate` and
