@@ -1,6 +1,8 @@
 """`fit` that builds the optimizer first, so that TensorFlow traces the
 train step once instead of twice."""
 
+import keras
+
 
 def build_optimizer(model):
     """Creates `model`'s optimizer variables now, if the model's own exist.
@@ -9,8 +11,11 @@ def build_optimizer(model):
     optimizer to be built inside the first trace of the train step. A
     `tf.function` that creates variables is traced twice (once to create
     them, once more without), so the first epoch pays the step's tracing
-    twice. Under a strategy Keras builds it beforehand, as here.
+    twice. Under a strategy Keras builds it beforehand, as here; the other
+    backends always do (and their models have no `distribute_strategy`).
     """
+    if keras.backend.backend() != "tensorflow":
+        return
     if model.optimizer is None or model.optimizer.built or not model.built:
         return
     with model.distribute_strategy.scope():
@@ -18,8 +23,9 @@ def build_optimizer(model):
 
 
 class PrebuiltOptimizer:
-    """A `keras.Model` mixin: `fit` calls `build_optimizer` first (the
-    tiny model's first fit: 18 instead of 32 s on one core, 2026-12-02)."""
+    """A `keras.Model` mixin: `fit` calls `build_optimizer` first (a new
+    `tiny` model's first fit: 13 to 17 s instead of 27 to 29 s on one core,
+    `benchmarks/first_fit_tracing.py`, docs/training.md)."""
 
     def fit(self, *args, **kwargs):
         build_optimizer(self)
