@@ -57,16 +57,6 @@ def run_python(script, cwd, env=None, timeout=600):
     )
 
 
-def count_train_step_traces(model):
-    """Counts the times `fit` traces `model.train_step` (a Python call of it
-    is a trace; running the traced graph calls no Python). Returns the list
-    that grows by one per trace."""
-    traces = []
-    step = model.train_step
-    model.train_step = lambda data: traces.append(1) or step(data)
-    return traces
-
-
 def tiny_inputs(batch=2, length=8, real=5, seed=0, image_size=32, vocabulary_size=30):
     rng = np.random.default_rng(seed)
     ids = np.zeros((batch, length), np.int32)

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from simmim_tf.models import SIMMIM_PRESETS, SimMIMBackbone, SimMIMVQA
-from tests.conftest import TINY_BACKBONE, count_train_step_traces, tiny_inputs
+from simmim_tf.models.prebuilt_optimizer import count_train_step_traces
+from tests.conftest import TINY_BACKBONE, tiny_inputs
 from tests.test_case import TestCase, assert_config_is_constructor_args
 
 
