@@ -52,6 +52,8 @@ Alternatives tried (not in the default list):
     two_anchors_refined  two_anchors with refined positions
     two_anchors_read     two_anchors, and the features under each anchor and
                          their product join the output (compare questions)
+    gated_between        offsets_in_regions, and the offset between the two
+                         anchors projected on directions the question picks
 
 Writes a JSON, a markdown table per question type, and a learning-curve PNG.
 """
@@ -167,6 +169,12 @@ ALTERNATIVES = {
     # The relational scores' offsets in region sides (the score MLP starting
     # at zero), with --base two_anchors_read or two_anchors_read_refined.
     "offsets_in_regions": ({"relational_offsets_in_regions": True}, {}),
+    # and the offset between the two anchors, in region sides, projected on
+    # directions the question picks (left/right/above/below as one sign).
+    "gated_between": (
+        {"relational_offsets_in_regions": True, "relational_gated_between": True},
+        {},
+    ),
     # Recipe: Adam's second moment over ~20 steps instead of ~1,000, so that
     # a sudden rise of the gradients does not meet a stale, small estimate
     # (the usual cure for loss spikes in transformer training); with --base.

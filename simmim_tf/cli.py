@@ -706,11 +706,12 @@ def _add_quantization_aware_command(sub):
     )
     qa.add_argument(
         "--losses",
-        choices=("answer", "training"),
+        choices=("answer", "training", "distill"),
         default="answer",
         help="answer: the answer loss on plain question batches; training: the training's "
         "own losses on its image-grouped batches (the anchor loss too, where the model has "
-        "relational attention and the data has scenes) (default answer)",
+        "relational attention and the data has scenes); distill: cross-entropy to RUN's own "
+        "float answer distribution on plain question batches (default answer)",
     )
     qa.set_defaults(func=_quantization_aware)
 

@@ -4,6 +4,7 @@ import io
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -211,6 +212,31 @@ def test_quantization_aware_with_the_training_losses(trained_export, tmp_path, c
     )
     with pytest.raises(SimMIMInputError, match="losses 'all': choose from"):
         fine_tune_run(trained_export["run"], str(tmp_path / "other"), losses="all")
+
+
+def test_quantization_aware_distills_the_float_model(trained_export, tmp_path, capsys):
+    """--losses distill: the targets are the run's own float answer
+    distribution for each batch's questions, and a run comes out."""
+    from simmim_tf.export.quantization_aware import distillation_targets, training_dataset
+    from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+    from simmim_tf.training.runs import load_run
+
+    teacher = load_run(trained_export["run"])
+    tokenizer = teacher.preprocessor.question_tokenizer()
+    answers = AnswerVocabulary(teacher.preprocessor.answers)
+    size = teacher.backbone.image_size
+    plain, *_ = training_dataset(trained_export["data"], tokenizer, answers, size, 8)
+    inputs, targets = next(iter(distillation_targets(plain.take(1), teacher)))
+    want = keras.ops.softmax(teacher.predict(inputs, verbose=0))
+    np.testing.assert_allclose(np.asarray(targets), np.asarray(want), atol=1e-5)
+    assert targets.shape == (8, len(teacher.preprocessor.answers))
+    out = str(tmp_path / "qat_distill")
+    args = ["quantization-aware", "--run", trained_export["run"], "--out", out]
+    assert main([*args, "--steps", "2", "--calibration-size", "20", "--losses", "distill"]) == 0
+    with open(os.path.join(out, "quantization_aware.json")) as f:
+        record = json.load(f)
+    assert record["losses"] == "distill" and np.isfinite(record["loss"])
+    assert os.path.exists(os.path.join(out, "quantization_ranges.json"))
 
 
 def _export_takes_the_saved_ranges(run, data, tmp_path):

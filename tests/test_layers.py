@@ -256,6 +256,32 @@ class TestLayers(TestCase):
         np.testing.assert_allclose(features, read @ kernel[-28:] + bias, atol=1e-4)
         assert np.abs(under[:, 0] * under[:, 1]).max() > 1e-3
 
+    def test_relational_attention_projects_the_anchors_offset_on_question_directions(self):
+        # A grid of 2 rows and 3 columns: the offset is in region sides (x by 3, y by 2).
+        regions = RNG.normal(size=(2, 6, 16)).astype("float32")
+        question = RNG.normal(size=(2, 16)).astype("float32")
+        layer = RelationalAttention(2, 8, (2, 3), num_anchors=2, gated_between=True)
+        self.run_layer_test(layer, (question, regions), [(2, 16), (2, 2, 6), (2, 2, 6)])
+        # Everything else zeroed: the output is the offset between the anchors
+        # along the question's directions, through its own projection.
+        for dense in (layer.value, layer.output_dense):
+            dense.set_weights([np.zeros_like(w) for w in dense.get_weights()])
+        features, anchors, _ = (np.asarray(t) for t in layer(question, regions))
+        positions = anchors @ region_centres(2, 3)  # (batch, 2 anchors, 2)
+        offset = (positions[:, 1] - positions[:, 0]) * np.array([3, 2], "float32")
+        q = np.asarray(layer.question_norm(question))
+        directions = np.asarray(layer.between_directions(q)).reshape(2, 4, 2)
+        along = np.einsum("bkd,bd->bk", directions, offset)
+        np.testing.assert_allclose(features, along @ layer.between_output.kernel, atol=1e-4)
+        assert np.abs(along).max() > 1e-3
+        # The anchors swapped, the offset changes sign and so does the output.
+        kernel, bias = layer.anchor_query.get_weights()
+        swap = np.concatenate([kernel[:, 8:], kernel[:, :8]], axis=1)
+        layer.anchor_query.set_weights([swap, np.concatenate([bias[8:], bias[:8]])])
+        np.testing.assert_allclose(np.asarray(layer(question, regions)[0]), -features, atol=1e-4)
+        with pytest.raises(ValueError, match="gated_between needs num_anchors=2"):
+            RelationalAttention(2, 8, (2, 3), gated_between=True)
+
     def test_multi_input_dense_is_dense_on_the_concatenation(self):
         parts = [RNG.normal(size=(2, 3, 4)), 100 * RNG.normal(size=(2, 3, 1))]
         parts = [p.astype("float32") for p in parts]

@@ -50,8 +50,11 @@ PLAIN = "none"  # fine_tune_run's scope for plain fine-tuning, the comparison
 # What fine-tuning minimises: `answer`, the answer loss on plain question
 # batches (the first version); `training`, the training's own losses on its
 # image-grouped batches (`SimMIMVQATraining`: the anchor loss too, where the
-# model has relational attention and the data has scenes).
-LOSSES = ("answer", "training")
+# model has relational attention and the data has scenes); `distill`, the
+# cross-entropy to the float model's own answer distribution (the run as
+# trained, a frozen copy) on plain question batches: the fake-quantized
+# model learns to give the float model's answers, not to move away from them.
+LOSSES = ("answer", "training", "distill")
 RANGES_FILE = "quantization_ranges.json"
 
 
@@ -176,7 +179,11 @@ def _tensor_handler(model, scope, point, weights=False, float_prefixes=()):
         return quantized
 
     matmul_set = set(matmuls)
-    layers = [layer for layer in model._flatten_layers(include_self=False)]
+    # The preprocessor runs in the input pipeline, not in the int8 model (and
+    # its float outputs, distillation's soft targets, have no range).
+    preprocessing = getattr(model, "preprocessor", None)
+    outside = set(preprocessing._flatten_layers()) if preprocessing is not None else set()
+    layers = [layer for layer in model._flatten_layers(include_self=False) if layer not in outside]
     with quantization_handler(point), _wrapped_calls(layers, make_call):
         yield
 
@@ -257,16 +264,26 @@ def fine_tune(
     scope="converter",
     verbose="auto",
     trainer=None,
+    soft_targets=False,
 ):
     """`steps` steps of the model's default training (`compile()`) on
     `dataset` at a constant `learning_rate`; with `ranges`, under
     `emulated_int8`. With `trainer` (a `SimMIMVQATraining` around `model`),
     the trainer is fitted instead, with its own losses; both with the
-    model's default optimizer. Returns the training loss over the steps."""
+    model's default optimizer. With `soft_targets`, the dataset's targets
+    are answer distributions (`distillation_targets`): cross-entropy to
+    them, and the share of argmax agreement as the metric. Returns the
+    training loss over the steps."""
     # Adam's beta_2 at Keras's 0.999, the value the 6,000-step recipe was
     # measured with (docs/export.md); training's default is 0.95.
     optimizer = model.default_optimizer(learning_rate, beta_2=0.999)
-    if trainer is None:
+    if soft_targets:
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.CategoricalAccuracy(name="agreement")],
+        )
+    elif trainer is None:
         model.compile(optimizer=optimizer)
     else:
         trainer.compile(optimizer)
@@ -277,6 +294,17 @@ def fine_tune(
             dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=verbose, shuffle=False
         )
     return float(history.history["loss"][-1])
+
+
+def distillation_targets(dataset, teacher):
+    """`dataset`'s (inputs, answer ids) batches with the answer ids replaced
+    by `teacher`'s answer probabilities for the same inputs (float32)."""
+
+    def soften(inputs, answer_ids):
+        del answer_ids  # the teacher's distribution carries what is learnt
+        return inputs, ops.softmax(ops.cast(teacher(inputs, training=False), "float32"))
+
+    return dataset.map(soften)
 
 
 def write_saved_model_with_ranges(model, ranges, scope, tokenizer, answers, path):
@@ -418,12 +446,22 @@ def fine_tune_run(
     dataset, num_questions, skipped, trainer = training_dataset(
         data_dir, tokenizer, answers, size, batch_size, model if losses == "training" else None
     )
+    if losses == "distill":
+        dataset = distillation_targets(dataset, load_run(run_dir))
     samples = representative_samples(data_dir, tokenizer, size, calibration_size)
     ranges = None
     if scope != PLAIN:
         ranges = tensor_ranges(model, calibration_batches(samples), scope)
     loss = fine_tune(
-        model, dataset, steps, learning_rate, ranges, scope, verbose=verbose, trainer=trainer
+        model,
+        dataset,
+        steps,
+        learning_rate,
+        ranges,
+        scope,
+        verbose=verbose,
+        trainer=trainer,
+        soft_targets=losses == "distill",
     )
     os.makedirs(out_dir, exist_ok=True)
     shutil.copyfile(

@@ -11,6 +11,9 @@ from simmim_tf.layers.multi_input_dense import MultiInputDense
 
 # Hidden size of the MLP from an offset to per-head score biases.
 OFFSET_HIDDEN = 32
+# Directions the question picks for the offset between two anchors
+# (`gated_between`): left/right, above/below, and two spare.
+BETWEEN_DIRECTIONS = 4
 
 
 def region_centres(rows, cols):
@@ -64,6 +67,12 @@ class RelationalAttention(keras.layers.Layer):
        nearest of two objects a few pixels apart needs a steep function of
        the offset; Adam moves a weight by about the learning rate a step,
        so in image sides the MLP needs many more steps to get that steep.
+    8. With `gated_between=True` (two anchors), the question picks
+       `BETWEEN_DIRECTIONS` directions (a linear map of the question to
+       2-vectors) and the offset between the anchors, in region sides, is
+       projected on each: "is the A left of the B" becomes the sign of one
+       feature, where the plain offset leaves the answer head to learn the
+       product of the question's direction and the offset.
 
     Args:
         num_heads: int. Heads of the relation step.
@@ -78,6 +87,9 @@ class RelationalAttention(keras.layers.Layer):
             anchor (and their product with two anchors).
         offsets_in_regions: bool. The score MLP reads offsets in region
             sides, and its output starts at zero.
+        gated_between: bool. With two anchors, the offset between them (in
+            region sides) projected on directions the question picks joins
+            the output.
 
     Call arguments:
         question: (batch, dim), the question summary (masked mean of words).
@@ -105,11 +117,17 @@ class RelationalAttention(keras.layers.Layer):
         refine_positions=False,
         read_anchors=False,
         offsets_in_regions=False,
+        gated_between=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if num_anchors not in (1, 2):
             raise ValueError(f"num_anchors must be 1 or 2; received {num_anchors}")
+        if gated_between and num_anchors != 2:
+            raise ValueError(
+                f"gated_between needs num_anchors=2 (an offset between two anchors); "
+                f"received num_anchors={num_anchors}"
+            )
         self.num_anchors = num_anchors
         self.num_heads = num_heads
         self.key_dim = key_dim
@@ -118,6 +136,7 @@ class RelationalAttention(keras.layers.Layer):
         self.refine_positions = refine_positions
         self.read_anchors = read_anchors
         self.offsets_in_regions = offsets_in_regions
+        self.gated_between = gated_between
 
     def build(self, question_shape, regions_shape):
         policy = self.dtype_policy
@@ -158,6 +177,17 @@ class RelationalAttention(keras.layers.Layer):
             self.anchor_value = keras.layers.Dense(self.key_dim, name="anchor_value", dtype=policy)
             self.anchor_value.build(regions_shape)
             read_dim += self.key_dim * (3 if self.num_anchors == 2 else 1)
+        if self.gated_between:
+            self.between_directions = keras.layers.Dense(
+                BETWEEN_DIRECTIONS * 2, name="between_directions", dtype=policy
+            )
+            self.between_directions.build(question_shape)
+            # Its own projection, added to the output: an int8 model gives a
+            # concatenation one scale, and these features span ±(grid side).
+            self.between_output = keras.layers.Dense(
+                dim, use_bias=False, name="between_output", dtype=policy
+            )
+            self.between_output.build((question_shape[0], BETWEEN_DIRECTIONS))
         self.output_dense.build((question_shape[0], read_dim))
         if self.refine_positions:
             # Starts at zero: positions start at the region centres, and the
@@ -229,8 +259,8 @@ class RelationalAttention(keras.layers.Layer):
         anchor_weights = all_anchor_weights
         if self.num_anchors == 2:
             second_minus_first = np.array([[-1, 0], [0, -1], [1, 0], [0, 1]], "float32")
-            between = ops.matmul(flat, ops.convert_to_tensor(second_minus_first))  # (batch, 2)
-            between = ops.concatenate([between, ops.abs(between)], axis=-1)
+            difference = ops.matmul(flat, ops.convert_to_tensor(second_minus_first))  # (batch, 2)
+            between = ops.concatenate([difference, ops.abs(difference)], axis=-1)
             parts.append(ops.cast(between, dtype))
         if self.read_anchors:
             # (batch, anchors, regions) @ (batch, regions, key_dim): what lies under each anchor.
@@ -244,10 +274,24 @@ class RelationalAttention(keras.layers.Layer):
                 first_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, :k], dtype))
                 second_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, k:], dtype))
                 parts.append(first_read * second_read)
+        if self.gated_between:
+            # (batch, directions, 2) @ (batch, 2, 1): the offset between the
+            # anchors, in region sides, along each direction the question picks.
+            rows, cols = self.grid_shape
+            sides = ops.convert_to_tensor(np.array([cols, rows], "float32"))
+            offset_sides = ops.reshape(difference * sides, (batch, 2, 1))
+            directions = ops.reshape(
+                ops.cast(self.between_directions(q), "float32"), (batch, BETWEEN_DIRECTIONS, 2)
+            )
+            along = ops.matmul(directions, offset_sides)
+            along = ops.cast(ops.reshape(along, (batch, BETWEEN_DIRECTIONS)), dtype)
         if self.num_anchors == 1:
             anchor_weights = ops.reshape(all_anchor_weights, (batch, length))
+        features = self.output_dense(ops.concatenate(parts, axis=-1))
+        if self.gated_between:
+            features = features + self.between_output(along)
         return (
-            self.output_dense(ops.concatenate(parts, axis=-1)),
+            features,
             ops.cast(anchor_weights, dtype),
             ops.cast(weights, dtype),
         )
@@ -279,6 +323,7 @@ class RelationalAttention(keras.layers.Layer):
                 "refine_positions": self.refine_positions,
                 "read_anchors": self.read_anchors,
                 "offsets_in_regions": self.offsets_in_regions,
+                "gated_between": self.gated_between,
             }
         )
         return config

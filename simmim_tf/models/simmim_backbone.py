@@ -135,6 +135,10 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         relational_offsets_in_regions: bool. `RelationalAttention`'s
             `offsets_in_regions`: its score MLP reads offsets in region
             sides (and starts at zero) rather than in image sides.
+        relational_gated_between: bool. `RelationalAttention`'s
+            `gated_between` (two anchors): the offset between the anchors,
+            in region sides, projected on directions the question picks
+            ("left of": the sign of one feature).
         fusion: str. `"parallel"`: visual and textual attention both read
             the encoders' outputs. `"sequential"`: the textual attention
             reads the words after the visual attention, then a `FeedForward`
@@ -187,6 +191,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         relational_refine_positions=False,
         relational_read_anchors=False,
         relational_offsets_in_regions=False,
+        relational_gated_between=False,
         fusion="parallel",
         dtype=None,
         **kwargs,
@@ -262,6 +267,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
                 refine_positions=relational_refine_positions,
                 read_anchors=relational_read_anchors,
                 offsets_in_regions=relational_offsets_in_regions,
+                gated_between=relational_gated_between,
                 name="relational_attention",
                 dtype=dtype,
             )
@@ -304,6 +310,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         self.relational_refine_positions = relational_refine_positions
         self.relational_read_anchors = relational_read_anchors
         self.relational_offsets_in_regions = relational_offsets_in_regions
+        self.relational_gated_between = relational_gated_between
         self.fusion = fusion
         self.patch_embedding = patch_embedding
         self._layer_names = tuple(layers)
@@ -367,5 +374,6 @@ class SimMIMBackbone(keras_hub.models.Backbone):
             "relational_refine_positions": self.relational_refine_positions,
             "relational_read_anchors": self.relational_read_anchors,
             "relational_offsets_in_regions": self.relational_offsets_in_regions,
+            "relational_gated_between": self.relational_gated_between,
             "fusion": self.fusion,
         }
