@@ -36,6 +36,7 @@ TINY_BACKBONE = dict(
     relational_refine_positions=True,
     relational_read_anchors=True,
     relational_offsets_in_regions=True,
+    relational_gated_between=False,
     fusion="sequential",
 )
 

@@ -32,6 +32,24 @@ class TestSimMIMBackbone(TestCase):
             TINY_BACKBONE.keys()
         )
 
+    def test_backbone_with_two_anchors_and_their_offset_along_the_question(self):
+        regions, batch, length = 16, 2, 8
+        two_anchors = {**TINY_BACKBONE, "relational_anchors": 2, "relational_gated_between": True}
+        backbone = self.run_backbone_test(
+            SimMIMBackbone,
+            two_anchors,
+            tiny_inputs(batch=batch, length=length),
+            {
+                "memory": (batch, 4, 32),
+                "pooled": (batch, 32),
+                "anchor_attention": (batch, 2, regions),
+            },
+        )
+        relational = backbone.get_layer("relational_attention")
+        assert relational.num_anchors == 2 and relational.gated_between
+        with pytest.raises(ValueError, match="gated_between needs num_anchors=2"):
+            SimMIMBackbone(**{**TINY_BACKBONE, "relational_gated_between": True})
+
 
 def test_vqa_padding_invariance():
     model = tiny_vqa()
