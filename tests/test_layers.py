@@ -266,6 +266,9 @@ class TestLayers(TestCase):
         # along the question's directions, through its own projection.
         for dense in (layer.value, layer.output_dense):
             dense.set_weights([np.zeros_like(w) for w in dense.get_weights()])
+        # Its projection starts at zero; a random one shows what it carries.
+        assert not np.any(np.asarray(layer.between_output.kernel))
+        layer.between_output.set_weights([RNG.normal(size=(4, 16)).astype("float32")])
         features, anchors, _ = (np.asarray(t) for t in layer(question, regions))
         positions = anchors @ region_centres(2, 3)  # (batch, 2 anchors, 2)
         offset = (positions[:, 1] - positions[:, 0]) * np.array([3, 2], "float32")

@@ -72,7 +72,8 @@ class RelationalAttention(keras.layers.Layer):
        2-vectors) and the offset between the anchors, in region sides, is
        projected on each: "is the A left of the B" becomes the sign of one
        feature, where the plain offset leaves the answer head to learn the
-       product of the question's direction and the offset.
+       product of the question's direction and the offset. Their
+       projection into the output starts at zero.
 
     Args:
         num_heads: int. Heads of the relation step.
@@ -184,8 +185,14 @@ class RelationalAttention(keras.layers.Layer):
             self.between_directions.build(question_shape)
             # Its own projection, added to the output: an int8 model gives a
             # concatenation one scale, and these features span ±(grid side).
+            # Starts at zero, so a data set with one named object (no second
+            # anchor to ground) starts from the model without it.
             self.between_output = keras.layers.Dense(
-                dim, use_bias=False, name="between_output", dtype=policy
+                dim,
+                use_bias=False,
+                kernel_initializer="zeros",
+                name="between_output",
+                dtype=policy,
             )
             self.between_output.build((question_shape[0], BETWEEN_DIRECTIONS))
         self.output_dense.build((question_shape[0], read_dim))
