@@ -73,6 +73,7 @@ from benchmarks.budgeted_training import (  # noqa: E402
     train_simmim,
     write_report,
 )
+from simmim_tf.training.training_data import has_scenes  # noqa: E402
 
 # Every part on: the tiny preset with two image layers (the preset has none
 # since this ablation; docs/reasoning.md).
@@ -175,6 +176,16 @@ ALTERNATIVES = {
         {"relational_offsets_in_regions": True, "relational_gated_between": True},
         {},
     ),
+    # The refined positions trained by the answers' gradient as well as the
+    # offset target: the library since the without-scenes study; with
+    # --base two_anchors_read_refined, the tiny preset.
+    "positions_from_answers": ({"relational_offsets_in_regions": True}, {}),
+    # ... and as before it, by the offset target alone (without scenes they
+    # stay at the region centres): the tiny preset of 2026-12-02.
+    "positions_from_offsets_only": (
+        {"relational_offsets_in_regions": True},
+        {"swap": "positions_from_offsets_only"},
+    ),
     # Recipe: Adam's second moment over ~20 steps instead of ~1,000, so that
     # a sudden rise of the gradients does not meet a stale, small estimate
     # (the usual cure for loss spikes in transformer training); with --base.
@@ -196,7 +207,8 @@ def main(argv=None):
     parser.add_argument(
         "--data",
         default="benchmarks/data/sort_of_clevr_10000",
-        help="a generated folder with scenes.jsonl (python -m simmim_tf.cli data ...)",
+        help="a data folder (python -m simmim_tf.cli data ...); without scenes.jsonl the "
+        "grounding and anchor losses are off",
     )
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget per variant")
     parser.add_argument(
@@ -212,6 +224,20 @@ def main(argv=None):
         "no_semantic_memory is two_anchors without the memory); default: FULL alone",
     )
     parser.add_argument("--max-sequence-length", type=int, default=24, help="question tokens")
+    parser.add_argument(
+        "--without-scenes",
+        action="store_true",
+        help="train as on data without scenes.jsonl: no grounding or anchor loss (a folder "
+        "without scenes.jsonl trains so anyway)",
+    )
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.0,
+        help="share of the training images held out (the same for every seed): the "
+        "checkpoints are measured on them, the test split once at the end (default: 0, "
+        "checkpoints on the test split)",
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -235,15 +261,18 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(ALL)}")
 
-    data = Data(args.data, args.max_sequence_length)
+    data = Data(args.data, args.max_sequence_length, args.validation_fraction)
     report = new_report(f"Ablations, {os.path.basename(args.data)}", data, args.minutes)
     report["preset"] = args.preset
     base_overrides, base_recipe = ALL[args.base] if args.base else ({}, {})
     report["base"] = args.base or "FULL"
     report["seed"] = args.seed
+    report["without_scenes"] = args.without_scenes or not has_scenes(args.data)
+    report["validation_questions"] = len(data.validation) if data.validation else 0
     for name in variants:
         overrides, recipe = ALL[name]
         overrides, recipe = {**base_overrides, **overrides}, {**base_recipe, **recipe}
+        recipe["without_scenes"] = args.without_scenes
         print(f"== {name}: {overrides} {recipe}", flush=True)
         result = train_simmim(
             data,
@@ -271,6 +300,11 @@ def table(report):
         f"{report['train_questions']} training / "
         f"{report['test_questions']} test questions; {report['date']}, {report['machine']}.\n"
         f"Test accuracy (%) per family and per question type.\n\n" + per_type_table(report)
+    ) + (
+        f"\nValidation accuracy (%), {report['validation_questions']} questions held out "
+        "of the training images.\n\n" + per_type_table(report, "validation")
+        if report.get("validation_questions")
+        else ""
     )
 
 

@@ -12,6 +12,7 @@ and a cosine decay over the budget's *time* (`TimeCosineSchedule`), since a
 wall-clock budget has no step count known in advance.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import time
 
 import keras
 import numpy as np
+from keras import ops
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -28,6 +30,11 @@ from simmim_tf.data.anchor_targets import anchor_targets  # noqa: E402
 from simmim_tf.data.region_targets import region_targets  # noqa: E402
 from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
 from simmim_tf.evaluation import accuracy_by_family  # noqa: E402
+from simmim_tf.layers.relational_attention import (  # noqa: E402
+    RelationalAttention,
+    region_centres,
+)
+from simmim_tf.models import simmim_backbone  # noqa: E402
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter  # noqa: E402
 from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder  # noqa: E402
 from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer  # noqa: E402
@@ -40,6 +47,7 @@ from simmim_tf.training.image_grouped_batches import image_grouped_batches  # no
 from simmim_tf.training.input_pipeline import make_dataset  # noqa: E402
 from simmim_tf.training.run_config import RunConfig  # noqa: E402
 from simmim_tf.training.runs import save_preset_atomically  # noqa: E402
+from simmim_tf.training.training_data import has_scenes  # noqa: E402
 
 
 def report_per_run(data, runs, measure, out):
@@ -66,29 +74,41 @@ def machine():
 
 
 class Data:
-    """A benchmark data set: splits, vocabularies, encoded questions, subtypes."""
+    """A benchmark data set: splits, vocabularies, encoded questions, subtypes.
 
-    def __init__(self, data_dir, max_sequence_length=24):
+    validation_fraction: a share of the training images held out (drawn
+    with `validation_seed`, the same for every run of a comparison); the
+    budget's checkpoints are then measured on them, and the test split
+    once, at the end.
+    """
+
+    def __init__(
+        self, data_dir, max_sequence_length=24, validation_fraction=0.0, validation_seed=0
+    ):
         self.dir = data_dir
         self.train, self.test = load_split(data_dir, "train"), load_split(data_dir, "test")
+        self.validation = None
+        if validation_fraction:
+            held_out = held_out_images(len(self.train.images), validation_fraction, validation_seed)
+            is_held_out = np.isin(self.train.image_index, held_out)
+            self.validation = self.train.subset(is_held_out)
+            self.train = self.train.subset(~is_held_out)
         self.tokenizer = QuestionTokenizer.fit(self.train.questions, max_sequence_length)
         self.answers = AnswerVocabulary.fit(self.train.answers)
         self.train_ids, self.train_answers = self.encode(self.train)
         self.test_ids, _ = self.encode(self.test)
-        with open(os.path.join(data_dir, "questions.jsonl")) as f:
-            lines = f.read().splitlines()
-        # Question type of each test question, from its line of questions.jsonl.
-        self.test_subtypes = [
-            json.loads(lines[int(source.rsplit(":", 1)[1]) - 1]).get("subtype", "?")
-            for source in self.test.sources
-        ]
-        self.test_inputs = {
-            "images": self.test.images[self.test.image_index],
-            "token_ids": self.test_ids,
-            "padding_mask": (self.test_ids != 0).astype("int32"),
-        }
+        self.test_subtypes = self.test.question_types
+        self.test_inputs = self.inputs(self.test)
         self.image_size = self.train.images.shape[1]
         self._targets = {}
+
+    def inputs(self, split):
+        ids, _ = self.encode(split)
+        return {
+            "images": split.images[split.image_index],
+            "token_ids": ids,
+            "padding_mask": (ids != 0).astype("int32"),
+        }
 
     def encode(self, split):
         ids, _ = self.tokenizer.encode_batch(split.questions)
@@ -109,15 +129,28 @@ class Data:
             )
         return self._targets[key]
 
-    def evaluate(self, model):
-        """Accuracy per family, with "by_question_type", on the test split."""
-        logits = model.predict(self.test_inputs, batch_size=256, verbose=0)
+    def evaluate(self, model, split="test"):
+        """Accuracy per family, with "by_question_type", on `split` ("test"
+        or "validation")."""
+        questions = self.test if split == "test" else self.validation
+        inputs = self.test_inputs if split == "test" else self.inputs(questions)
+        logits = model.predict(inputs, batch_size=256, verbose=0)
         predicted = [self.answers.answers[i] for i in np.argmax(logits, axis=-1)]
         self.last_predicted = predicted
-        by_family = accuracy_by_family(predicted, self.test.answers, self.test.families)
-        by_type = accuracy_by_family(predicted, self.test.answers, self.test_subtypes)
+        by_family = accuracy_by_family(predicted, questions.answers, questions.families)
+        by_type = accuracy_by_family(predicted, questions.answers, questions.question_types)
         by_type.pop("overall")
         return {**by_family, "by_question_type": by_type}
+
+    def checkpoint_split(self):
+        """Where the budget's checkpoints are measured: validation if held out."""
+        return "validation" if self.validation is not None else "test"
+
+
+def held_out_images(num_images, fraction, seed):
+    """Indices of a `fraction` of `num_images` images, drawn with `seed`."""
+    count = max(1, int(round(fraction * num_images)))
+    return np.random.default_rng(seed).choice(num_images, count, replace=False)
 
 
 class TimeCosineSchedule(keras.callbacks.Callback):
@@ -201,6 +234,52 @@ def summary(accuracy):
     return ", ".join(families) + " | " + ", ".join(types)
 
 
+class PositionsFromOffsetsOnly(RelationalAttention):
+    """`RelationalAttention` whose refined positions only the grounding
+    loss's centre-offset target trains (the answers' gradient stopped), as
+    the library had it until the without-scenes study: without scenes they
+    stay at the region centres."""
+
+    def region_positions(self, normed_regions):
+        centres = ops.expand_dims(
+            ops.convert_to_tensor(region_centres(*self.grid_shape), dtype="float32"), 0
+        )
+        if not self.refine_positions:
+            return centres
+        rows, cols = self.grid_shape
+        to_image = ops.convert_to_tensor(np.array([1 / cols, 1 / rows], "float32"))
+        moved = ops.stop_gradient(ops.cast(self.position_offset(normed_regions), "float32"))
+        return centres + moved * to_image
+
+
+class Swap:
+    """Library classes a variant replaces: `layers()` is a context in
+    which the backbone builds its layers, `training` the wrapper's class."""
+
+    def __init__(self, relational_attention=None, training=SimMIMVQATraining):
+        self.relational_attention = relational_attention
+        self.training = training
+
+    @contextlib.contextmanager
+    def layers(self):
+        if self.relational_attention is None:
+            yield
+            return
+        original = simmim_backbone.RelationalAttention
+        simmim_backbone.RelationalAttention = self.relational_attention
+        try:
+            yield
+        finally:
+            simmim_backbone.RelationalAttention = original
+
+
+# A recipe's "swap": the name of the library classes it replaces.
+SWAPS = {
+    None: Swap(),
+    "positions_from_offsets_only": Swap(PositionsFromOffsetsOnly),
+}
+
+
 # The SimMIM recipe of the benchmarks (docs/reasoning.md has its sweep).
 RECIPE = {
     "learning_rate": 1e-3,
@@ -240,15 +319,22 @@ def train_simmim(
     its preprocessor and run_config.json), for `simmim-tf export`.
     """
     recipe = {**RECIPE, **(recipe or {})}
+    swap = SWAPS[recipe.pop("swap", None)]
+    if recipe.pop("without_scenes", False) or not has_scenes(data.dir):
+        # As on data without scenes.jsonl: no object targets at all.
+        if recipe["grounding_weight"] or recipe["anchor_weight"]:
+            print("without scenes: grounding and anchor losses off", flush=True)
+        recipe["grounding_weight"] = recipe["anchor_weight"] = 0.0
     keras.utils.set_random_seed(seed)
-    vqa = SimMIMVQA.from_preset(
-        preset,
-        num_answers=len(data.answers),
-        vocabulary_size=data.tokenizer.vocabulary_size,
-        image_size=data.image_size,
-        max_sequence_length=data.tokenizer.sequence_length,
-        **(overrides or {}),
-    )
+    with swap.layers():
+        vqa = SimMIMVQA.from_preset(
+            preset,
+            num_answers=len(data.answers),
+            vocabulary_size=data.tokenizer.vocabulary_size,
+            image_size=data.image_size,
+            max_sequence_length=data.tokenizer.sequence_length,
+            **(overrides or {}),
+        )
     if init_from:
         load_image_encoder(vqa.backbone, init_from)
     targets = None
@@ -264,7 +350,7 @@ def train_simmim(
             recipe["anchor_named_by"],
             vqa.backbone.relational_anchors,
         )
-    model = SimMIMVQATraining(
+    model = swap.training(
         vqa,
         targets.attribute_sizes if targets else None,
         recipe["grounding_weight"],
@@ -291,12 +377,14 @@ def train_simmim(
         seed=seed,
         anchor_targets=anchors,
     )
-    budget = BudgetedEvaluation(60 * minutes, lambda: data.evaluate(vqa))
+    split = data.checkpoint_split()
+    budget = BudgetedEvaluation(60 * minutes, lambda: data.evaluate(vqa, split))
     schedule = TimeCosineSchedule(budget, recipe["learning_rate"], recipe["warmup_steps"])
     model.fit(dataset, epochs=100_000, callbacks=[budget, schedule], verbose=0, shuffle=False)
     if save_to:
         save_run(vqa, data, preset, seed, save_to)
-    return _result(vqa, budget, len(data.train), recipe, overrides)
+    test = data.evaluate(vqa, "test") if split == "validation" else None
+    return _result(vqa, budget, len(data.train), recipe, overrides, test)
 
 
 def save_run(vqa, data, preset, seed, out_dir):
@@ -331,9 +419,13 @@ def train_baseline(data, minutes, model, learning_rate=2.5e-4, batch_size=64, se
     return _result(model, budget, len(data.train), recipe, None)
 
 
-def _result(model, budget, train_questions, recipe, overrides):
+def _result(model, budget, train_questions, recipe, overrides, test=None):
+    """The run's figures; with a validation split, `curve` and "validation"
+    are measured on it and "accuracy" is the test split's, measured once."""
     final = budget.curve[-1]
+    extra = {"validation": final["accuracy"]} if test is not None else {}
     return {
+        **extra,
         "parameters": model.count_params(),
         "train_s": budget.trained_s,
         "steps": budget.steps,
@@ -341,7 +433,7 @@ def _result(model, budget, train_questions, recipe, overrides):
         "questions_per_s": budget.steps * recipe["batch_size"] / budget.trained_s,
         "recipe": recipe,
         "overrides": overrides or {},
-        "accuracy": final["accuracy"],
+        "accuracy": test if test is not None else final["accuracy"],
         "curve": budget.curve,
     }
 
@@ -397,9 +489,10 @@ def plot_curves(report, path):
     plt.close(fig)
 
 
-def per_type_table(report):
-    """Markdown: one row per model, a column per family and question type."""
-    results = report["results"]
+def per_type_table(report, key="accuracy"):
+    """Markdown: one row per model, a column per family and question type
+    (`key`: "accuracy", the test split, or "validation")."""
+    results = [{**r, "accuracy": r[key]} for r in report["results"] if key in r]
     families = [
         k
         for k, v in results[0]["accuracy"].items()

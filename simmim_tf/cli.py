@@ -44,18 +44,21 @@ def _import(args):
             args.split,
             args.image_size,
             bad,
+            args.instances,
         )
         what = "questions"
     elif args.generator == "import-clevr":
         from simmim_tf.data.clevr_import import import_clevr
 
-        n = import_clevr(args.questions, args.images, args.out, args.split, args.image_size, bad)
+        n = import_clevr(
+            args.questions, args.images, args.out, args.split, args.image_size, bad, args.scenes
+        )
         what = "questions"
     else:
         from simmim_tf.data.coco_captions_import import import_coco_captions
 
         n = import_coco_captions(
-            args.captions, args.images, args.out, args.split, args.image_size, bad
+            args.captions, args.images, args.out, args.split, args.image_size, bad, args.instances
         )
         what = "captions"
     print(f"wrote {n} {what} to {args.out} as split {args.split!r}")
@@ -450,6 +453,11 @@ def build_parser():
         "make data, pretrain, train, evaluate, export to TFLite, answer questions, search "
         "images and caption them on-device.",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's start-up log lines (hidden by default)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(sub)
     _add_pretrain_command(sub)
@@ -510,6 +518,19 @@ def _add_data_commands(sub):
             im.add_argument("--questions", required=True, help="questions JSON file")
         if name == "import-vqav2":
             im.add_argument("--annotations", required=True, help="annotations JSON file")
+        if name == "import-clevr":
+            im.add_argument(
+                "--scenes",
+                help="CLEVR_<split>_scenes.json: every object's position, colour, shape, size "
+                "and material into scenes.jsonl, for the grounding and anchor losses "
+                "(default: none)",
+            )
+        else:
+            im.add_argument(
+                "--instances",
+                help="COCO's instances_<subset>.json: every object's box and category into "
+                "scenes.jsonl, for the grounding and anchor losses (default: none)",
+            )
         im.add_argument("--images", required=True, help="folder of the images the file names")
         im.add_argument("--out", required=True, help="data folder to write or add to")
         im.add_argument("--split", required=True, help="split name to give: train, val, test")
@@ -837,8 +858,43 @@ def _add_retrieval_commands(sub):
     se.set_defaults(func=_search)
 
 
+# Options that name a file or folder that must already exist. They are
+# checked before a command imports TensorFlow, so a typo fails at once.
+EXISTING_PATHS = (
+    "data",
+    "run",
+    "model",
+    "image",
+    "images",
+    "init_from",
+    "index",
+    "questions",
+    "annotations",
+    "captions",
+    "scenes",
+    "instances",
+)
+
+
+def _missing_path(args):
+    """'--name PATH: not found' for the first option naming a missing path, or None."""
+    for name in EXISTING_PATHS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value and not os.path.exists(value):
+            return f"--{name.replace('_', '-')} {value}: not found"
+    return None
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        # TensorFlow's C++ start-up lines (oneDNN, CUDA probes, absl): only
+        # the command's own output reaches the terminal.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    missing = _missing_path(args)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     try:
         args.func(args)
     except SimMIMInputError as e:

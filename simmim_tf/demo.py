@@ -16,7 +16,7 @@ import time
 from simmim_tf.evaluation import evaluate_tflite, format_accuracy
 
 
-def run(out, num_images, epochs, batch_size, learning_rate, seed):
+def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
     from simmim_tf.data import sort_of_clevr
     from simmim_tf.data.vqa_dataset import load_split
     from simmim_tf.edge import EdgePredictor
@@ -34,12 +34,14 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
         sort_of_clevr.generate(data, num_images, seed)
     timings["data_s"] = time.time() - t
 
-    print(f"\n== Training the tiny preset for {epochs} epochs ==")
+    budget = f"{minutes:g} minutes or {epochs} epochs, whichever ends first" if minutes else ""
+    print(f"\n== Training the tiny preset for {budget or f'{epochs} epochs'} ==")
     t = time.time()
     config = RunConfig(
         data=data,
         preset="tiny",
         epochs=epochs,
+        minutes=minutes,
         batch_size=batch_size,
         learning_rate=learning_rate,
         seed=seed,
@@ -158,13 +160,30 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    parser.add_argument("--num-images", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-images", type=int, default=2000, help="(default 2000)")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=6.0,
+        help="training time, so that the whole demo ends within 10 minutes on a slow day "
+        "(default 6; 0: --epochs alone)",
+    )
+    parser.add_argument("--epochs", type=int, default=10, help="at most (default 10)")
+    parser.add_argument("--batch-size", type=int, default=64, help="(default 64)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="(default 1e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="(default 0)")
     args = parser.parse_args(argv)
-    run(args.out, args.num_images, args.epochs, args.batch_size, args.learning_rate, args.seed)
+    start = time.time()
+    run(
+        args.out,
+        args.num_images,
+        args.epochs,
+        args.batch_size,
+        args.learning_rate,
+        args.seed,
+        args.minutes or None,
+    )
+    print(f"The demo took {(time.time() - start) / 60:.1f} minutes.")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,16 @@ import dataclasses
 import numpy as np
 
 
+def top_answers(probabilities, answers, k):
+    """The k most probable (answer, probability) pairs, best first.
+
+    Stable: of answers with equal probabilities (int8 outputs often tie),
+    the first wins, as with argmax everywhere else.
+    """
+    order = np.argsort(-np.asarray(probabilities), kind="stable")[:k]
+    return [(answers[i], float(probabilities[i])) for i in order]
+
+
 def _normalise(weights):
     return weights / max(float(weights.sum()), 1e-9)
 
@@ -69,7 +79,6 @@ def explain(model, image, question, top_k=3):
     model: SimMIMVQA with its preprocessor; image: uint8 (S, S, 3).
     Returns an `Explanation`.
     """
-    from simmim_tf.prediction import top_k as best_answers
 
     tokenizer = model.preprocessor.question_tokenizer()
     ids, mask = tokenizer.encode(question)
@@ -77,7 +86,7 @@ def explain(model, image, question, top_k=3):
     logits = np.asarray(model.answer_head(out["pooled"]), np.float32)[0]
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
-    best = best_answers(probabilities, model.preprocessor.answers, top_k)
+    best = top_answers(probabilities, model.preprocessor.answers, top_k)
     grid = model.backbone.grid_shape
     memory, share = memory_map(out["memory_attention"][0], grid[0] * grid[1], grid)
     return Explanation(
@@ -126,12 +135,12 @@ def named_object_box(question, objects, vocabulary=None):
     or None. objects: a scene's list from scenes.jsonl; vocabulary: the data
     set's `attribute_vocabulary`."""
     from simmim_tf.data.anchor_targets import named_object
+    from simmim_tf.data.scene_objects import object_box
 
     o = named_object(question, objects, vocabulary=vocabulary)
     if o is None:
         return None
-    half = o["size"] / 2
-    return (o["x"] - half, o["y"] - half, o["x"] + half, o["y"] + half)
+    return object_box(o)
 
 
 def attention_on_named_objects(model, question_set, scenes, every=10, batch_size=100):

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from simmim_tf.explanation import visual_map
+from simmim_tf.explanation import top_answers, visual_map
 
 
 @dataclasses.dataclass
@@ -21,16 +21,6 @@ class Prediction:
     attention_map: np.ndarray  # (rows, cols), visual attention over regions, sums to 1
 
 
-def top_k(probabilities, answers, k):
-    """The k most probable (answer, probability) pairs, best first.
-
-    Stable: of answers with equal probabilities (int8 outputs often tie),
-    the first wins, as with argmax everywhere else.
-    """
-    order = np.argsort(-np.asarray(probabilities), kind="stable")[:k]
-    return [(answers[i], float(probabilities[i])) for i in order]
-
-
 def make_prediction(
     probabilities, visual_attention, mask, question, tokenizer, answers, grid_shape, k=3
 ):
@@ -39,7 +29,7 @@ def make_prediction(
     probabilities: (answers,); visual_attention: (heads, tokens, regions);
     mask: (tokens,) bool; tokenizer: the pure-Python `QuestionTokenizer`.
     """
-    best = top_k(probabilities, answers, k)
+    best = top_answers(probabilities, answers, k)
     return Prediction(
         answer=best[0][0],
         probability=best[0][1],

@@ -80,8 +80,8 @@ def _predict(trained_export, **overrides):
     "make_bad, message",
     [
         (lambda d: {"--question": "  ?"}, "empty question"),
-        (lambda d: {"--model": os.path.join(d, "nope.tflite")}, "model not found"),
-        (lambda d: {"--image": os.path.join(d, "missing.png")}, "image not found"),
+        (lambda d: {"--model": os.path.join(d, "nope.tflite")}, "nope.tflite: not found"),
+        (lambda d: {"--image": os.path.join(d, "missing.png")}, "missing.png: not found"),
         (lambda d: {"--image": _write(d, "text.png", b"hello")}, "not a readable PNG or JPEG"),
         (lambda d: {"--image": _write(d, "cut.png", _png_bytes()[:60])}, "not a readable"),
     ],
@@ -90,6 +90,35 @@ def test_bad_input_gives_one_line_error(trained_export, tmp_path, capsys, make_b
     assert _predict(trained_export, **make_bad(str(tmp_path))) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--data", "NOPE", "--out", "OUT"],
+        ["evaluate", "--run", "NOPE", "--data", "."],
+        ["export", "--run", "NOPE", "--out", "OUT"],
+        ["predict", "--model", "NOPE", "--image", "x.png", "--question", "what?"],
+    ],
+)
+def test_a_wrong_path_fails_at_once_in_one_line(tmp_path, command):
+    """Before TensorFlow loads: a fresh process answers in well under 1.5 s
+    (TensorFlow's import alone takes longer), leaving nothing behind."""
+    import subprocess
+    import sys
+    import time
+
+    command = [str(tmp_path / c) if c in ("NOPE", "OUT") else c for c in command]
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "simmim_tf.cli", *command], capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == f"error: --{command[1][2:]} {tmp_path / 'NOPE'}: not found\n"
+    assert "tensorflow" not in out.stderr.lower()
+    assert elapsed < 1.5, elapsed
+    assert not os.path.exists(tmp_path / "OUT")
 
 
 def _write(d, name, data):

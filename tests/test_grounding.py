@@ -147,8 +147,6 @@ def test_refined_positions_are_trained_by_the_offset_target(data):
     vocabulary = AnswerVocabulary.fit(split.answers)
     vqa = SimMIMVQA(backbone, num_answers=len(vocabulary))
     targets = region_targets(data, split.image_paths, backbone.grid_shape)
-    with pytest.warns(UserWarning, match="positions are not trained"):
-        SimMIMVQATraining(vqa, targets.attribute_sizes, grounding_weight=0.0)
     model = SimMIMVQATraining(vqa, targets.attribute_sizes, grounding_weight=1.0)
     relational = backbone.get_layer("relational_attention")
     # Random offsets (they start at zero): the columns below must be these.
@@ -176,29 +174,22 @@ def test_refined_positions_are_trained_by_the_offset_target(data):
     assert backbone.get_config()["relational_refine_positions"] is True
 
 
-def test_only_the_offset_target_makes_refined_positions_trainable():
-    """The answers cannot reach the refined positions (a stop-gradient): the
-    plain model and a wrapper without the offset target leave them out of
-    training, so Keras does not warn of weights without gradients."""
+def test_the_answers_train_the_refined_positions():
+    """On data without scenes, the answers alone train the refined
+    positions: the plain model's gradient reaches their offset prediction."""
     keras.utils.set_random_seed(0)
     backbone = SimMIMBackbone(**{**TINY_BACKBONE, "relational_refine_positions": True})
     vqa = SimMIMVQA(backbone, num_answers=5)
-    offset = {id(v) for v in backbone.get_layer("relational_attention").position_offset.weights}
-    assert len(offset) == 2
-
-    def trainable(model):
-        return {id(v) for v in model.trainable_variables}
-
-    assert not offset & trainable(vqa) and offset <= {id(v) for v in vqa.non_trainable_variables}
-    vqa.compile()
+    position_offset = backbone.get_layer("relational_attention").position_offset
+    offset = {id(v) for v in position_offset.weights}
+    assert len(offset) == 2 and offset <= {id(v) for v in vqa.trainable_variables}
+    vqa.compile(optimizer=keras.optimizers.SGD(0.5))
+    before = np.array(position_offset.kernel)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        vqa.fit(tiny_inputs(), np.array([1, 3]), epochs=1, verbose=0)
+        vqa.fit(tiny_inputs(batch=8), np.arange(8) % 5, epochs=3, verbose=0)
     assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
-    with pytest.warns(UserWarning, match="positions are not trained"):
-        untrained = SimMIMVQATraining(vqa, [3, 2], grounding_weight=1.0, offset_weight=0.0)
-    assert not offset & trainable(untrained)
-    assert offset <= trainable(SimMIMVQATraining(vqa, [3, 2], grounding_weight=1.0))
+    assert np.abs(np.array(position_offset.kernel) - before).max() > 1e-6
 
 
 def test_refine_positions_without_relational_attention_is_ignored():

@@ -117,11 +117,17 @@ def test_named_architectures_grow_and_unknown_names_are_refused():
     names = list(SIMMIM_PRESETS)
     widths = [SIMMIM_PRESETS[n]["hidden_dim"] for n in names]
     assert widths == sorted(widths) and len(set(widths)) == len(widths)
-    sizes = [
-        SimMIMVQA.from_preset(n, num_answers=10, vocabulary_size=40, image_size=75).count_params()
+    models = [
+        SimMIMVQA.from_preset(n, num_answers=10, vocabulary_size=40, image_size=75)
         for n in names[:2]
     ]
-    assert sizes[0] < sizes[1]
+    assert models[0].count_params() < models[1].count_params()
+    # Every size reasons: two anchors over the regions, read and refined.
+    for name, model in zip(names[:2], models, strict=True):
+        assert model.backbone.use_relational_attention, name
+        x = tiny_inputs(batch=2, image_size=75, vocabulary_size=40)
+        features = model.backbone.features(x["images"], x["token_ids"], x["padding_mask"])
+        assert tuple(features["anchor_attention"].shape) == (2, 2, 100), name
 
 
 def test_answer_with_attention_accepts_float_pixels():

@@ -62,6 +62,9 @@ def test_validation_share_best_checkpoint_logs_and_skipping(tmp_path, capsys):
     assert best["value"] == pytest.approx(max(history["val_accuracy"]))
     assert best["epoch"] == 1 + int(np.argmax(history["val_accuracy"]))
     assert os.path.isfile(os.path.join(run, "best", "task.json"))
+    # best/ is a whole run: export and evaluate find the data from it.
+    saved = RunConfig.load(os.path.join(run, "best", "run_config.json"))
+    assert saved.data == data and saved.validation_fraction == 0.2
     best_model = load_run(os.path.join(run, "best"))
     assert best_model.preprocessor.answers == load_run(run).preprocessor.answers
     assert isinstance(model.loss, SmoothedAnswerLoss) and model.loss.label_smoothing == 0.1
@@ -99,7 +102,73 @@ def test_steps_per_execution_keeps_the_number_of_steps(tmp_path):
     assert RunConfig.load(str(tmp_path / "run" / "run_config.json")).steps_per_execution == 3
 
 
-def test_grounding_only_where_scenes_exist_and_plain_batches_on_request(tmp_path):
+def test_every_pipeline_trains_the_object_losses_and_says_so(tmp_path, capsys):
+    """The streaming pipeline (one question per example, as under any
+    tf.distribute strategy) carries each question's object targets."""
+    data = str(tmp_path / "data")
+    sort_of_clevr.generate(data, num_images=6, seed=3, num_test=2, progress=False)
+    config = RunConfig(data=data, epochs=1, batch_size=16, input_pipeline="stream")
+    train(config, str(tmp_path / "stream"), verbose=0)
+    out = capsys.readouterr().out
+    assert "losses: answers, grounding, anchor (objects from scenes.jsonl)" in out
+    assert "questions_per_image 4: one question per example" in out
+    history = json.load(open(tmp_path / "stream" / "history.json"))
+    assert history["steps"] == math.ceil(80 / 16)
+    assert all(np.isfinite(history[k][0]) for k in ("grounding_loss", "anchor_loss", "loss"))
+    config = RunConfig(data=data, epochs=1, batch_size=16, anchor_weight=0.0)
+    train(config, str(tmp_path / "no_anchor"), verbose=0)
+    assert (
+        "losses: answers, grounding (objects from scenes.jsonl); anchor off (anchor_weight 0)"
+        in (capsys.readouterr().out)
+    )
+
+
+def test_time_budget_schedule_and_stop():
+    """The learning rate follows the share of the time spent, and training
+    stops when the time left would not fit an epoch's end (validation)."""
+    from simmim_tf.training.time_budget import TimeBudget
+
+    class Clock:
+        now = 0.0
+
+    budget = TimeBudget(1.0, peak=1e-3, warmup_fraction=0.1)
+    budget.elapsed = lambda: Clock.now  # a fake clock: seconds since fit began
+
+    class Model:
+        stop_training = False
+
+        class optimizer:  # noqa: N801
+            class learning_rate:  # noqa: N801
+                assign = staticmethod(lambda v: setattr(Model, "lr", v))
+
+    budget.set_model(Model)
+    for now, lr in ((3.0, 0.5e-3), (6.0, 1e-3), (33.0, 0.5e-3), (60.0, 0.0)):
+        Clock.now = now
+        budget.on_train_batch_begin(0)
+        assert Model.lr == pytest.approx(lr, abs=1e-9), now
+    Clock.now = 40.0
+    budget.on_train_batch_end(0)
+    budget.end_of_epoch_s = 15.0  # an epoch's validation took 15 s
+    budget.on_train_batch_end(1)
+    assert not Model.stop_training
+    Clock.now = 46.0  # 14 s left: less than an epoch's end
+    budget.on_train_batch_end(2)
+    assert Model.stop_training and budget.stopped_early
+
+
+def test_minutes_stop_training_and_the_run_is_whole(tmp_path, capsys):
+    data = str(tmp_path / "data")
+    sort_of_clevr.generate(data, num_images=40, seed=3, num_test=2, progress=False)
+    run = str(tmp_path / "run")
+    config = RunConfig(data=data, epochs=1000, batch_size=16, minutes=0.25, validation_fraction=0.1)
+    train(config, run, verbose=0)
+    assert "training for 0.25 minutes (at most 1000 epochs)" in capsys.readouterr().out
+    history = json.load(open(os.path.join(run, "history.json")))
+    assert 1 <= len(history["loss"]) < 1000
+    assert load_run(run) is not None and os.path.isdir(os.path.join(run, "best"))
+
+
+def test_grounding_only_where_scenes_exist_and_plain_batches_on_request(tmp_path, capsys):
     data = str(tmp_path / "data")
     sort_of_clevr.generate(data, num_images=6, seed=3, num_test=2, progress=False)
     os.remove(os.path.join(data, "scenes.jsonl"))  # as for an imported VQAv2 folder
@@ -107,6 +176,8 @@ def test_grounding_only_where_scenes_exist_and_plain_batches_on_request(tmp_path
     train(config, str(tmp_path / "no_scenes"), verbose=0)
     history = json.load(open(tmp_path / "no_scenes" / "history.json"))
     assert "grounding_loss" not in history and "accuracy" in history
+    out = capsys.readouterr().out
+    assert f"losses: answers only (no scenes.jsonl in {data}: grounding and anchor off)" in out
     # One question per image: plain batches of 16 questions, ceil(80 / 16) steps.
     config = RunConfig(data=data, epochs=1, batch_size=16, questions_per_image=1)
     train(config, str(tmp_path / "plain"), verbose=0)

@@ -18,6 +18,7 @@ import os
 
 from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.import_writer import entries, load_json, write_imported
+from simmim_tf.data.scene_import import clevr_objects, write_scenes
 from simmim_tf.errors import SimMIMInputError
 
 
@@ -36,8 +37,12 @@ def clevr_family(program):
     return "other", str(function)
 
 
-def import_clevr(questions_json, image_dir, out_dir, split, image_size=128, bad=None):
-    """Writes the questions of one CLEVR split as `split`; returns how many."""
+def import_clevr(
+    questions_json, image_dir, out_dir, split, image_size=128, bad=None, scenes_json=None
+):
+    """Writes the questions of one CLEVR split as `split`, and with
+    `scenes_json` (CLEVR_<split>_scenes.json) its scenes; returns how many
+    questions."""
     bad = bad if bad is not None else BadRecords()
     document = load_json(questions_json, "CLEVR questions file")
     records, sources = [], {}
@@ -64,7 +69,8 @@ def import_clevr(questions_json, image_dir, out_dir, split, image_size=128, bad=
                 **({"question_id": q["question_index"]} if "question_index" in q else {}),
             }
         )
-    return write_imported(
+    scenes = clevr_objects(scenes_json, image_size, bad) if scenes_json else None
+    n = write_imported(
         out_dir,
         "questions.jsonl",
         split,
@@ -74,3 +80,8 @@ def import_clevr(questions_json, image_dir, out_dir, split, image_size=128, bad=
         bad,
         f"CLEVR {split} images",
     )
+    if scenes is not None:
+        by_path = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in scenes.items()}
+        count, objects = write_scenes(out_dir, split, by_path)
+        print(f"wrote {count} scenes with {objects} objects to {out_dir}/scenes.jsonl")
+    return n

@@ -11,10 +11,15 @@ import os
 
 from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.import_writer import entries, load_json, write_imported
+from simmim_tf.data.scene_import import coco_objects, write_scenes
 
 
-def import_coco_captions(captions_json, image_dir, out_dir, split, image_size=224, bad=None):
-    """Writes the captions of one COCO subset as `split`; returns how many."""
+def import_coco_captions(
+    captions_json, image_dir, out_dir, split, image_size=224, bad=None, instances_json=None
+):
+    """Writes the captions of one COCO subset as `split`, and with
+    `instances_json` (instances_<subset>.json) its images' objects as
+    scenes; returns how many captions."""
     bad = bad if bad is not None else BadRecords()
     document = load_json(captions_json, "COCO captions file")
     files = {
@@ -33,6 +38,12 @@ def import_coco_captions(captions_json, image_dir, out_dir, split, image_size=22
         name = os.path.splitext(files[a["image_id"]])[0]
         sources.setdefault(name, (os.path.join(image_dir, files[a["image_id"]]), where))
         records.append({"image": f"images/{name}.png", "caption": a["caption"].strip()})
-    return write_imported(
+    objects = coco_objects(instances_json, image_size, bad) if instances_json else None
+    n = write_imported(
         out_dir, "captions.jsonl", split, records, sources, image_size, bad, f"COCO {split} images"
     )
+    if objects is not None:
+        by_path = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in objects.values()}
+        count, total = write_scenes(out_dir, split, by_path)
+        print(f"wrote {count} scenes with {total} objects to {out_dir}/scenes.jsonl")
+    return n

@@ -31,12 +31,16 @@ SCENE_SCHEMA = {
     "split": (STR, True),
     "objects": (LIST, True),
 }
+# An object's other string fields are attributes too (size_name, material,
+# category: simmim_tf.data.scene_objects).
 OBJECT_SCHEMA = {
-    "color": (STR, True),
-    "shape": (STR, True),
     "x": (NUM, True),  # centre, pixels, rightwards from the left edge
     "y": (NUM, True),  # centre, pixels, downwards from the top edge
-    "size": (NUM, True),  # side or diameter, pixels
+    "size": (NUM, False),  # side or diameter, pixels; or:
+    "width": (NUM, False),  # the box's width and height, pixels
+    "height": (NUM, False),
+    "color": (STR, False),
+    "shape": (STR, False),
 }
 CAPTION_SCHEMA = {
     "image": (STR, True),
@@ -73,6 +77,9 @@ def record_problems(record, schema):
     if not problems and schema is SCENE_SCHEMA:
         for i, obj in enumerate(record["objects"]):
             problems += [f"objects[{i}]: {p}" for p in record_problems(obj, OBJECT_SCHEMA)]
+            has_box = isinstance(obj, dict) and ("size" in obj or {"width", "height"} <= set(obj))
+            if not problems and not has_box:
+                problems.append(f"objects[{i}]: needs 'size' or 'width' and 'height'")
     if not problems and schema is QUESTION_SCHEMA and "answers" in record:
         if not all(isinstance(a, str) for a in record["answers"]):
             problems.append("field 'answers' must be a list of strings")

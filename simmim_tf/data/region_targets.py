@@ -19,11 +19,9 @@ import os
 import numpy as np
 from PIL import Image
 
+from simmim_tf.data.scene_objects import GEOMETRY, object_box
 from simmim_tf.data.vqa_dataset import read_scenes
 from simmim_tf.errors import SimMIMInputError
-
-# Object fields that are geometry, not attributes to predict.
-GEOMETRY = ("x", "y", "size")
 
 
 @dataclasses.dataclass
@@ -93,9 +91,8 @@ def region_targets(data_dir, image_paths, grid_shape, vocabularies=None):
     targets = np.zeros((len(image_paths), rows * cols, len(vocabularies) + 2), np.float32)
     for n, scene in enumerate(objects):
         for o in scene:
-            # The object's bounding square (side `size`, centred on x, y).
-            half = o["size"] / 2
-            inside = (np.abs(cx - o["x"]) <= half) & (np.abs(cy - o["y"]) <= half)
+            x0, y0, x1, y1 = object_box(o)
+            inside = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)
             for k, a in enumerate(vocabularies):
                 if a not in o:
                     continue

@@ -18,14 +18,24 @@ import os
 
 from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.import_writer import entries, load_json, write_imported
+from simmim_tf.data.scene_import import coco_objects, write_scenes
 
 ANSWER_TYPES = {"yes/no": "yes_no", "number": "number", "other": "other"}
 
 
 def import_vqav2(
-    questions_json, annotations_json, image_dir, out_dir, split, image_size=224, bad=None
+    questions_json,
+    annotations_json,
+    image_dir,
+    out_dir,
+    split,
+    image_size=224,
+    bad=None,
+    instances_json=None,
 ):
-    """Writes the questions of one VQAv2 subset as `split`; returns how many."""
+    """Writes the questions of one VQAv2 subset as `split`, and with
+    `instances_json` (COCO's instances_<subtype>.json) its images' objects
+    as scenes; returns how many questions."""
     bad = bad if bad is not None else BadRecords()
     questions = load_json(questions_json, "VQAv2 questions file")
     annotations = load_json(annotations_json, "VQAv2 annotations file")
@@ -66,7 +76,8 @@ def import_vqav2(
                 "question_id": q["question_id"],
             }
         )
-    return write_imported(
+    objects = coco_objects(instances_json, image_size, bad) if instances_json else None
+    n = write_imported(
         out_dir,
         "questions.jsonl",
         split,
@@ -76,3 +87,8 @@ def import_vqav2(
         bad,
         f"VQAv2 {split} images",
     )
+    if objects is not None:
+        by_path = {f"images/COCO_{subtype}_{i:012d}.png": o for i, (_, o) in objects.items()}
+        count, total = write_scenes(out_dir, split, by_path)
+        print(f"wrote {count} scenes with {total} objects to {out_dir}/scenes.jsonl")
+    return n

@@ -53,9 +53,10 @@ class RelationalAttention(keras.layers.Layer):
        (`region_offsets`, a linear map of the region, in region sides), for
        the anchors and the offsets alike: positions finer than the region
        grid, which closest and furthest need (docs/reasoning.md, "Why
-       positions must be precise"). The prediction starts at zero, and
-       `SimMIMVQATraining` trains it with the grounding loss's centre-offset
-       target alone (no gradient reaches it through the positions).
+       positions must be precise"). The prediction starts at zero; the
+       answers train it through the positions, and where the data has
+       scenes, `SimMIMVQATraining`'s grounding loss gives it each region's
+       centre-offset target too.
     6. With `read_anchors=True`, the features under each anchor are read as
        well (one projection, shared by the anchors), and with two anchors
        their elementwise product too: "is the A the same colour as the B"
@@ -217,18 +218,7 @@ class RelationalAttention(keras.layers.Layer):
         anchor_queries = ops.reshape(self.anchor_query(q), (batch, self.num_anchors, self.key_dim))
         anchor_scores = ops.matmul(anchor_queries, ops.transpose(self.anchor_key(r), (0, 2, 1)))
         all_anchor_weights = ops.softmax(ops.cast(anchor_scores * scale, "float32"), axis=-1)
-        centres = ops.convert_to_tensor(region_centres(*self.grid_shape), dtype="float32")
-        if self.refine_positions:
-            rows, cols = self.grid_shape
-            to_image = ops.convert_to_tensor(np.array([1 / cols, 1 / rows], "float32"))
-            # Trained by the grounding loss's offset target alone, so that a
-            # position is where that target puts the object (0.35 px off on
-            # Sort-of-CLEVR); with the answers' gradient too, 30 minutes of
-            # training reached the same accuracy (docs/reasoning.md).
-            moved = ops.stop_gradient(ops.cast(self.position_offset(r), "float32")) * to_image
-            centres = ops.expand_dims(centres, 0) + moved
-        else:
-            centres = ops.expand_dims(centres, 0)  # (1, regions, 2)
+        centres = self.region_positions(r)  # (batch or 1, regions, 2)
         anchors = ops.matmul(all_anchor_weights, centres)  # (batch, anchors, 2)
         # Anchors picked by matrix products, not slices: the TFLite GPU
         # delegate refuses a STRIDED_SLICE that drops an axis.
@@ -302,6 +292,21 @@ class RelationalAttention(keras.layers.Layer):
             ops.cast(anchor_weights, dtype),
             ops.cast(weights, dtype),
         )
+
+    def region_positions(self, normed_regions):
+        """(batch or 1, regions, 2) float32 positions (x, y) in image sides:
+        the region centres, moved by the predicted offset to their object's
+        centre with `refine_positions`."""
+        centres = ops.convert_to_tensor(region_centres(*self.grid_shape), dtype="float32")
+        centres = ops.expand_dims(centres, 0)
+        if not self.refine_positions:
+            return centres
+        rows, cols = self.grid_shape
+        to_image = ops.convert_to_tensor(np.array([1 / cols, 1 / rows], "float32"))
+        # The answers' gradient reaches the offsets: on data without scenes
+        # it is what trains them (benchmarks/results/without_scenes).
+        moved = ops.cast(self.position_offset(normed_regions), "float32")
+        return centres + moved * to_image
 
     def region_offsets(self, regions):
         """(batch, regions, 2) float32: each region's predicted offset to the

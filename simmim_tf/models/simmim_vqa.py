@@ -68,8 +68,7 @@ class SimMIMVQA(
 
     backbone_cls = SimMIMBackbone
     preprocessor_cls = SimMIMVQAPreprocessor
-    # Every backbone layer answers; only the refined positions' offset
-    # prediction is left out of training (`SimMIMVQATraining` trains it).
+    # Every backbone layer answers.
     UNUSED_LAYERS = ()
 
     def __init__(

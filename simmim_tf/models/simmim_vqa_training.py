@@ -1,8 +1,6 @@
 """SimMIMVQATraining: trains a SimMIMVQA on image-grouped batches, with the
 grounding loss where scenes exist."""
 
-import warnings
-
 import keras
 from keras import ops
 
@@ -12,7 +10,6 @@ from simmim_tf.models.grounding_loss import GroundingLoss
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
 from simmim_tf.models.unused_backbone_layers import (
     UnusedBackboneLayers,
-    refined_position_weights,
     refining_relational_attention,
 )
 
@@ -31,7 +28,8 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
       attributes from the encoded regions (`simmim_tf.data.region_targets`),
       weighted by `grounding_weight` against the answer loss.
       With `relational_refine_positions`, the centre-offset part of that
-      loss trains the `RelationalAttention`'s own offset prediction.
+      loss trains the `RelationalAttention`'s own offset prediction (beside
+      the answers, which train it everywhere).
     - The anchor loss (`AnchorLoss`, weighted by `anchor_weight`): the
       anchor of the backbone's `RelationalAttention` should land on the
       object the question names (`simmim_tf.data.anchor_targets`).
@@ -47,7 +45,9 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
             backbone with `use_relational_attention`.
 
     Inputs: {"images" uint8 (K, S, S, 3), "image_index" int32 (Q,),
-    "token_ids" int32 (Q, tokens), "padding_mask" (Q, tokens)}.
+    "token_ids" int32 (Q, tokens), "padding_mask" (Q, tokens)}; without
+    "image_index", one image per question (K = Q): the form every input
+    pipeline gives and any tf.distribute strategy can split.
     Outputs: {"answers": logits (Q, answers)} and, with a head,
     "grounding" (K, regions, sum(attribute_sizes) + 2).
     Targets: {"answers": (Q,)} and, with a head, "grounding" (K, regions,
@@ -65,16 +65,6 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
     ):
         if anchor_weight and not vqa.backbone.use_relational_attention:
             raise ValueError("anchor_weight > 0 needs a backbone with use_relational_attention")
-        self._trains_positions = bool(attribute_sizes and grounding_weight and offset_weight)
-        if refined_position_weights(vqa.backbone) and not self._trains_positions:
-            # Not an error: fine-tuning a trained model may keep its positions.
-            warnings.warn(
-                "relational_refine_positions: without the grounding loss's offset target "
-                "(attribute_sizes, grounding_weight > 0, offset_weight > 0) the predicted "
-                "positions are not trained (they stay where they are: the region centres for a "
-                "new model)",
-                stacklevel=2,
-            )
         super().__init__(**kwargs)
         self.anchor_weight = anchor_weight
         self.vqa = vqa
@@ -87,7 +77,9 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
 
     def call(self, inputs, training=False):
         regions = self.vqa.backbone.encode_image(inputs["images"], training=training)  # (K, R, D)
-        per_question = ops.take(regions, inputs["image_index"], axis=0)  # (Q, R, D)
+        per_question = regions  # one image per question (any pipeline, any strategy)
+        if "image_index" in inputs:  # image-grouped batches
+            per_question = ops.take(regions, inputs["image_index"], axis=0)  # (Q, R, D)
         mask = ops.cast(inputs["padding_mask"], "bool")
         out = self.vqa.answer_from_regions(
             per_question, inputs["token_ids"], mask, training=training
@@ -106,11 +98,6 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
         if self.anchor_weight:
             outputs["anchor"] = out["anchor_attention"]  # (Q, regions)
         return outputs
-
-    def _unused_variables(self):
-        """Without the offset target nothing trains the refined positions:
-        they are left out of the trainable variables (`UnusedBackboneLayers`)."""
-        return [] if self._trains_positions else refined_position_weights(self.vqa.backbone)
 
     def compile(self, optimizer, label_smoothing=0.0, **kwargs):
         """Answer cross-entropy (label-smoothed if asked) plus the weighted

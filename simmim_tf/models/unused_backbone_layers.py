@@ -1,6 +1,5 @@
 """Tasks that use part of a shared `SimMIMBackbone` leave the rest out of
-their trainable variables, and so do tasks whose loss cannot reach a
-weight."""
+their trainable variables."""
 
 # The fusion layers: what a task that reads only the image encoder (and
 # perhaps the question encoder) does not use.
@@ -23,22 +22,8 @@ def refining_relational_attention(backbone):
     return backbone.get_layer("relational_attention")
 
 
-def refined_position_weights(backbone):
-    """The weights of the relational attention's position-offset prediction
-    (`relational_refine_positions`), or [].
-
-    They sit behind a stop-gradient: no answer, caption or contrastive loss
-    reaches them; only `SimMIMVQATraining`'s grounding offset target trains
-    them. Left in a task's trainable variables they would get no gradient,
-    and Keras would warn that the loss was forgotten.
-    """
-    relational = refining_relational_attention(backbone)
-    return [] if relational is None else relational.position_offset.weights
-
-
 class UnusedBackboneLayers:
-    """A `keras.Model` mixin: the backbone layers named in `UNUSED_LAYERS`,
-    and the refined positions' offset prediction (`refined_position_weights`),
+    """A `keras.Model` mixin: the backbone layers named in `UNUSED_LAYERS`
     get no gradients and no weight decay, without touching their own
     `trainable` flags, so that a model sharing the backbone that does train
     them still does. Their variables move to `non_trainable_weights` (saved
@@ -52,8 +37,7 @@ class UnusedBackboneLayers:
         if backbone is None:
             return []
         names = [n for n in self.UNUSED_LAYERS if n in backbone._layer_names]
-        layers = [v for n in names for v in backbone.get_layer(n).weights]
-        return layers + refined_position_weights(backbone)
+        return [v for n in names for v in backbone.get_layer(n).weights]
 
     @property
     def trainable_weights(self):

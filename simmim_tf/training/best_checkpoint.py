@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -46,6 +47,11 @@ class BestCheckpoint(keras.callbacks.Callback):
             save_preset_atomically(model, self.path)
         finally:
             model.preprocessor = served_preprocessor
+        # best/ is a whole run: `export --run RUN/best` finds the data and
+        # settings there, whether or not training ever finished.
+        run_config = os.path.join(os.path.dirname(self.path), "run_config.json")
+        if os.path.isfile(run_config):
+            shutil.copyfile(run_config, os.path.join(self.path, "run_config.json"))
         write_atomically(
             os.path.join(os.path.dirname(self.path), "best.json"),
             json.dumps({"epoch": epoch + 1, "monitor": self.name, "value": self.best}),

@@ -34,7 +34,15 @@ class RunConfig:
         "a folder written by `simmim-tf pretrain`: start from its pretrained image encoder "
         "(the image encoder's architecture comes from it, the rest from --preset)",
     )
-    epochs: int = _option(10, "passes over the training questions")
+    epochs: int = _option(
+        10, "passes over the training questions (with --minutes: at most this many)"
+    )
+    minutes: float | None = _option(
+        None,
+        "VQA: train for this many minutes of wall clock, end-of-epoch evaluation included; "
+        "the learning rate warms up and decays over the time rather than the steps "
+        "(default: none, --epochs alone)",
+    )
     batch_size: int = _option(64, "global batch: split between the replicas of a distributed run")
     learning_rate: float = _option(1e-3, "peak learning rate (warm-up, then cosine decay)")
     warmup_fraction: float = _option(0.05, "share of the steps spent warming up")
@@ -83,13 +91,13 @@ class RunConfig:
     grounding_weight: float = _option(
         1.0,
         "VQA: weight of the auxiliary loss that predicts each image region's object attributes "
-        "from DATA/scenes.jsonl, where it exists (memory pipeline, one replica; 0: off)",
+        "from DATA/scenes.jsonl, where it exists (every pipeline and strategy; 0: off)",
     )
     anchor_weight: float = _option(
         1.0,
         "VQA: weight of the loss that trains the relational attention's anchor to land on the "
         "object the question names (from DATA/scenes.jsonl, where it exists; presets with "
-        "relational attention, memory pipeline, one replica; 0: off)",
+        "relational attention; every pipeline and strategy; 0: off)",
     )
     questions_per_image: int = _option(
         4,

@@ -12,8 +12,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from simmim_tf.data.anchor_targets import anchor_targets
-from simmim_tf.data.region_targets import region_targets
+from simmim_tf.data.object_targets import object_targets, question_key
 from simmim_tf.data.tfrecord_shards import shard_files
 from simmim_tf.data.vqa_dataset import load_split, read_questions
 from simmim_tf.errors import SimMIMInputError
@@ -48,14 +47,17 @@ class TrainingData:
     steps_per_epoch: int
     attribute_sizes: list | None = None  # grounding loss: classes per object attribute
     anchor_targets: bool = False  # whether the batches carry anchor targets
+    object_losses: str = ""  # which losses train and why, for `train` to print
 
 
 def training_data(config, bad, grouped=False):
     """`TrainingData` of the training split.
 
     Bad records go to `bad`; so do answers outside the top `max_answers`.
-    With `grouped` (memory pipeline only), batches for `SimMIMVQATraining`,
-    with region targets when the data has scenes and grounding is on.
+    With `grouped` (memory pipeline only), image-grouped batches for
+    `SimMIMVQATraining`. Every pipeline carries each example's object
+    targets (a dict of targets) when the data has scenes and the grounding
+    or anchor loss is on.
     """
     if config.questions_per_image < 1:
         raise SimMIMInputError(
@@ -110,61 +112,96 @@ def training_data(config, bad, grouped=False):
     return data
 
 
+def _object_targets(data, config, records):
+    """The run's `ObjectTargets` of `records`, or None where no object loss
+    is on; sets `data.attribute_sizes`, `data.anchor_targets` and
+    `data.object_losses` (the line `train` prints)."""
+    architecture = SIMMIM_PRESETS[config.preset]
+    relational = architecture.get("use_relational_attention", False)
+    wanted, reasons = [], []
+    if config.grounding_weight:
+        wanted.append("grounding")
+    else:
+        reasons.append("grounding off (grounding_weight 0)")
+    if config.anchor_weight and relational:
+        wanted.append("anchor")
+    elif config.anchor_weight:
+        reasons.append(f"anchor off (preset {config.preset} has no relational attention)")
+    else:
+        reasons.append("anchor off (anchor_weight 0)")
+    if wanted and not has_scenes(config.data):
+        data.object_losses = (
+            f"losses: answers only (no scenes.jsonl in {config.data}: {' and '.join(wanted)} off)"
+        )
+        return None
+    data.object_losses = "losses: " + ", ".join(["answers", *wanted])
+    data.object_losses += " (objects from scenes.jsonl)" if wanted else ""
+    data.object_losses += "".join(f"; {r}" for r in reasons)
+    if not wanted:
+        return None
+    grid = (-(-data.image_size // architecture["patch_size"]),) * 2
+    targets = object_targets(
+        config.data,
+        records,
+        grid,
+        architecture["patch_size"],
+        grounding="grounding" in wanted,
+        num_anchors=architecture.get("relational_anchors", 1) if "anchor" in wanted else 0,
+    )
+    data.attribute_sizes = targets.attribute_sizes
+    data.anchor_targets = targets.anchors is not None
+    return targets
+
+
+def _records_of(question_set):
+    return [
+        {"image": question_set.image_paths[i], "question": q}
+        for i, q in zip(question_set.image_index, question_set.questions, strict=True)
+    ]
+
+
 def _memory_pipelines(data, config, train_set, held_out, grouped):
     """Sets `data.dataset` (and `data.validation`) from decoded images in memory."""
     is_held_out = np.array([train_set.image_paths[i] in held_out for i in train_set.image_index])
     masks = [np.logical_not(is_held_out), is_held_out]
     parts = [train_set.subset(mask) for mask in masks]
-    targets = None
-    if grouped and config.grounding_weight and has_scenes(config.data):
-        patch_size = SIMMIM_PRESETS[config.preset]["patch_size"]
-        grid = (-(-data.image_size // patch_size),) * 2
-        targets = region_targets(config.data, train_set.image_paths, grid)
-        data.attribute_sizes = targets.attribute_sizes
-    anchors = None
-    architecture = SIMMIM_PRESETS[config.preset]
-    if (
-        grouped
-        and config.anchor_weight
-        and architecture.get("use_relational_attention")
-        and has_scenes(config.data)
-    ):
-        grid = (-(-data.image_size // architecture["patch_size"]),) * 2
-        anchors = anchor_targets(
-            config.data,
-            train_set,
-            grid,
-            architecture["patch_size"],
-            num_anchors=architecture.get("relational_anchors", 1),
-        )
-        data.anchor_targets = True
-    datasets = []
-    for part, mask, shuffle in zip(parts, masks, (True, False), strict=True):
+    targets = _object_targets(data, config, _records_of(train_set))
+    datasets = [None, None]
+    for n, (part, shuffle) in enumerate(zip(parts, (True, False), strict=True)):
+        if not len(part):  # no validation share
+            continue
         token_ids, _ = data.tokenizer.encode_batch(part.questions)
         answer_ids = _encode_answers(data.answers, part.answers)
         if not grouped:
-            datasets.append(
-                make_dataset(part, token_ids, answer_ids, config.batch_size, shuffle, config.seed)
+            datasets[n] = make_dataset(
+                part, token_ids, answer_ids, config.batch_size, shuffle, config.seed, targets
             )
             continue
         # Validation keeps one question per image group: it only measures.
         per_image = config.questions_per_image if shuffle else 1
-        datasets.append(
-            image_grouped_batches(
-                part,
-                token_ids,
-                answer_ids,
-                config.batch_size,
-                per_image,
-                targets.targets if targets else None,
-                config.seed,
-                anchor_targets=anchors[mask] if anchors is not None else None,
-            )
+        datasets[n] = image_grouped_batches(
+            part,
+            token_ids,
+            answer_ids,
+            config.batch_size,
+            per_image,
+            targets.regions if targets is not None else None,
+            config.seed,
+            anchor_targets=_anchor_rows(targets, part),
         )
         if shuffle:
             data.steps_per_epoch = grouped_steps_per_epoch(part, config.batch_size, per_image)
     data.dataset = datasets[0]
     data.validation = datasets[1] if held_out else None
+
+
+def _anchor_rows(targets, question_set):
+    """The anchor targets of each question of `question_set`, in its order, or None."""
+    if targets is None or targets.anchors is None:
+        return None
+    row = {k: i for i, k in enumerate(targets.question_keys)}
+    keys = [question_key(r["image"], r["question"]) for r in _records_of(question_set)]
+    return targets.anchors[[row[k] for k in keys]]
 
 
 def _streaming_pipelines(data, config, records, held_out):
@@ -174,28 +211,30 @@ def _streaming_pipelines(data, config, records, held_out):
             "validation_fraction needs the memory or stream pipeline (TFRecord shards "
             "hold whole splits); put a validation split in its own shards instead"
         )
-    datasets = []
-    for part, shuffle in (
-        ([r for r in records if r["image"] not in held_out], True),
-        ([r for r in records if r["image"] in held_out], False),
+    targets = _object_targets(data, config, records)
+    datasets = [None, None]
+    for n, (part, shuffle) in enumerate(
+        (
+            ([r for r in records if r["image"] not in held_out], True),
+            ([r for r in records if r["image"] in held_out], False),
+        )
     ):
+        if not part:  # no validation share
+            continue
         if config.input_pipeline == "stream":
             images = images_from_folder(config.data, part, data.answers, data.image_size)
         else:  # answers outside the vocabulary were reported above; the pipeline drops them
             images = images_from_tfrecords(
                 shard_files(config.data, "train"), data.answers, data.image_size
             )
-        datasets.append(
-            make_stream_dataset(
-                images,
-                data.tokenizer,
-                config.batch_size,
-                shuffle,
-                config.seed,
-                num_questions=len(part),
-            )
-            if part
-            else None
+        datasets[n] = make_stream_dataset(
+            images,
+            data.tokenizer,
+            config.batch_size,
+            shuffle,
+            config.seed,
+            num_questions=len(part),
+            object_targets=targets,
         )
     data.dataset = datasets[0]
     data.validation = datasets[1] if held_out else None

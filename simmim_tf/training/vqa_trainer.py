@@ -19,6 +19,7 @@ A run folder is a keras-hub preset of the trained model (last epoch), so
 import dataclasses
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -45,6 +46,7 @@ from simmim_tf.training.distribution import (
 )
 from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.runs import save_preset_atomically
+from simmim_tf.training.time_budget import TimeBudget
 from simmim_tf.training.training_data import training_data
 
 
@@ -80,19 +82,27 @@ def start_run(config: RunConfig, out_dir):
 
 def train(config: RunConfig, out_dir, verbose="auto"):
     """Trains SimMIMVQA on `config.data` and writes the run folder. Returns the model."""
+    started = time.perf_counter()  # `config.minutes` counts from here
     strategy, out_dir, batch, learning_rate = start_run(config, out_dir)
     # From here on config.batch_size is the global batch.
     config = dataclasses.replace(config, batch_size=batch, learning_rate=learning_rate)
 
-    # Image-grouped batches (and the grounding loss) need each batch whole on
-    # one replica: images and questions cannot be split separately.
+    # Image-grouped batches need each batch whole on one replica (images and
+    # questions cannot be split separately); elsewhere every example carries
+    # its own image and object targets, and the losses are the same.
     grouped = (
         config.input_pipeline == "memory"
         and strategy.num_replicas_in_sync == 1
         and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     )
+    if config.questions_per_image > 1 and not grouped:
+        print(
+            f"questions_per_image {config.questions_per_image}: one question per example "
+            f"(image-grouped batches need the memory pipeline on one replica)"
+        )
     bad = BadRecords(skip=config.skip_bad_records)
     data = training_data(config, bad, grouped)
+    print(data.object_losses)
     _report_skipped(bad, out_dir, data.num_questions)
     preprocessor = SimMIMVQAPreprocessor(
         tokenizer=SimMIMTokenizer(data.tokenizer.vocabulary),
@@ -119,10 +129,13 @@ def train(config: RunConfig, out_dir, verbose="auto"):
             steps_per_execution=config.steps_per_execution,
             jit_compile=config.jit_compile,
         )
-        schedule = warmup_cosine_schedule(config.learning_rate, steps, config.warmup_fraction)
+        if config.minutes:  # set each step by the TimeBudget callback
+            schedule = config.learning_rate
+        else:
+            schedule = warmup_cosine_schedule(config.learning_rate, steps, config.warmup_fraction)
         model.compile(learning_rate=schedule, **compile_args)
         trained = model
-        if grouped:
+        if grouped or data.attribute_sizes or data.anchor_targets:
             trained = SimMIMVQATraining(
                 model,
                 data.attribute_sizes,
@@ -134,11 +147,11 @@ def train(config: RunConfig, out_dir, verbose="auto"):
             # variables (RUN/history.json records the steps taken).
             trained.compile(model.default_optimizer(schedule), **compile_args)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        fit_under_multi_worker(model, strategy)
+        fit_under_multi_worker(trained, strategy)
     # The global batch is split between the replicas.
     dataset = shard_by_data(data.dataset)
     validation = shard_by_data(data.validation) if data.validation is not None else None
-    prefix = "answers_" if grouped else ""  # the wrapper's metrics are per output
+    prefix = "answers_" if trained is not model else ""  # the wrapper's metrics are per output
     callbacks = [
         # A killed run started again with the same command resumes from the
         # last finished epoch.
@@ -152,6 +165,15 @@ def train(config: RunConfig, out_dir, verbose="auto"):
             preprocessor,
         ),
     ]
+    budget = None
+    if config.minutes:
+        if config.minutes <= 0:
+            raise SimMIMInputError(f"minutes must be positive, got {config.minutes}")
+        budget = TimeBudget(
+            config.minutes, config.learning_rate, config.warmup_fraction, start=started
+        )
+        callbacks.append(budget)  # last: it times the end of each epoch
+        print(f"training for {config.minutes:g} minutes (at most {config.epochs} epochs)")
     # shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
     history = trained.fit(
         dataset,
@@ -169,6 +191,8 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     # The served model's names: accuracy, val_accuracy (answers_ dropped).
     history = {k.replace(prefix, "") if prefix else k: v for k, v in history.items()}
     history["steps"] = int(keras.ops.convert_to_numpy(trained.optimizer.iterations))
+    if budget is not None:
+        history["train_minutes"] = budget.elapsed() / 60
     # Trained on tokenised tf.data pipelines; the preset carries the
     # preprocessor, so that the saved model takes raw images and questions.
     model.preprocessor = preprocessor
