@@ -180,6 +180,10 @@ ALTERNATIVES = {
     # offset target: the library since the without-scenes study; with
     # --base two_anchors_read_refined, the tiny preset.
     "positions_from_answers": ({"relational_offsets_in_regions": True}, {}),
+    # ... with the relation scores' offsets in image sides: the score MLP
+    # starts random, so the answers' gradient reaches the positions through
+    # it from the first step (in region sides it starts at zero).
+    "positions_from_answers_image_sides": ({"relational_offsets_in_regions": False}, {}),
     # ... and as before it, by the offset target alone (without scenes they
     # stay at the region centres): the tiny preset of 2026-12-02.
     "positions_from_offsets_only": (

@@ -583,7 +583,7 @@ def _add_pretrain_command(sub):
     pt = sub.add_parser(
         "pretrain",
         help="pretrain the image encoder by masked-image modelling (SimMIM) on unlabelled images",
-        description="Masks 60%% of each image in 2x2-region patches and trains the image "
+        description="Masks 60% of each image in 2x2-region patches and trains the image "
         "encoder to reconstruct the masked pixels (L1). Writes a folder for "
         "`simmim-tf train --init-from`, with a figure of its reconstructions. Resumes "
         "if interrupted.",
@@ -674,7 +674,7 @@ def _add_evaluate_command(sub):
         "file, retrieval_VARIANT_image.tflite or _text.tflite, with its twin beside it)",
     )
     ev.add_argument("--data", required=True, help="data folder")
-    ev.add_argument("--split", default="test")
+    ev.add_argument("--split", default="test", help="split to evaluate (default test)")
     ev.add_argument(
         "--beams",
         type=int,
@@ -758,7 +758,12 @@ def _add_export_command(sub):
         "int8_mixed (calibrated int8 in the fully connected and convolution layers, the "
         "rest float) (default float32,int8)",
     )
-    ex.add_argument("--calibration-size", type=int, default=200, help="int8 calibration questions")
+    ex.add_argument(
+        "--calibration-size",
+        type=int,
+        default=200,
+        help="int8 calibration questions (default 200)",
+    )
     ex.add_argument(
         "--int8-float-ops",
         default="ONE_HOT",
@@ -814,9 +819,13 @@ def _add_predict_command(sub):
     """`predict`: one answer from a .tflite."""
     pr = sub.add_parser("predict", help="answer a question about an image with a .tflite model")
     pr.add_argument("--model", required=True, help="exported .tflite (simmim_meta.json beside it)")
-    pr.add_argument("--image", required=True, help="PNG or JPEG, RGB")
-    pr.add_argument("--question", required=True)
-    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument(
+        "--image",
+        required=True,
+        help="PNG or JPEG of any size and mode (grayscale, palette and RGBA are converted)",
+    )
+    pr.add_argument("--question", required=True, help="the question, in words")
+    pr.add_argument("--top-k", type=int, default=3, help="answers to list (default 3)")
     pr.add_argument("--explain", metavar="PNG", help="write the visual-attention heatmap here")
     pr.set_defaults(func=_predict)
 

@@ -44,6 +44,8 @@ def test_killed_run_resumes_with_the_same_number_of_steps(tmp_path):
         history = json.load(f)
     # The optimizer's step count survived the kill: every epoch's steps, once.
     assert history["steps"] == EPOCHS * per_epoch
-    # The second run trained only the epochs the first had not finished.
+    # The second run trained only the epochs the first had not finished, and said so.
     assert 0 < len(history["loss"]) < EPOCHS
+    done = EPOCHS - len(history["loss"])
+    assert f"resuming after epoch {done} of {EPOCHS}" in second.stdout
     assert not os.path.exists(os.path.join(run, "backup")), "backup left behind"

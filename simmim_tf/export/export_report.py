@@ -176,7 +176,9 @@ def format_report(report):
             rest = [
                 f"{100 * row['agreement_with_keras']:.1f}%",
                 f"{row['bytes'] / 1e6:.3f}",
-                f"{100 * row.get('size_vs_float32', float('nan')):.0f}%",
+                f"{100 * row['size_vs_float32']:.0f}%"
+                if "size_vs_float32" in row
+                else "(no float32)",
                 *(f"{row['latency_ms'][t]:.2f}" for t in threads),
                 " / ".join(_ms(row["litert_benchmark_ms"][t]) for t in threads),
                 gpu

@@ -33,6 +33,7 @@ from simmim_tf.models.simmim_masked_image_pretrainer import (
     load_image_encoder,
     pretrained_image_config,
 )
+from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer
 from simmim_tf.models.simmim_vqa import SimMIMVQA
 from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
@@ -47,7 +48,7 @@ from simmim_tf.training.distribution import (
 from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.runs import save_preset_atomically
 from simmim_tf.training.time_budget import TimeBudget
-from simmim_tf.training.training_data import training_data
+from simmim_tf.training.training_data import has_scenes, training_data
 
 
 def warmup_cosine_schedule(learning_rate, total_steps, warmup_fraction):
@@ -112,6 +113,7 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     )
     steps = data.steps_per_epoch * config.epochs
     image_encoder = _pretrained_image_encoder(config.init_from, data.image_size)
+    architecture = {**image_encoder, **_without_scenes(config)}
     with strategy.scope():  # variables mirrored on every replica
         model = SimMIMVQA.from_preset(
             config.preset,
@@ -119,7 +121,7 @@ def train(config: RunConfig, out_dir, verbose="auto"):
             vocabulary_size=data.tokenizer.vocabulary_size,
             image_size=data.image_size,
             max_sequence_length=config.max_sequence_length,
-            **image_encoder,
+            **architecture,
         )
         if config.init_from:
             copied = load_image_encoder(model.backbone, config.init_from)
@@ -152,10 +154,12 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     dataset = shard_by_data(data.dataset)
     validation = shard_by_data(data.validation) if data.validation is not None else None
     prefix = "answers_" if trained is not model else ""  # the wrapper's metrics are per output
+    backup = os.path.join(out_dir, "backup")
+    _say_where_it_resumes(backup, config.epochs)
     callbacks = [
         # A killed run started again with the same command resumes from the
         # last finished epoch.
-        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+        keras.callbacks.BackupAndRestore(backup),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), profile_batch=0),
         BestCheckpoint(
@@ -199,6 +203,30 @@ def train(config: RunConfig, out_dir, verbose="auto"):
     save_preset_atomically(model, out_dir)
     write_atomically(os.path.join(out_dir, "history.json"), json.dumps(history, indent=2))
     return model
+
+
+def _without_scenes(config):
+    """Backbone arguments for data without scenes.jsonl: the relation
+    scores read offsets in image sides, whose score MLP starts random, so
+    that the answers train the refined positions from the first step (in
+    region sides it starts at zero and they barely move: Sort-of-CLEVR
+    relational 97.6% against 90.5% in 30 minutes,
+    benchmarks/results/without_scenes)."""
+    if has_scenes(config.data) or not SIMMIM_PRESETS[config.preset].get(
+        "relational_offsets_in_regions"
+    ):
+        return {}
+    print("no scenes: relation offsets in image sides, so the answers train the positions")
+    return {"relational_offsets_in_regions": False}
+
+
+def _say_where_it_resumes(backup, epochs):
+    """Prints "resuming after epoch N" when `backup` holds a killed run's state."""
+    metadata = os.path.join(backup, "training_metadata.json")
+    if os.path.isfile(metadata):
+        with open(metadata) as f:
+            done = json.load(f).get("epoch", 0)
+        print(f"resuming after epoch {done} of {epochs} (the state in {backup})")
 
 
 def _pretrained_image_encoder(folder, image_size):
