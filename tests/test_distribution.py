@@ -144,45 +144,11 @@ MIRRORED_SCRIPT = textwrap.dedent(
         float(np.abs(a - b).max()) for a, b in zip(single.get_weights(), mirrored.get_weights())
     )
     print(f"CAPTIONER {moved} {apart}")
-    """
-)
-
-
-def test_mirrored_on_two_devices_matches_one_device():
-    out = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=os.path.dirname(os.path.dirname(__file__)),
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    for model in ("RESULT", "CAPTIONER"):  # SimMIMVQA, then SimMIMCaptioner
-        moved, apart = map(float, out.stdout.split(model)[1].split()[:2])
-        assert moved > 1e-3, model  # training did change the weights
-        assert apart < 1e-4, f"{model}: one device and two replicas differ by {apart}"
-
-
-FULL_RECIPE_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    import numpy as np
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
-
-    sys.path.insert(0, "tests")
-    from conftest import TINY_BACKBONE, tiny_inputs
-    from simmim_tf.models.simmim_backbone import SimMIMBackbone
-    from simmim_tf.models.simmim_vqa import SimMIMVQA
-    from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining
-    from simmim_tf.training.distribution import make_strategy
 
     # A fixed batch of 32 questions, each with its image and object targets,
     # as every input pipeline gives them off one replica (no image_index).
+    from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining
+
     x = tiny_inputs(batch=32, length=10, real=6)
     x["padding_mask"] = x["padding_mask"].astype("int32")
     rng = np.random.default_rng(0)
@@ -193,53 +159,64 @@ FULL_RECIPE_SCRIPT = textwrap.dedent(
     anchor = (rng.uniform(size=(32, regions)) < 0.2).astype("float32")
     y = {"answers": np.arange(32) % 5, "grounding": grounding, "anchor": anchor}
 
-    def build():
+    def build_full():
         vqa = SimMIMVQA(SimMIMBackbone(**TINY_BACKBONE), num_answers=5)
         model = SimMIMVQATraining(vqa, [3, 3], grounding_weight=1.0, anchor_weight=1.0)
-        model.compile(keras.optimizers.SGD(0.1))  # see MIRRORED_SCRIPT on SGD
+        model.compile(keras.optimizers.SGD(0.1))  # plain SGD, as above
         return model
 
-    def data():
+    def full_data():
         return tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # 2 steps
 
     keras.utils.set_random_seed(0)
-    single = build()
-    single.evaluate(data(), verbose=0)  # builds it
+    single = build_full()
+    single.evaluate(full_data(), verbose=0)  # builds it
     start = single.get_weights()
-    losses = single.evaluate(data(), verbose=0, return_dict=True)
-    single.fit(data(), epochs=1, verbose=0)
-    strategy = make_strategy("mirrored")
-    assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+    losses = single.evaluate(full_data(), verbose=0, return_dict=True)
+    single.fit(full_data(), epochs=1, verbose=0)
     with strategy.scope():
-        mirrored = build()
-        mirrored.evaluate(data(), verbose=0)
+        mirrored = build_full()
+        mirrored.evaluate(full_data(), verbose=0)
     mirrored.set_weights(start)
-    mirrored_losses = mirrored.evaluate(data(), verbose=0, return_dict=True)
-    mirrored.fit(data(), epochs=1, verbose=0)
+    mirrored_losses = mirrored.evaluate(full_data(), verbose=0, return_dict=True)
+    mirrored.fit(full_data(), epochs=1, verbose=0)
     for name in ("answers_loss", "grounding_loss", "anchor_loss", "loss"):
         print("LOSS", name, losses[name], mirrored_losses[name])
     moved = max(float(np.abs(a - b).max()) for a, b in zip(start, single.get_weights()))
     apart = max(
         float(np.abs(a - b).max()) for a, b in zip(single.get_weights(), mirrored.get_weights())
     )
-    print(f"WEIGHTS {moved} {apart}")
+    print(f"FULL {moved} {apart}")
     """
 )
 
 
-def test_full_recipe_under_mirrored_matches_one_device():
-    """The grounding and anchor losses, and a step of training on them,
-    are the same on two replicas as on one device."""
+@pytest.fixture(scope="module")
+def mirrored_output():
+    """What MIRRORED_SCRIPT prints (it runs once for the tests below)."""
     out = subprocess.run(
-        [sys.executable, "-c", FULL_RECIPE_SCRIPT],
+        [sys.executable, "-c", MIRRORED_SCRIPT],
         capture_output=True,
         text=True,
         env=ENV,
         cwd=os.path.dirname(os.path.dirname(__file__)),
-        timeout=300,
+        timeout=400,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    lines = [line.split() for line in out.stdout.splitlines()]
+    return out.stdout
+
+
+def test_mirrored_on_two_devices_matches_one_device(mirrored_output):
+    for model in ("RESULT", "CAPTIONER"):  # SimMIMVQA, then SimMIMCaptioner
+        moved, apart = map(float, mirrored_output.split(model)[1].split()[:2])
+        assert moved > 1e-3, model  # training did change the weights
+        assert apart < 1e-4, f"{model}: one device and two replicas differ by {apart}"
+
+
+def test_full_recipe_under_mirrored_matches_one_device(mirrored_output):
+    """The grounding and anchor losses, and a step of training on them,
+    are the same on two replicas as on one device."""
+    lines = [line.split() for line in mirrored_output.splitlines()]
     losses = {w[1]: (float(w[2]), float(w[3])) for w in lines if w and w[0] == "LOSS"}
     assert set(losses) == {"answers_loss", "grounding_loss", "anchor_loss", "loss"}
     for name, (single, mirrored) in losses.items():
@@ -247,7 +224,7 @@ def test_full_recipe_under_mirrored_matches_one_device():
         assert abs(single - mirrored) < 1e-5, (
             f"{name}: one device {single}, two replicas {mirrored}"
         )
-    moved, apart = (float(v) for w in lines if w and w[0] == "WEIGHTS" for v in w[1:])
+    moved, apart = (float(v) for w in lines if w and w[0] == "FULL" for v in w[1:])
     assert moved > 1e-3  # the step changed the weights
     assert apart < 1e-4, f"after a step, one device and two replicas differ by {apart}"
 

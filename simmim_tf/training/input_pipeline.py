@@ -13,7 +13,10 @@ tfrecord `make_stream_dataset(images_from_tfrecords(...))`: the same from
          image with its questions, read with parallel interleave.
 
 The streaming pipelines tokenise in the graph (TFQuestionTokenizer), with
-the ids of the run's tokenizer.json.
+the ids of the run's tokenizer.json. Given `ObjectTargets`, every pipeline
+yields a dict of targets instead of the answer ids: {"answers",
+"grounding", "anchor"}, each example's own, looked up in the graph by its
+image's path and its question (`ObjectTargetLookup`).
 """
 
 import collections

@@ -1,9 +1,11 @@
 """What `train` needs of a data folder: the input pipelines of the training
 split (and of its held-out validation share), the vocabularies, and sizes.
 
-One function per input pipeline: `memory` (decoded once, image-grouped
-batches with region targets for the grounding loss) and `stream` /
-`tfrecord` (decoded in the graph every epoch).
+One function per input pipeline: `memory` (decoded once; image-grouped
+batches on one replica) and `stream` / `tfrecord` (decoded in the graph
+every epoch). Where the data has scenes, every pipeline carries each
+example's object targets for the grounding and anchor losses
+(`simmim_tf.data.object_targets`).
 """
 
 import dataclasses
