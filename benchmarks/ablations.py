@@ -176,16 +176,17 @@ ALTERNATIVES = {
         {"relational_offsets_in_regions": True, "relational_gated_between": True},
         {},
     ),
-    # The refined positions trained by the answers' gradient as well as the
-    # offset target: the library since the without-scenes study; with
-    # --base two_anchors_read_refined, the tiny preset.
+    # The refined positions as the library trains them since the
+    # without-scenes study: by the answers' gradient where there is no
+    # offset target (--without-scenes), by the target alone where there
+    # is; with --base two_anchors_read_refined, the tiny preset.
     "positions_from_answers": ({"relational_offsets_in_regions": True}, {}),
     # ... with the relation scores' offsets in image sides: the score MLP
     # starts random, so the answers' gradient reaches the positions through
     # it from the first step (in region sides it starts at zero).
     "positions_from_answers_image_sides": ({"relational_offsets_in_regions": False}, {}),
-    # ... and as before it, by the offset target alone (without scenes they
-    # stay at the region centres): the tiny preset of 2026-12-02.
+    # ... and as before it: the answers' gradient stopped everywhere, so
+    # without scenes they stay at the region centres.
     "positions_from_offsets_only": (
         {"relational_offsets_in_regions": True},
         {"swap": "positions_from_offsets_only"},

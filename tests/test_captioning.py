@@ -187,7 +187,7 @@ def test_cli_train_evaluate_export_caption(captioning_export, tmp_path, capsys):
         (["caption", "--model", export, "--image", image, "--beams", "3"], "decodes greedily"),
         (["caption", "--model", export, "--image", image, "--variant", "int8"], "no int8 files"),
         (["caption", "--model", run, "--image", image, "--max-length", "99"], "max_length"),
-        (["caption", "--model", run, "--image", str(tmp_path / "none.png")], "image not found"),
+        (["caption", "--model", run, "--image", str(tmp_path / "none.png")], "none.png: not found"),
         (["evaluate", "--run", run, "--data", data, "--beams", "0"], "num_beams must be 1 to 16"),
     ]:
         assert main(argv) == 2, argv

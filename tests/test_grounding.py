@@ -162,6 +162,8 @@ def test_refined_positions_are_trained_by_the_offset_target(data):
             "padding_mask": np.ones((1, 10), bool),
         }
     )
+    # With the offset target, it alone trains the positions (the answers' gradient stopped).
+    assert relational.positions_from_target_only
     predicted = relational.region_offsets(backbone.encode_image(images))
     np.testing.assert_allclose(np.asarray(out["grounding"])[..., -2:], predicted, atol=1e-5)
     model.compile(keras.optimizers.AdamW(3e-3))
@@ -190,6 +192,7 @@ def test_the_answers_train_the_refined_positions():
         vqa.fit(tiny_inputs(batch=8), np.arange(8) % 5, epochs=3, verbose=0)
     assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
     assert np.abs(np.array(position_offset.kernel) - before).max() > 1e-6
+    assert not backbone.get_layer("relational_attention").positions_from_target_only
 
 
 def test_refine_positions_without_relational_attention_is_ignored():

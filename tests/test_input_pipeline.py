@@ -104,9 +104,15 @@ def test_training_data_from_tfrecord_shards(tmp_path):
     training = training_data(config, BadRecords())
     dataset = training.dataset
     assert (training.num_questions, training.image_size, training.validation) == (180, 75, None)
-    assert training.steps_per_epoch == 6 and training.attribute_sizes is None  # plain batches
+    assert training.steps_per_epoch == 6  # one question per example
+    # The object targets travel with each example from the shards.
+    assert training.attribute_sizes == [7, 3] and training.anchor_targets
     assert dataset.cardinality() == 6  # declared, so fit shows progress from epoch 1
-    rows = sum(int(y.shape[0]) for _, y in dataset)
+    rows = 0
+    for _, y in dataset:
+        rows += int(y["answers"].shape[0])
+        assert y["grounding"].shape[1:] == (100, 4) and y["anchor"].shape[1:] == (2, 100)
+        assert float(tf.reduce_min(tf.reduce_sum(y["anchor"][:, 0], -1))) > 0  # every one named
     assert rows == 180
     # A missing image is named before training starts, as the memory pipeline names it.
     os.remove(os.path.join(data, "images", "000003.png"))

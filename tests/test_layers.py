@@ -348,16 +348,21 @@ class TestLayers(TestCase):
         fresh = RelationalAttention(2, 8, (3, 3), refine_positions=True)
         fresh(question, regions)
         np.testing.assert_array_equal(np.asarray(fresh.region_offsets(regions)), 0.0)
-        # Only the offset target trains it: no gradient reaches it through the positions.
-        with tf.GradientTape(persistent=True) as tape:
-            features, _, relation = fresh(question, regions)
-            through_positions = tf.reduce_sum(features**2) + tf.reduce_sum(relation**2)
-            offset_target = tf.reduce_sum(
-                fresh.region_offsets(regions) ** 2 - fresh.region_offsets(regions)
-            )
+        # The answers train it through the positions, unless an offset
+        # target alone is to (`positions_from_target_only`, set by the
+        # training wrapper where the data has scenes).
         offset_kernel = fresh.position_offset.kernel
-        assert tape.gradient(through_positions, offset_kernel) is None
-        assert np.abs(np.asarray(tape.gradient(offset_target, offset_kernel))).max() > 0
+        for target_only in (False, True):
+            fresh.positions_from_target_only = target_only
+            with tf.GradientTape(persistent=True) as tape:
+                features, _, relation = fresh(question, regions)
+                through_positions = tf.reduce_sum(features**2) + tf.reduce_sum(relation**2)
+                offset_target = tf.reduce_sum(
+                    fresh.region_offsets(regions) ** 2 - fresh.region_offsets(regions)
+                )
+            gradient = tape.gradient(through_positions, offset_kernel)
+            assert (gradient is None) == target_only
+            assert np.abs(np.asarray(tape.gradient(offset_target, offset_kernel))).max() > 0
         # Positions are centres plus the predicted offsets (region sides →
         # image sides): the heads' mean offset from the anchor shows them.
         offset_weights = layer.position_offset.get_weights()

@@ -184,7 +184,7 @@ def test_pretrain_command_errors(tmp_path, capsys):
     assert cli.main(["pretrain", "--images", str(empty), "--out", str(tmp_path / "o")]) == 2
     assert "no .png, .jpg or .jpeg" in capsys.readouterr().err
     assert cli.main(["pretrain", "--images", str(tmp_path / "nope"), "--out", "x"]) == 2
-    assert "not a folder" in capsys.readouterr().err
+    assert "nope: not found" in capsys.readouterr().err
     images = _image_folder(str(tmp_path / "images"), count=2)
     for option, value in (("--epochs", "0"), ("--batch-size", "0"), ("--image-layers", "0")):
         args = ["pretrain", "--images", images, "--out", str(tmp_path / "o"), option, value]

@@ -53,10 +53,11 @@ class RelationalAttention(keras.layers.Layer):
        (`region_offsets`, a linear map of the region, in region sides), for
        the anchors and the offsets alike: positions finer than the region
        grid, which closest and furthest need (docs/reasoning.md, "Why
-       positions must be precise"). The prediction starts at zero; the
-       answers train it through the positions, and where the data has
-       scenes, `SimMIMVQATraining`'s grounding loss gives it each region's
-       centre-offset target too.
+       positions must be precise"). The prediction starts at zero. Where
+       the data has scenes, `SimMIMVQATraining`'s grounding loss trains it
+       on each region's centre-offset target alone
+       (`positions_from_target_only`); elsewhere the answers train it
+       through the positions.
     6. With `read_anchors=True`, the features under each anchor are read as
        well (one projection, shared by the anchors), and with two anchors
        their elementwise product too: "is the A the same colour as the B"
@@ -139,6 +140,9 @@ class RelationalAttention(keras.layers.Layer):
         self.read_anchors = read_anchors
         self.offsets_in_regions = offsets_in_regions
         self.gated_between = gated_between
+        # Set by `SimMIMVQATraining` where the grounding loss gives the
+        # refined positions a target: a training choice, not saved.
+        self.positions_from_target_only = False
 
     def build(self, question_shape, regions_shape):
         policy = self.dtype_policy
@@ -303,9 +307,12 @@ class RelationalAttention(keras.layers.Layer):
             return centres
         rows, cols = self.grid_shape
         to_image = ops.convert_to_tensor(np.array([1 / cols, 1 / rows], "float32"))
-        # The answers' gradient reaches the offsets: on data without scenes
-        # it is what trains them (benchmarks/results/without_scenes).
         moved = ops.cast(self.position_offset(normed_regions), "float32")
+        if self.positions_from_target_only:
+            # The grounding loss's centre-offset target alone moves them (the
+            # recipe measured with scenes); without it the answers' gradient
+            # trains them (benchmarks/results/without_scenes).
+            moved = ops.stop_gradient(moved)
         return centres + moved * to_image
 
     def region_offsets(self, regions):

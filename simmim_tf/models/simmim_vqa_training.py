@@ -28,8 +28,8 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
       attributes from the encoded regions (`simmim_tf.data.region_targets`),
       weighted by `grounding_weight` against the answer loss.
       With `relational_refine_positions`, the centre-offset part of that
-      loss trains the `RelationalAttention`'s own offset prediction (beside
-      the answers, which train it everywhere).
+      loss alone trains the `RelationalAttention`'s own offset prediction
+      (without it, the answers do).
     - The anchor loss (`AnchorLoss`, weighted by `anchor_weight`): the
       anchor of the backbone's `RelationalAttention` should land on the
       object the question names (`simmim_tf.data.anchor_targets`).
@@ -74,6 +74,13 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
         self.grounding_head = (
             GroundingHead(self.attribute_sizes, name="grounding_head") if attribute_sizes else None
         )
+        relational = refining_relational_attention(vqa.backbone)
+        if relational is not None and attribute_sizes and grounding_weight and offset_weight:
+            # With a centre-offset target, it alone trains the refined
+            # positions: the recipe every with-scenes figure was measured
+            # with (benchmarks/results/without_scenes says why the answers
+            # train them where there is no target).
+            relational.positions_from_target_only = True
 
     def call(self, inputs, training=False):
         regions = self.vqa.backbone.encode_image(inputs["images"], training=training)  # (K, R, D)
