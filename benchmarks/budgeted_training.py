@@ -22,7 +22,6 @@ import time
 
 import keras
 import numpy as np
-from keras import ops
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -30,10 +29,7 @@ from simmim_tf.data.anchor_targets import anchor_targets  # noqa: E402
 from simmim_tf.data.region_targets import region_targets  # noqa: E402
 from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
 from simmim_tf.evaluation import accuracy_by_family  # noqa: E402
-from simmim_tf.layers.relational_attention import (  # noqa: E402
-    RelationalAttention,
-    region_centres,
-)
+from simmim_tf.layers.relational_attention import RelationalAttention  # noqa: E402
 from simmim_tf.models import simmim_backbone  # noqa: E402
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter  # noqa: E402
 from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder  # noqa: E402
@@ -236,20 +232,13 @@ def summary(accuracy):
 
 class PositionsFromOffsetsOnly(RelationalAttention):
     """`RelationalAttention` whose refined positions only the grounding
-    loss's centre-offset target trains (the answers' gradient stopped), as
-    the library had it until the without-scenes study: without scenes they
-    stay at the region centres."""
+    loss's centre-offset target trains (the answers' gradient stopped even
+    without scenes), as the library had it until the without-scenes study:
+    without scenes they stay at the region centres."""
 
-    def region_positions(self, normed_regions):
-        centres = ops.expand_dims(
-            ops.convert_to_tensor(region_centres(*self.grid_shape), dtype="float32"), 0
-        )
-        if not self.refine_positions:
-            return centres
-        rows, cols = self.grid_shape
-        to_image = ops.convert_to_tensor(np.array([1 / cols, 1 / rows], "float32"))
-        moved = ops.stop_gradient(ops.cast(self.position_offset(normed_regions), "float32"))
-        return centres + moved * to_image
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.positions_from_target_only = True
 
 
 class Swap:

@@ -39,8 +39,6 @@ class ObjectTargetLookup:
     image's path and its question (`simmim_tf.data.object_targets`)."""
 
     def __init__(self, targets):
-        self.targets = targets
-
         def table(keys):
             init = tf.lookup.KeyValueTensorInitializer(
                 tf.constant(keys), tf.range(len(keys), dtype=tf.int32)
