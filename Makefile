@@ -1,22 +1,39 @@
 # The two entry points of README: `make demo` and `make test`.
 # Both create (or reuse) .venv/ and install the pinned requirements.
 
-PYTHON ?= python3.11
+# The first of python3.11, python3.12, python3.13, python3 that is Python
+# 3.11 to 3.13 (TensorFlow 2.21's range; the lock file is tested on 3.11),
+# or PYTHON=/path/to/python.
+FIND_PYTHON := for p in python3.11 python3.12 python3.13 python3; do \
+	$$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+	>/dev/null 2>&1 && { command -v $$p; break; }; done
+PYTHON ?= $(shell $(FIND_PYTHON))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo_out
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test lint notebooks clean
+.PHONY: demo test install which-python lint notebooks clean
 
 $(STAMP): requirements-lock.txt setup.cfg pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	@$(MAKE) --no-print-directory -s which-python
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-lock.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The package and its pinned dependencies in .venv, nothing else.
+install: $(STAMP)
+	@echo "installed: source $(VENV)/bin/activate, then simmim-tf --help"
+
+# The Python the virtual environment is made with.
+which-python:
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.11 to 3.13 on PATH (looked for" \
+		"python3.11, python3.12, python3.13, python3); install one or give PYTHON=/path/to/python"; exit 1; }
+	@$(PYTHON) -c 'import sys; print(sys.executable, "(Python %d.%d)" % sys.version_info[:2])' \
+		|| { echo "error: PYTHON=$(PYTHON) does not run"; exit 1; }
 
 demo: $(STAMP)
 	$(BIN)/python -m simmim_tf.demo --out $(DEMO)

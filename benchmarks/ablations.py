@@ -176,6 +176,13 @@ ALTERNATIVES = {
         {"relational_offsets_in_regions": True, "relational_gated_between": True},
         {},
     ),
+    # gated_between where there are no scenes: the score MLP's offsets in
+    # image sides (the library's choice without scenes), the offset between
+    # the anchors projected on the question's directions.
+    "gated_between_image_sides": (
+        {"relational_offsets_in_regions": False, "relational_gated_between": True},
+        {},
+    ),
     # The refined positions as the library trains them since the
     # without-scenes study: by the answers' gradient where there is no
     # offset target (--without-scenes), by the target alone where there

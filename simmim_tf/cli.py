@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from simmim_tf.console import filter_native_logs
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.training.run_config import add_arguments as add_run_config_arguments
 
@@ -456,7 +457,7 @@ def build_parser():
     parser.add_argument(
         "--verbose",
         action="store_true",
-        help="show TensorFlow's start-up log lines (hidden by default)",
+        help="show TensorFlow's and LiteRT's native log lines (hidden by default)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(sub)
@@ -549,7 +550,7 @@ def _add_data_commands(sub):
     )
     ins.add_argument("--data", required=True, help="data folder")
     ins.add_argument("--sheet", help="contact sheet PNG (default DATA/contact_sheet.png)")
-    ins.add_argument("--num-images", type=int, default=12, help="images on the sheet")
+    ins.add_argument("--num-images", type=int, default=12, help="images on the sheet (default 12)")
     ins.add_argument("--seed", type=int, default=0, help="which images (default 0)")
     ins.set_defaults(func=_data_inspect)
 
@@ -710,7 +711,7 @@ def _add_quantization_aware_command(sub):
     qa.add_argument(
         "--learning-rate", type=float, default=2e-5, help="constant learning rate (default 2e-5)"
     )
-    qa.add_argument("--batch-size", type=int, default=64)
+    qa.add_argument("--batch-size", type=int, default=64, help="questions per step (default 64)")
     qa.add_argument(
         "--calibration-size",
         type=int,
@@ -897,9 +898,13 @@ def _missing_path(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if not args.verbose:
-        # TensorFlow's C++ start-up lines (oneDNN, CUDA probes, absl): only
-        # the command's own output reaches the terminal.
+        # TensorFlow's and LiteRT's native log lines (oneDNN, CUDA probes,
+        # absl, the XNNPACK delegate): only the command's own output reaches
+        # the terminal. Filtering descriptor 2 is for the command line only
+        # (argv None), not for a caller's process.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if argv is None:
+            filter_native_logs()
     missing = _missing_path(args)
     if missing:
         print(f"error: {missing}", file=sys.stderr)

@@ -46,7 +46,7 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
         learning_rate=learning_rate,
         seed=seed,
     )
-    model = train(config, run_dir, verbose=2)
+    model = train(config, run_dir)
     timings["train_s"] = time.time() - t
 
     t = time.time()

@@ -6,8 +6,8 @@ No TensorFlow here: the .tflite evaluation runs through `simmim_tf.edge`.
 import collections
 import json
 import os
-import sys
 
+from simmim_tf.console import stderr_is_terminal, step
 from simmim_tf.vqa_accuracy import vqa_accuracy
 
 
@@ -70,7 +70,7 @@ def tflite_answers(model_path, question_set):
             total=len(question_set),
             desc=os.path.basename(model_path),
             unit="q",
-            disable=not sys.stderr.isatty(),
+            disable=not stderr_is_terminal(),
         )
     ]
 
@@ -80,8 +80,10 @@ def evaluate_tflite(model_path, data_dir, split="test"):
     from simmim_tf.data.vqa_dataset import load_split
     from simmim_tf.edge import EdgePredictor
 
-    questions = load_split(data_dir, split, image_size=EdgePredictor(model_path).image_size)
-    predicted = tflite_answers(model_path, questions)
+    with step(f"reading the {split} split of {data_dir}"):
+        questions = load_split(data_dir, split, image_size=EdgePredictor(model_path).image_size)
+    with step(f"answering its {len(questions):,} questions"):
+        predicted = tflite_answers(model_path, questions)
     result = accuracy_by_family(
         predicted,
         questions.answers,

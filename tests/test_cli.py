@@ -73,6 +73,39 @@ def test_predict_and_explain(trained_export, tmp_path, capsys):
     assert picture.shape[0] > 200 and picture.std() > 10  # a real picture, not a blank one
 
 
+def test_predict_prints_only_its_answers(trained_export):
+    """From the command line LiteRT's "INFO: Created TensorFlow Lite XNNPACK
+    delegate for CPU." and every other native line stay off the terminal."""
+    import subprocess
+    import sys
+
+    command = [
+        "predict",
+        "--model",
+        os.path.join(trained_export["export"], "model_int8.tflite"),
+        "--image",
+        os.path.join(trained_export["data"], "images", "000000.png"),
+        "--question",
+        "is the red object on the left?",
+        "--top-k",
+        "2",
+    ]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-m", "simmim_tf.cli", *command], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert len(out.stdout.splitlines()) == 2  # the two answers, nothing else
+    verbose = subprocess.run(
+        [sys.executable, "-m", "simmim_tf.cli", "--verbose", *command],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert "XNNPACK delegate" in verbose.stderr  # the line the filter removes
+
+
 def _predict(trained_export, **overrides):
     args = {
         "--model": os.path.join(trained_export["export"], "model_float32.tflite"),
@@ -315,3 +348,25 @@ def test_benchmarks_start_from_the_run_and_its_split(trained_export):
     logits = model.predict(inputs, verbose=0)
     answers = [model.preprocessor.answers[i] for i in logits.argmax(-1)]
     assert answers == predict_answers(model, test.subset(np.arange(len(test)) < 7))
+
+
+def test_help_shows_every_default():
+    """Each option with a default says it in its --help line."""
+    import argparse
+
+    from simmim_tf.cli import build_parser
+
+    def options(parser, command):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from options(sub, [*command, name])
+            elif action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+                yield " ".join(command), action
+
+    silent = [
+        f"{command} {action.option_strings[0]}"
+        for command, action in options(build_parser(), [])
+        if "default" not in (action.help or "")
+    ]
+    assert silent == []

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from simmim_tf.data import sort_of_clevr
+from simmim_tf.errors import SimMIMInputError
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
 from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.runs import load_run
@@ -38,6 +39,9 @@ def test_validation_share_best_checkpoint_logs_and_skipping(tmp_path, capsys):
     lines = open(path).read().splitlines()
     lines[-1] = lines[-1][:25]
     open(path, "w").write("\n".join(lines) + "\n")
+    # A cut training image: its 20 questions are left out, and counted.
+    image = os.path.join(data, "images", "000000.png")
+    open(image, "wb").write(open(image, "rb").read()[:60])
     run = str(tmp_path / "run")
     config = RunConfig(
         data=data,
@@ -49,8 +53,9 @@ def test_validation_share_best_checkpoint_logs_and_skipping(tmp_path, capsys):
     )
     model = train(config, run, verbose=0)
     skipped = open(os.path.join(run, "skipped_records.txt")).read().splitlines()
-    assert len(skipped) == 1 and "questions.jsonl:400: not valid JSON" in skipped[0]
-    assert "skipped 1 bad record(s)" in capsys.readouterr().out
+    assert len(skipped) == 2 and "questions.jsonl:400: not valid JSON" in skipped[0]
+    assert "000000.png" in skipped[1] and "(20 question(s) use it)" in skipped[1]
+    assert "skipped 2 bad record(s), leaving out 21 questions" in capsys.readouterr().out
     history = json.load(open(os.path.join(run, "history.json")))
     assert len(history["val_accuracy"]) == 2
     # The tiny preset's anchor is trained where the data has scenes, on the
@@ -191,3 +196,21 @@ def test_grounding_only_where_scenes_exist_and_plain_batches_on_request(tmp_path
     assert json.load(open(tmp_path / "plain" / "history.json"))["steps"] == 5
     with pytest.raises(ValueError, match="questions_per_image must be at least 1"):
         train(RunConfig(data=data, questions_per_image=0), str(tmp_path / "bad"), verbose=0)
+
+
+def test_a_failed_start_leaves_no_run_folder(tmp_path):
+    data = str(tmp_path / "data")
+    sort_of_clevr.generate(data, num_images=6, seed=3, num_test=2, progress=False)
+    path = os.path.join(data, "questions.jsonl")
+    lines = open(path).read().splitlines()
+    open(path, "w").write("\n".join([lines[0][:25], *lines[1:]]) + "\n")
+    run = str(tmp_path / "run")
+    with pytest.raises(SimMIMInputError, match="questions.jsonl:1: not valid JSON"):
+        train(RunConfig(data=data, epochs=1, batch_size=16), run, verbose=0)
+    assert not os.path.exists(run)  # no run_config.json left behind
+    kept = tmp_path / "existing"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(SimMIMInputError):
+        train(RunConfig(data=data, epochs=1, batch_size=16), str(kept), verbose=0)
+    assert (kept / "notes.txt").read_text() == "mine"  # a folder that was there stays

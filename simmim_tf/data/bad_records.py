@@ -6,7 +6,9 @@ from simmim_tf.errors import SimMIMInputError
 
 
 class BadRecords:
-    """Receives one message per bad record ("file:line: what is wrong").
+    """Receives one message per bad record ("file:line: what is wrong"), and
+    how many questions (or captions) it leaves out: an unreadable image
+    leaves out every question about it.
 
     Args:
         skip: bool. False (the default) raises `SimMIMInputError` with the
@@ -15,18 +17,21 @@ class BadRecords:
     Example:
     >>> bad = BadRecords(skip=True)
     >>> bad("questions.jsonl:3: missing field 'answer'")
-    >>> len(bad)
-    1
+    >>> bad("images/7.png: not found (11 questions use it)", left_out=11)
+    >>> len(bad), bad.left_out
+    (2, 12)
     """
 
     def __init__(self, skip=False):
         self.skip = skip
         self.messages = []
+        self.left_out = 0
 
-    def __call__(self, message):
+    def __call__(self, message, left_out=1):
         if not self.skip:
             raise SimMIMInputError(message)
         self.messages.append(message)
+        self.left_out += left_out
 
     def __len__(self):
         return len(self.messages)

@@ -156,7 +156,7 @@ def read_record_images(data_dir, records, image_size, bad, noun):
             paths.append(path)
         except SimMIMInputError as e:
             uses = sum(q["image"] == path for q in records)
-            bad(f"{r['_where']}{e} ({uses} {noun}(s) use it)")
+            bad(f"{r['_where']}{e} ({uses} {noun}(s) use it)", left_out=uses)
     readable = set(paths)
     records = [r for r in records if r["image"] in readable]
     if not images:

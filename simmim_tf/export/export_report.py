@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from simmim_tf.console import step
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.edge import EdgePredictor
 from simmim_tf.evaluation import accuracy_by_family, tflite_answers
@@ -73,6 +74,29 @@ def _keras_answers(run_dir, question_set):
     return predict_answers(load_run(run_dir), question_set)
 
 
+def _variant_row(path, variant, questions, keras_answers, image, question, threads, runs):
+    """One .tflite variant's report row."""
+    answers = tflite_answers(path, questions)
+    with open(path, "rb") as f:
+        flatbuffer = f.read()
+    return {
+        "bytes": len(flatbuffer),
+        "accuracy": accuracy_by_family(
+            answers, questions.answers, questions.families, None, questions.question_types
+        ),
+        "agreement_with_keras": float(
+            np.mean([a == k for a, k in zip(answers, keras_answers, strict=True)])
+        ),
+        "latency_ms": {str(t): _latency_ms(path, image, question, t, runs) for t in threads},
+        "litert_benchmark_ms": {str(t): _litert_benchmark_ms(path, t, runs) for t in threads},
+        "gpu_delegate_problems": (
+            gpu_delegate_problems(flatbuffer)
+            if variant in ("float32", "float16")
+            else "n/a (CPU model)"
+        ),
+    }
+
+
 def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50, threads=(1, 2)):
     """Measures every variant in `export_dir`; writes report.json and report.md.
 
@@ -86,8 +110,10 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50, 
         from simmim_tf.errors import SimMIMInputError
 
         raise SimMIMInputError(f"{export_dir}: no model_<variant>.tflite (run simmim-tf export)")
-    questions = load_split(data_dir, split)
-    keras_answers = _keras_answers(run_dir, questions)
+    with step(f"reading the {split} split of {data_dir}"):
+        questions = load_split(data_dir, split)
+    with step(f"answering its {len(questions):,} questions with Keras"):
+        keras_answers = _keras_answers(run_dir, questions)
     image, question = questions.images[questions.image_index[0]], questions.questions[0]
     rows = {
         "keras": {
@@ -97,29 +123,10 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50, 
         }
     }
     for variant, path in paths.items():
-        answers = tflite_answers(path, questions)
-        with open(path, "rb") as f:
-            flatbuffer = f.read()
-        rows[variant] = {
-            "bytes": len(flatbuffer),
-            "accuracy": accuracy_by_family(
-                answers, questions.answers, questions.families, None, questions.question_types
-            ),
-            "agreement_with_keras": float(
-                np.mean([a == k for a, k in zip(answers, keras_answers, strict=True)])
-            ),
-            "latency_ms": {
-                str(t): _latency_ms(path, image, question, t, latency_runs) for t in threads
-            },
-            "litert_benchmark_ms": {
-                str(t): _litert_benchmark_ms(path, t, latency_runs) for t in threads
-            },
-            "gpu_delegate_problems": (
-                gpu_delegate_problems(flatbuffer)
-                if variant in ("float32", "float16")
-                else "n/a (CPU model)"
-            ),
-        }
+        with step(f"measuring {variant}: accuracy, agreement, latency"):
+            rows[variant] = _variant_row(
+                path, variant, questions, keras_answers, image, question, threads, latency_runs
+            )
     if "float32" in rows:
         for variant in paths:
             rows[variant]["size_vs_float32"] = rows[variant]["bytes"] / rows["float32"]["bytes"]

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 
 from simmim_tf.atomic_files import write_atomically
+from simmim_tf.console import step
 from simmim_tf.edge.edge_predictor import META_FILE
 from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
 from simmim_tf.export.quantization_aware import load_ranges, write_saved_model_with_ranges
@@ -62,11 +63,12 @@ def export_run(
     os.makedirs(out_dir, exist_ok=True)
     report = {"files": {}, "gpu_delegate_problems": {}}
     with tempfile.TemporaryDirectory() as scratch:
-        if "saved_model" in formats:
-            saved_model = _write_saved_models(model, tokenizer, answers, out_dir)
-        else:  # only the conversion source, thrown away afterwards
-            saved_model = os.path.join(scratch, "saved_model")
-            write_saved_model(model, tokenizer, answers, saved_model)
+        with step("writing the SavedModel"):
+            if "saved_model" in formats:
+                saved_model = _write_saved_models(model, tokenizer, answers, out_dir)
+            else:  # only the conversion source, thrown away afterwards
+                saved_model = os.path.join(scratch, "saved_model")
+                write_saved_model(model, tokenizer, answers, saved_model)
         if "tflite" in formats:
             samples = None
             if set(CALIBRATED) & set(variants):
@@ -82,7 +84,8 @@ def export_run(
                     write_saved_model_with_ranges(
                         model, *load_ranges(run_dir), tokenizer, answers, source
                     )
-                flatbuffer = convert(source, variant, samples, float_ops=int8_float_ops)
+                with step(f"converting {variant}"):
+                    flatbuffer = convert(source, variant, samples, float_ops=int8_float_ops)
                 path = os.path.join(out_dir, f"model_{variant}.tflite")
                 write_atomically(path, flatbuffer)
                 report["files"][os.path.basename(path)] = len(flatbuffer)
@@ -90,7 +93,8 @@ def export_run(
                     report["gpu_delegate_problems"][variant] = gpu_delegate_problems(flatbuffer)
             _write_meta(model, tokenizer, answers, out_dir, int8_float_ops)
             if two_stage:
-                sizes = export_two_stage(model, out_dir, tokenizer.sequence_length, two_stage)
+                with step(f"exporting the two-stage models ({', '.join(two_stage)})"):
+                    sizes = export_two_stage(model, out_dir, tokenizer.sequence_length, two_stage)
                 report["files"].update(sizes)
     return report
 

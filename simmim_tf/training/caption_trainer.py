@@ -31,9 +31,10 @@ from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder
 from simmim_tf.models.simmim_retriever import SimMIMRetriever
 from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPreprocessor
 from simmim_tf.preprocessing.question_tokenizer import split_words
-from simmim_tf.training.distribution import shard_by_data
+from simmim_tf.training.distribution import run_folder, shard_by_data
 from simmim_tf.training.run_config import RunConfig
-from simmim_tf.training.runs import save_preset_atomically
+from simmim_tf.training.run_progress import fit_progress
+from simmim_tf.training.runs import removed_if_nothing_trained, save_preset_atomically
 from simmim_tf.training.vqa_trainer import (
     _pretrained_image_encoder,
     _report_skipped,
@@ -85,6 +86,11 @@ def train_captioning(config: RunConfig, out_dir, verbose="auto"):
 
 
 def _train_on_captions(config, out_dir, task, verbose):
+    with removed_if_nothing_trained(run_folder(out_dir)):
+        return _train_captions_model(config, out_dir, task, verbose)
+
+
+def _train_captions_model(config, out_dir, task, verbose):
     strategy, out_dir, batch, learning_rate = start_run(config, out_dir)
     bad = BadRecords(skip=config.skip_bad_records)
     train = load_captions(config.data, "train", bad=bad)
@@ -144,10 +150,11 @@ def _train_on_captions(config, out_dir, task, verbose):
         )
     # Trained on the tokenised pipeline; the preset keeps the preprocessor.
     model.preprocessor = None
+    fit_verbose, progress = fit_progress(verbose)
     history = model.fit(
         shard_by_data(dataset),
         epochs=config.epochs,
-        verbose=verbose,
+        verbose=fit_verbose,
         shuffle=False,
         callbacks=[
             # A killed run started again with the same command resumes from
@@ -155,6 +162,7 @@ def _train_on_captions(config, out_dir, task, verbose):
             keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), profile_batch=0),
+            *progress,
         ],
     ).history
     if not np.all(np.isfinite(history.get("loss", [0.0]))):

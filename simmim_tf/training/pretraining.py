@@ -27,6 +27,7 @@ from simmim_tf.models.simmim_masked_image_pretrainer import (
 )
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.preprocessing.image_loading import image_files, load_image
+from simmim_tf.training.run_progress import fit_progress
 from simmim_tf.training.vqa_trainer import warmup_cosine_schedule
 
 FIGURE_IMAGES = 4
@@ -93,17 +94,19 @@ def pretrain(
     steps = epochs * int(np.ceil(len(images) / batch_size))
     schedule = warmup_cosine_schedule(learning_rate, steps, warmup_fraction=0.05)
     pretrainer.compile(keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0))
+    fit_verbose, progress = fit_progress(verbose)
     history = pretrainer.fit(
         images,
         batch_size=batch_size,
         epochs=epochs,
         shuffle=True,
-        verbose=verbose,
+        verbose=fit_verbose,
         callbacks=[
             # A killed run started again with the same command resumes
             # from the last finished epoch.
             keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
             keras.callbacks.TerminateOnNaN(),
+            *progress,
         ],
     ).history
     if not np.all(np.isfinite(history.get("loss", [0.0]))):

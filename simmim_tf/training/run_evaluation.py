@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from simmim_tf.atomic_files import write_atomically
+from simmim_tf.console import step
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.evaluation import accuracy_by_family
 from simmim_tf.training.runs import load_run
@@ -41,8 +42,10 @@ def predict_answers(model, question_set, batch_size=256):
 def evaluate(run_dir, data_dir, split="test", batch_size=256):
     """Accuracy per question family of the run's Keras model; writes RUN/eval.json."""
     model = load_run(run_dir)
-    question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
-    predicted = predict_answers(model, question_set, batch_size)
+    with step(f"reading the {split} split of {data_dir}"):
+        question_set = load_split(data_dir, split, image_size=model.backbone.image_size)
+    with step(f"answering its {len(question_set):,} questions"):
+        predicted = predict_answers(model, question_set, batch_size)
     result = accuracy_by_family(
         predicted,
         question_set.answers,

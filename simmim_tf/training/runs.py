@@ -1,6 +1,7 @@
 """A run folder is a preset: writing it so that a kill loses nothing, and
 loading it back."""
 
+import contextlib
 import os
 import shutil
 
@@ -35,3 +36,21 @@ def load_run(run_dir):
     """The trained `SimMIMVQA` (with its preprocessor) of a finished run, or of
     any preset; an unfinished run is refused by `check_preset_folder`."""
     return SimMIMVQA.from_preset(run_dir)
+
+
+@contextlib.contextmanager
+def removed_if_nothing_trained(run_dir):
+    """A run folder this call creates is removed again when training fails
+    before an epoch is done (a bad record, a wrong option, Ctrl-C during
+    the first epoch): a failed start leaves nothing half-written behind. A
+    folder that existed before, or holds a finished epoch (`backup/`,
+    `best/`), is kept.
+    """
+    fresh = not os.path.exists(run_dir)
+    try:
+        yield
+    except BaseException:
+        trained = any(os.path.exists(os.path.join(run_dir, d)) for d in ("backup", "best"))
+        if fresh and not trained:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise

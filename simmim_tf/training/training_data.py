@@ -8,6 +8,7 @@ example's object targets for the grounding and anchor losses
 (`simmim_tf.data.object_targets`).
 """
 
+import collections
 import dataclasses
 import os
 
@@ -262,10 +263,12 @@ def _held_out_images(records, fraction, seed):
 def _with_readable_images(data_dir, records, bad):
     """Records whose image file exists and has a PNG or JPEG header (not decoded)."""
     status = {}
+    uses = collections.Counter(r["image"] for r in records)
     for r in records:
         if r["image"] not in status:
             path = os.path.join(data_dir, r["image"])
             status[r["image"]] = image_header_problem(path)
             if status[r["image"]]:
-                bad(f"{r['_where']}{status[r['image']]}")
+                n = uses[r["image"]]
+                bad(f"{r['_where']}{status[r['image']]} ({n} question(s) use it)", left_out=n)
     return [r for r in records if not status[r["image"]]]

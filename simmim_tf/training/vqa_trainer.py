@@ -46,7 +46,8 @@ from simmim_tf.training.distribution import (
     shard_by_data,
 )
 from simmim_tf.training.run_config import RunConfig
-from simmim_tf.training.runs import save_preset_atomically
+from simmim_tf.training.run_progress import fit_progress, known_steps
+from simmim_tf.training.runs import removed_if_nothing_trained, save_preset_atomically
 from simmim_tf.training.time_budget import TimeBudget
 from simmim_tf.training.training_data import has_scenes, training_data
 
@@ -83,6 +84,11 @@ def start_run(config: RunConfig, out_dir):
 
 def train(config: RunConfig, out_dir, verbose="auto"):
     """Trains SimMIMVQA on `config.data` and writes the run folder. Returns the model."""
+    with removed_if_nothing_trained(run_folder(out_dir)):
+        return _train(config, out_dir, verbose)
+
+
+def _train(config, out_dir, verbose):
     started = time.perf_counter()  # `config.minutes` counts from here
     strategy, out_dir, batch, learning_rate = start_run(config, out_dir)
     # From here on config.batch_size is the global batch.
@@ -176,15 +182,22 @@ def train(config: RunConfig, out_dir, verbose="auto"):
         budget = TimeBudget(
             config.minutes, config.learning_rate, config.warmup_fraction, start=started
         )
-        callbacks.append(budget)  # last: it times the end of each epoch
         print(f"training for {config.minutes:g} minutes (at most {config.epochs} epochs)")
+    fit_verbose, progress = fit_progress(
+        verbose,
+        known_steps(validation),
+        budget_s=60.0 * config.minutes if config.minutes else None,
+        start=started,
+    )
+    # The budget last: it times the end of each epoch (checkpoints included).
+    callbacks += progress + ([budget] if budget else [])
     # shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
     history = trained.fit(
         dataset,
         validation_data=validation,
         epochs=config.epochs,
         callbacks=callbacks,
-        verbose=verbose,
+        verbose=fit_verbose,
         shuffle=False,
     ).history
     if not np.all(np.isfinite(history.get("loss", [0.0]))):
@@ -252,6 +265,6 @@ def _report_skipped(bad, out_dir, num_kept, noun="questions"):
     with open(path, "w") as f:
         f.write("\n".join(bad.messages) + "\n")
     print(
-        f"skipped {len(bad)} bad record(s); training on {num_kept} {noun}; "
-        f"each skipped record and why: {path}\n{bad.summary(limit=5)}"
+        f"skipped {len(bad)} bad record(s), leaving out {bad.left_out} {noun}; training on "
+        f"{num_kept} {noun}; each skipped record and why: {path}\n{bad.summary(limit=5)}"
     )
