@@ -2,8 +2,8 @@
 architecture and against the model with one part removed, each trained for
 the same wall-clock budget on the same data.
 
-    python benchmarks/ablations.py --data benchmarks/data/sort_of_clevr_10000 --minutes 5
-    python benchmarks/ablations.py --data benchmarks/data/clevr2d --minutes 5 \\
+    python -m benchmarks.ablations --data benchmarks/data/sort_of_clevr_10000 --minutes 5
+    python -m benchmarks.ablations --data benchmarks/data/clevr2d --minutes 5 \\
         --out benchmarks/results/ablations_clevr2d.json
 
 Variants (`VARIANTS`), on the tiny preset with every part switched on
@@ -60,11 +60,8 @@ Writes a JSON, a markdown table per question type, and a learning-curve PNG.
 
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.budgeted_training import (  # noqa: E402
+from benchmarks.budgeted_training import (
     Data,
     new_report,
     per_type_table,
@@ -73,7 +70,7 @@ from benchmarks.budgeted_training import (  # noqa: E402
     train_simmim,
     write_report,
 )
-from simmim_tf.training.training_data import has_scenes  # noqa: E402
+from simmim_tf.training.training_data import has_scenes
 
 # Every part on: the tiny preset with two image layers (the preset has none
 # since this ablation; docs/reasoning.md).

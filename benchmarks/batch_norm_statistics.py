@@ -6,7 +6,7 @@ statistics recomputed as the exact mean over 50 batches of training
 images ("precise BN", Wu & Johnson 2021); then the moving averages are
 put back and training goes on.
 
-    python benchmarks/batch_norm_statistics.py --data benchmarks/data/clevr2d \\
+    python -m benchmarks.batch_norm_statistics --data benchmarks/data/clevr2d \\
         --minutes 30 --variant gated_between_image_sides --without-scenes
 
 Prints one line per checkpoint and writes a JSON.
@@ -15,15 +15,12 @@ Prints one line per checkpoint and writes a JSON.
 import argparse
 import json
 import os
-import sys
 
 import keras
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks import ablations  # noqa: E402
-from benchmarks.budgeted_training import Data, train_simmim  # noqa: E402
+from benchmarks import ablations
+from benchmarks.budgeted_training import Data, train_simmim
 
 
 def batch_norm_layers(model):

@@ -17,33 +17,30 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 
 import keras
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from simmim_tf.data.anchor_targets import anchor_targets  # noqa: E402
-from simmim_tf.data.region_targets import region_targets  # noqa: E402
-from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
-from simmim_tf.evaluation import accuracy_by_family  # noqa: E402
-from simmim_tf.layers.relational_attention import RelationalAttention  # noqa: E402
-from simmim_tf.models import simmim_backbone  # noqa: E402
-from simmim_tf.models.simmim_image_converter import SimMIMImageConverter  # noqa: E402
-from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder  # noqa: E402
-from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer  # noqa: E402
-from simmim_tf.models.simmim_vqa import SimMIMVQA  # noqa: E402
-from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor  # noqa: E402
-from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining  # noqa: E402
-from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary  # noqa: E402
-from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer  # noqa: E402
-from simmim_tf.training.image_grouped_batches import image_grouped_batches  # noqa: E402
-from simmim_tf.training.input_pipeline import make_dataset  # noqa: E402
-from simmim_tf.training.run_config import RunConfig  # noqa: E402
-from simmim_tf.training.runs import save_preset_atomically  # noqa: E402
-from simmim_tf.training.training_data import has_scenes  # noqa: E402
+from simmim_tf.data.anchor_targets import anchor_targets
+from simmim_tf.data.region_targets import region_targets
+from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.evaluation import accuracy_by_family
+from simmim_tf.layers.relational_attention import RelationalAttention
+from simmim_tf.models import simmim_backbone
+from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
+from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder
+from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer
+from simmim_tf.models.simmim_vqa import SimMIMVQA
+from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
+from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.training.image_grouped_batches import image_grouped_batches
+from simmim_tf.training.input_pipeline import make_dataset
+from simmim_tf.training.run_config import RunConfig
+from simmim_tf.training.runs import save_preset_atomically
+from simmim_tf.training.training_data import has_scenes
 
 
 def report_per_run(data, runs, measure, out):

@@ -2,7 +2,7 @@
 wall-clock budget, against a nearest-image baseline and a template prior,
 then the device variants.
 
-    python benchmarks/captioning.py --data benchmarks/data/clevr2d --minutes 15
+    python -m benchmarks.captioning --data benchmarks/data/clevr2d --minutes 15
 
 The captioner (the tiny preset's image encoder, a two-block caption decoder)
 trains on the training split (every image once per epoch with one of its
@@ -40,19 +40,17 @@ import tempfile
 import keras
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.budgeted_training import (  # noqa: E402
+from benchmarks.budgeted_training import (
     BudgetedEvaluation,
     TimeCosineSchedule,
     machine,
 )
-from simmim_tf.caption_metrics import caption_scores  # noqa: E402
-from simmim_tf.data.caption_dataset import load_captions  # noqa: E402
-from simmim_tf.models import SimMIMCaptioner, SimMIMCaptionerPreprocessor  # noqa: E402
-from simmim_tf.preprocessing.image_conversion import convert_image  # noqa: E402
-from simmim_tf.preprocessing.question_tokenizer import split_words  # noqa: E402
-from simmim_tf.training.caption_trainer import caption_pairs, teacher_forcing  # noqa: E402
+from simmim_tf.caption_metrics import caption_scores
+from simmim_tf.data.caption_dataset import load_captions
+from simmim_tf.models import SimMIMCaptioner, SimMIMCaptionerPreprocessor
+from simmim_tf.preprocessing.image_conversion import convert_image
+from simmim_tf.preprocessing.question_tokenizer import split_words
+from simmim_tf.training.caption_trainer import caption_pairs, teacher_forcing
 
 RECIPE = {"learning_rate": 1e-3, "weight_decay": 0.05, "batch_size": 64, "warmup_steps": 200}
 MAX_SEQUENCE_LENGTH = 48  # CLEVR-2D's longest caption has 46 words, then [END]

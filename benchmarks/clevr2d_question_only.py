@@ -19,9 +19,9 @@ With --simmim-minutes M it also trains SimMIM (tiny preset, the package's
 defaults) for M minutes of training time on the same questions with their
 images, and reports its accuracy in the same table.
 
-    python benchmarks/clevr2d_question_only.py                  # 10,000 images
-    python benchmarks/clevr2d_question_only.py --simmim-minutes 15
-    python benchmarks/clevr2d_question_only.py --num-images 2000 --epochs 3
+    python -m benchmarks.clevr2d_question_only                  # 10,000 images
+    python -m benchmarks.clevr2d_question_only --simmim-minutes 15
+    python -m benchmarks.clevr2d_question_only --num-images 2000 --epochs 3
 
 Writes benchmarks/results/clevr2d_question_only.{json,md}.
 """
@@ -38,12 +38,10 @@ import time
 import keras
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from simmim_tf.data import clevr2d  # noqa: E402
-from simmim_tf.data.vqa_dataset import read_questions  # noqa: E402
-from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary  # noqa: E402
-from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer  # noqa: E402
+from simmim_tf.data import clevr2d
+from simmim_tf.data.vqa_dataset import read_questions
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

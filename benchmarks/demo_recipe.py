@@ -5,7 +5,7 @@ Trains the `tiny` preset on an existing data folder with the demo's recipe
 evaluates it on the test split, so that a backbone option can be compared
 with the preset in the small-data setting of the demo (2,000 images):
 
-    python benchmarks/demo_recipe.py --data demo_out/data --seed 1 \\
+    python -m benchmarks.demo_recipe --data demo_out/data --seed 1 \\
         --backbone relational_gated_between=true --out benchmarks/results/demo_recipe.json
 
 Writes OUT (accuracy per family and question type, the options, the

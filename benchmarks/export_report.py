@@ -1,7 +1,7 @@
 """The export report of an existing export folder (what `simmim-tf export
 --report` prints), for measuring again without converting again.
 
-    python benchmarks/export_report.py --run demo_out/run --export demo_out/export \\
+    python -m benchmarks.export_report --run demo_out/run --export demo_out/export \\
         --data demo_out/data
 """
 

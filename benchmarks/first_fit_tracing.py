@@ -7,7 +7,7 @@ A fresh `SimMIMVQA` of the `tiny` preset at Sort-of-CLEVR's sizes (75×75
 images, 16 tokens), one epoch of a few synthetic batches; the arms
 alternate, so that a drift of this machine's speed shows.
 
-    python benchmarks/first_fit_tracing.py --repeats 2 \\
+    python -m benchmarks.first_fit_tracing --repeats 2 \\
         --out benchmarks/results/first_fit_tracing.json
 """
 
@@ -19,11 +19,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from simmim_tf.models import SimMIMVQA  # noqa: E402
-from simmim_tf.models.prebuilt_optimizer import (  # noqa: E402
+from simmim_tf.models import SimMIMVQA
+from simmim_tf.models.prebuilt_optimizer import (
     PrebuiltOptimizer,
     count_train_step_traces,
 )

@@ -15,8 +15,8 @@ then times `model.fit` steps of the tiny and small presets on batches of
 the same shape (benchmarks/train_throughput.py) and reports pipeline /
 training ratios. Target (issue 3): at least 3x.
 
-    python benchmarks/input_pipeline.py
-    python benchmarks/input_pipeline.py --datasets sort_of_clevr --presets tiny
+    python -m benchmarks.input_pipeline
+    python -m benchmarks.input_pipeline --datasets sort_of_clevr --presets tiny
 
 Writes benchmarks/results/input_pipeline.{json,md}.
 """
@@ -29,17 +29,15 @@ import platform
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks import train_throughput  # noqa: E402
-from simmim_tf.data import clevr2d, sort_of_clevr  # noqa: E402
-from simmim_tf.data.tfrecord_shards import write_shards  # noqa: E402
-from simmim_tf.data.vqa_dataset import load_split, read_questions  # noqa: E402
-from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary  # noqa: E402
-from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer  # noqa: E402
-from simmim_tf.training.input_pipeline import (  # noqa: E402
+from benchmarks import train_throughput
+from simmim_tf.data import clevr2d, sort_of_clevr
+from simmim_tf.data.tfrecord_shards import write_shards
+from simmim_tf.data.vqa_dataset import load_split, read_questions
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.training.input_pipeline import (
     images_from_folder,
     images_from_tfrecords,
     make_dataset,

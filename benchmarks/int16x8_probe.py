@@ -14,7 +14,7 @@ Three routes, each printed with where it fails:
    and the quantization retried; the model that comes out is then run on
    test questions with ai-edge-litert and compared with Keras.
 
-    python benchmarks/int16x8_probe.py --run demo_out/run --data demo_out/data
+    python -m benchmarks.int16x8_probe --run demo_out/run --data demo_out/data
 """
 
 import argparse

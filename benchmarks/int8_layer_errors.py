@@ -8,9 +8,9 @@ alone (its float result on the same dequantized inputs against its int8
 result), in quantization steps: about 0.3 is pure rounding. Sorted by the
 RMSE in steps; --match keeps the ops whose tensor name contains a string.
 
-    python benchmarks/int8_layer_errors.py --run demo_out/run \
+    python -m benchmarks.int8_layer_errors --run demo_out/run \
         --export demo_out/export --data demo_out/data --top 25
-    python benchmarks/int8_layer_errors.py ... --match final_norm
+    python -m benchmarks.int8_layer_errors ... --match final_norm
 """
 
 import argparse

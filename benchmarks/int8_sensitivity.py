@@ -15,11 +15,11 @@ closely the emulation follows the converter. No conversion is run.
 Per family and per question type accuracy on the first N test questions,
 and argmax agreement with the float model.
 
-    python benchmarks/int8_sensitivity.py \
+    python -m benchmarks.int8_sensitivity \
         --run benchmarks/data/clevr2d_60min_seed1/two_anchors_read \
         --data benchmarks/data/clevr2d --questions 3000 \
         --out benchmarks/results/int8_sensitivity_clevr2d_60min.json
-    python benchmarks/int8_sensitivity.py ... --within visual_attention
+    python -m benchmarks.int8_sensitivity ... --within visual_attention
 """
 
 import argparse

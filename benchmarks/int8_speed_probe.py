@@ -21,7 +21,7 @@ models' answers are meaningless (their weights were trained with LayerNorm
 and GELU): the probe tells whether a model trained that way could make int8
 faster than float32, before anyone trains one.
 
-    python benchmarks/int8_speed_probe.py --run demo_out/run --data demo_out/data
+    python -m benchmarks.int8_speed_probe --run demo_out/run --data demo_out/data
 """
 
 import argparse
@@ -30,21 +30,18 @@ import contextlib
 import datetime
 import os
 import platform
-import sys
 import tempfile
 
 import keras
 from ai_edge_litert.interpreter import OpResolverType
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.tflite_timing import median_ms  # noqa: E402
-from benchmarks.xnnpack_partitions import op_counts  # noqa: E402
-from simmim_tf.export import tflite_conversion  # noqa: E402
-from simmim_tf.export.serving_saved_model import write_saved_model  # noqa: E402
-from simmim_tf.layers.layer_norm import LayerNorm  # noqa: E402
-from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary  # noqa: E402
-from simmim_tf.training.runs import load_run  # noqa: E402
+from benchmarks.tflite_timing import median_ms
+from benchmarks.xnnpack_partitions import op_counts
+from simmim_tf.export import tflite_conversion
+from simmim_tf.export.serving_saved_model import write_saved_model
+from simmim_tf.layers.layer_norm import LayerNorm
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.training.runs import load_run
 
 ARMS = {
     "as trained": (False, False),

@@ -2,7 +2,7 @@
 of the training questions, from scratch against from a pretrained image
 encoder, at equal fine-tuning budget.
 
-    python benchmarks/label_efficiency.py --data benchmarks/data/sort_of_clevr_10000 \\
+    python -m benchmarks.label_efficiency --data benchmarks/data/sort_of_clevr_10000 \\
         --pretrain-minutes 10 --minutes 5 --fractions 0.1,1.0
 
 1. Pretrains the image encoder (`SimMIMMaskedImagePretrainer`, the SimMIM
@@ -25,15 +25,12 @@ import copy
 import json
 import os
 import shutil
-import sys
 import time
 
 import keras
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.budgeted_training import (  # noqa: E402
+from benchmarks.budgeted_training import (
     Data,
     new_report,
     per_type_table,
@@ -42,12 +39,12 @@ from benchmarks.budgeted_training import (  # noqa: E402
     train_simmim,
     write_report,
 )
-from simmim_tf.models.simmim_masked_image_pretrainer import (  # noqa: E402
+from simmim_tf.models.simmim_masked_image_pretrainer import (
     SimMIMMaskedImagePretrainer,
     pretrained_image_config,
     pretraining_backbone,
 )
-from simmim_tf.training.pretraining import save_reconstruction_figure  # noqa: E402
+from simmim_tf.training.pretraining import save_reconstruction_figure
 
 
 class TimeBudget(keras.callbacks.Callback):

@@ -9,7 +9,7 @@ model's agreement with Keras on the test questions and its latency on one
 thread (model only: median of 60 calls, and ai-edge-litert's benchmark
 tool), beside float32.
 
-    python benchmarks/layer_norm_square.py --run demo_out/run --data demo_out/data \\
+    python -m benchmarks.layer_norm_square --run demo_out/run --data demo_out/data \\
         --out benchmarks/results/layer_norm_square_demo.json
 """
 
@@ -26,16 +26,14 @@ import tempfile
 import numpy as np
 from keras import ops
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.tflite_agreement import first_question, tflite_probabilities  # noqa: E402
-from benchmarks.tflite_timing import median_ms  # noqa: E402
-from simmim_tf.export import serving_saved_model, tflite_conversion  # noqa: E402
-from simmim_tf.export.export_report import _litert_benchmark_ms  # noqa: E402
-from simmim_tf.export.tflite_model_ops import read_ops  # noqa: E402
-from simmim_tf.layers.layer_norm import LayerNorm  # noqa: E402
-from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary  # noqa: E402
-from simmim_tf.training.run_evaluation import load_run_and_split  # noqa: E402
+from benchmarks.tflite_agreement import first_question, tflite_probabilities
+from benchmarks.tflite_timing import median_ms
+from simmim_tf.export import serving_saved_model, tflite_conversion
+from simmim_tf.export.export_report import _litert_benchmark_ms
+from simmim_tf.export.tflite_model_ops import read_ops
+from simmim_tf.layers.layer_norm import LayerNorm
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.training.run_evaluation import load_run_and_split
 
 
 def _squared_difference_call(self, x):
@@ -102,7 +100,7 @@ def main():
             }
             print(name, json.dumps(rows[name]), flush=True)
     report = {
-        "command": "python benchmarks/layer_norm_square.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.layer_norm_square " + " ".join(sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",

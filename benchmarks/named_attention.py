@@ -4,20 +4,16 @@ anchor's attention, inside the named object's box, averaged over the test
 split (`simmim_tf.explanation.attention_on_named_objects`; notebook 02
 draws the same maps).
 
-    python benchmarks/named_attention.py --data demo_out/data --runs demo_out/run \\
+    python -m benchmarks.named_attention --data demo_out/data --runs demo_out/run \\
         --out benchmarks/results/named_attention_demo.json
 """
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.budgeted_training import report_per_run  # noqa: E402
-from simmim_tf.data.vqa_dataset import load_split, read_scenes  # noqa: E402
-from simmim_tf.explanation import attention_on_named_objects  # noqa: E402
-from simmim_tf.training.runs import load_run  # noqa: E402
+from benchmarks.budgeted_training import report_per_run
+from simmim_tf.data.vqa_dataset import load_split, read_scenes
+from simmim_tf.explanation import attention_on_named_objects
+from simmim_tf.training.runs import load_run
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ Reads the report.json files that `simmim-tf export --report` writes (one per
 model) and draws, for each model, each variant at (latency by ai-edge-litert's
 benchmark tool on 1 thread, argmax agreement with Keras).
 
-    python benchmarks/plot_export_tradeoff.py \
+    python -m benchmarks.plot_export_tradeoff \
         benchmarks/results/export_report.json:"make demo model" \
         benchmarks/results/export_report_12_epochs.json:"12-epoch model" \
         --out docs/export_tradeoff.png
@@ -16,7 +16,7 @@ import json
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "v", "int8_mixed": "D"}
 # Label offsets (points), one per report, so that labels of nearby points part.

@@ -6,24 +6,20 @@ or, for a run with `relational_refine_positions`, that centre moved by the
 predicted offset. Sort-of-CLEVR's closest questions need each object to
 about 3 px (`benchmarks/position_precision.py`).
 
-    python benchmarks/position_error.py --data benchmarks/data/sort_of_clevr_10000 \\
+    python -m benchmarks.position_error --data benchmarks/data/sort_of_clevr_10000 \\
         --runs benchmarks/data/soc30_models/two_anchors_read_refined \\
         --out benchmarks/results/position_error_sort_of_clevr.json
 """
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.budgeted_training import report_per_run  # noqa: E402
-from simmim_tf.data.region_targets import region_targets, scene_image_size  # noqa: E402
-from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
-from simmim_tf.models.unused_backbone_layers import refining_relational_attention  # noqa: E402
-from simmim_tf.training.runs import load_run  # noqa: E402
+from benchmarks.budgeted_training import report_per_run
+from simmim_tf.data.region_targets import region_targets, scene_image_size
+from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.models.unused_backbone_layers import refining_relational_attention
+from simmim_tf.training.runs import load_run
 
 
 def position_errors(vqa, images, targets, pixels_per_side, batch_size=64):

@@ -2,8 +2,8 @@
 closest and furthest questions? The ceiling of accuracy when each object's
 centre is known only to a cell of the given size (ties broken at random).
 
-    python benchmarks/position_precision.py
-    python benchmarks/position_precision.py --cells 1,4,8,15 --images 3000
+    python -m benchmarks.position_precision
+    python -m benchmarks.position_precision --cells 1,4,8,15 --images 3000
 
 Cell 7.5 is the tiny preset's region (75 px / 10 regions); 15 is the 5×5
 feature map of the relation network's CNN. The last row answers without any
@@ -14,14 +14,11 @@ can count shapes but cannot compare distances would say).
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.budgeted_training import machine  # noqa: E402
+from benchmarks.budgeted_training import machine
 
 
 def ceilings(scenes, cell, rng):

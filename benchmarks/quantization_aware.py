@@ -11,7 +11,7 @@ measured by the export report on the whole test split: accuracy per family
 and question type of Keras, float32 and int8, int8's agreement with its own
 Keras model, sizes and latency.
 
-    python benchmarks/quantization_aware.py --run demo_out/run \\
+    python -m benchmarks.quantization_aware --run demo_out/run \\
         --data demo_out/data --steps 600 \\
         --out benchmarks/results/quantization_aware_demo.json
 
@@ -26,11 +26,9 @@ import platform
 import shutil
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from simmim_tf.export.export_report import export_report  # noqa: E402
-from simmim_tf.export.litert_exporter import export_run  # noqa: E402
-from simmim_tf.export.quantization_aware import LOSSES, PLAIN, fine_tune_run  # noqa: E402
+from simmim_tf.export.export_report import export_report
+from simmim_tf.export.litert_exporter import export_run
+from simmim_tf.export.quantization_aware import LOSSES, PLAIN, fine_tune_run
 
 # arm: the fine-tuning scope (None: the run as trained, not fine-tuned).
 # trained: post-training int8 of the run; fine_tuned: plain fine-tuning;
@@ -73,7 +71,7 @@ def main(argv=None):
     work = os.path.join("benchmarks", "data", os.path.basename(stem))
     os.makedirs(work, exist_ok=True)
     results = {
-        "command": "python benchmarks/quantization_aware.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.quantization_aware " + " ".join(sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",

@@ -2,7 +2,7 @@
 bag-of-words text tower at equal wall-clock budget, then the device
 variants of one of them.
 
-    python benchmarks/retrieval.py --data benchmarks/data/clevr2d --minutes 8 \\
+    python -m benchmarks.retrieval --data benchmarks/data/clevr2d --minutes 8 \\
         --variants image_layers,tiny,sigmoid,bag_of_words --export image_layers
 
 Each variant trains on the training split's captions (every image once per
@@ -39,17 +39,15 @@ import tempfile
 import keras
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.budgeted_training import (  # noqa: E402
+from benchmarks.budgeted_training import (
     BudgetedEvaluation,
     TimeCosineSchedule,
     machine,
 )
-from simmim_tf.data.caption_dataset import load_captions  # noqa: E402
-from simmim_tf.models import SimMIMRetriever, SimMIMRetrieverPreprocessor  # noqa: E402
-from simmim_tf.retrieval_recall import RECALL_AT, recall_at_k  # noqa: E402
-from simmim_tf.training.caption_trainer import caption_pairs  # noqa: E402
+from simmim_tf.data.caption_dataset import load_captions
+from simmim_tf.models import SimMIMRetriever, SimMIMRetrieverPreprocessor
+from simmim_tf.retrieval_recall import RECALL_AT, recall_at_k
+from simmim_tf.training.caption_trainer import caption_pairs
 
 # name: (backbone overrides of the tiny preset, retriever arguments)
 VARIANTS = {

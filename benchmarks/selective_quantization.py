@@ -10,7 +10,7 @@ questions, and measures each against the Keras model on the test split:
   confident (top-1 probability at least `--margin` above the second);
 - file size against float32; median latency of 50 calls on 1 thread.
 
-    python benchmarks/selective_quantization.py --run demo_out/run \
+    python -m benchmarks.selective_quantization --run demo_out/run \
         --export demo_out/export --data demo_out/data --questions 1000
 
 Recipes (litert-quantizer):
@@ -24,17 +24,14 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from litert_quantizer import quantizer, recipe
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from simmim_tf.export.tflite_conversion import representative_samples  # noqa: E402
-from simmim_tf.training.run_evaluation import load_run_and_split  # noqa: E402
+from simmim_tf.export.tflite_conversion import representative_samples
+from simmim_tf.training.run_evaluation import load_run_and_split
 
 ATTENTION = ("SOFTMAX", "BATCH_MATMUL")
 LAYER_NORM = ("MEAN", "SQUARED_DIFFERENCE", "RSQRT")

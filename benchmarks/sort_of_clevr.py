@@ -8,9 +8,9 @@ and all of the budget (the clock is paused while evaluating), and writes a
 JSON, a markdown table (accuracy per family and per question type, training
 time, questions per second, parameters) and a learning-curve PNG.
 
-    python benchmarks/sort_of_clevr.py --minutes 5
-    python benchmarks/sort_of_clevr.py --models simmim_tiny,cnn_rn --minutes 30
-    python benchmarks/sort_of_clevr.py --data benchmarks/data/sort_of_clevr_ternary --ternary
+    python -m benchmarks.sort_of_clevr --minutes 5
+    python -m benchmarks.sort_of_clevr --models simmim_tiny,cnn_rn --minutes 30
+    python -m benchmarks.sort_of_clevr --data benchmarks/data/sort_of_clevr_ternary --ternary
 
 Models: simmim_tiny, simmim_small (SimMIMVQA presets trained by
 benchmarks/budgeted_training.py: image-grouped batches, grounding loss,
@@ -22,12 +22,9 @@ al. used for CLEVR, plain question batches).
 
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.baselines.relation_network import cnn_mlp, cnn_rn  # noqa: E402
-from benchmarks.budgeted_training import (  # noqa: E402
+from benchmarks.baselines.relation_network import cnn_mlp, cnn_rn
+from benchmarks.budgeted_training import (
     Data,
     new_report,
     per_type_table,
@@ -37,7 +34,7 @@ from benchmarks.budgeted_training import (  # noqa: E402
     train_simmim,
     write_report,
 )
-from simmim_tf.data import sort_of_clevr  # noqa: E402
+from simmim_tf.data import sort_of_clevr
 
 MODELS = ("simmim_tiny", "simmim_small", "simmim_before", "cnn_mlp", "cnn_rn")
 

@@ -17,7 +17,7 @@ model), or one of the named sets:
   matmul_only  every op that computes in float but FULLY_CONNECTED and
                CONV_2D, as the int8_mixed variant
 
-    python benchmarks/tflite_agreement.py --run demo_out/run \
+    python -m benchmarks.tflite_agreement --run demo_out/run \
         --export demo_out/export --data demo_out/data --questions 4000 \
         --float-ops layer_norm --float-ops matmul_only
 """
@@ -27,18 +27,15 @@ import datetime
 import json
 import os
 import platform
-import sys
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.tflite_timing import median_ms  # noqa: E402
-from simmim_tf.export import tflite_conversion  # noqa: E402
-from simmim_tf.training.run_evaluation import load_run_and_split  # noqa: E402
+from benchmarks.tflite_timing import median_ms
+from simmim_tf.export import tflite_conversion
+from simmim_tf.training.run_evaluation import load_run_and_split
 
 LAYER_NORM = ("ONE_HOT", "MEAN", "RSQRT", "SUB", "MUL")
 

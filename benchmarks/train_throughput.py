@@ -9,10 +9,10 @@ TensorFlow here; JAX on GPU machines that have no TensorFlow
 cost analysis and, given the accelerator's peak (--peak-tflops), the model
 FLOPs utilisation.
 
-    python benchmarks/train_throughput.py --presets tiny,small
-    python benchmarks/train_throughput.py --presets tiny --precision float32 --jit off \
+    python -m benchmarks.train_throughput --presets tiny,small
+    python -m benchmarks.train_throughput --presets tiny --precision float32 --jit off \
         --steps-per-execution 1,8 --out benchmarks/results/steps_per_execution.json
-    KERAS_BACKEND=jax python benchmarks/train_throughput.py --presets base \\
+    KERAS_BACKEND=jax python -m benchmarks.train_throughput --presets base \\
         --batch-size 256 --precision float32,mixed_bfloat16 --peak-tflops 989
 
 Writes a JSON (--out) and prints a markdown table.

@@ -12,7 +12,7 @@ warm-up, --threads CPU threads):
 
 The saving per extra question is single - answer.
 
-    python benchmarks/two_stage.py --run demo_out/run --data demo_out/data
+    python -m benchmarks.two_stage --run demo_out/run --data demo_out/data
 
 Writes benchmarks/results/two_stage.json and prints a markdown table.
 """
@@ -27,11 +27,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from simmim_tf.data.vqa_dataset import load_split  # noqa: E402
-from simmim_tf.edge import EdgePredictor, TwoStagePredictor  # noqa: E402
-from simmim_tf.export.litert_exporter import export_run  # noqa: E402
+from simmim_tf.data.vqa_dataset import load_split
+from simmim_tf.edge import EdgePredictor, TwoStagePredictor
+from simmim_tf.export.litert_exporter import export_run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

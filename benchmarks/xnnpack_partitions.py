@@ -8,7 +8,7 @@ own kernels), and the median latency of one call on 1 thread with the
 default delegate and without it (`BUILTIN_WITHOUT_DEFAULT_DELEGATES`).
 Inputs are zeros (latency does not depend on them); model only.
 
-    python benchmarks/xnnpack_partitions.py --export demo_out/export
+    python -m benchmarks.xnnpack_partitions --export demo_out/export
 """
 
 import argparse
@@ -17,13 +17,10 @@ import datetime
 import glob
 import os
 import platform
-import sys
 
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.tflite_timing import median_ms  # noqa: E402
+from benchmarks.tflite_timing import median_ms
 
 
 def op_counts(path, resolver):
