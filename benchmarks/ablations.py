@@ -195,6 +195,14 @@ ALTERNATIVES = {
         {"relational_offsets_in_regions": True},
         {"swap": "positions_from_offsets_only"},
     ),
+    # The stem's batch-norm statistics recomputed over 50 training batches
+    # before every measurement, instead of their moving averages.
+    "recomputed_batch_norm": ({}, {"recompute_batch_norm": True}),
+    # ... with the relation offsets in image sides (the library's choice without scenes).
+    "image_sides_recomputed_batch_norm": (
+        {"relational_offsets_in_regions": False},
+        {"recompute_batch_norm": True},
+    ),
     # Recipe: Adam's second moment over ~20 steps instead of ~1,000, so that
     # a sudden rise of the gradients does not meet a stale, small estimate
     # (the usual cure for loss spikes in transformer training); with --base.

@@ -16,35 +16,13 @@ import argparse
 import json
 import os
 
-import keras
-import numpy as np
-
 from benchmarks import ablations
-from benchmarks.budgeted_training import Data, train_simmim
-
-
-def batch_norm_layers(model):
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-
-
-def recompute_statistics(vqa, data, batches=50, batch_size=64, seed=0):
-    """Sets every batch norm's moving mean and variance to the mean of the
-    batch statistics over `batches` batches of training inputs."""
-    layers = batch_norm_layers(vqa)
-    momenta = [layer.momentum for layer in layers]
-    rng = np.random.default_rng(seed)
-    inputs = data.inputs(data.train)
-    for i in range(1, batches + 1):
-        for layer in layers:
-            layer.momentum = (i - 1) / i  # a running mean of the batches so far
-        chosen = rng.choice(len(data.train), batch_size, replace=False)
-        vqa({k: v[chosen] for k, v in inputs.items()}, training=True)
-    for layer, momentum in zip(layers, momenta, strict=True):
-        layer.momentum = momentum
+from benchmarks.budgeted_training import (
+    Data,
+    batch_norm_layers,
+    recompute_batch_norm_statistics,
+    train_simmim,
+)
 
 
 def main(argv=None):
@@ -72,7 +50,7 @@ def main(argv=None):
         moving = plain_evaluate(self, model, split)
         layers = batch_norm_layers(model)
         kept = [[w.numpy() for w in (lay.moving_mean, lay.moving_variance)] for lay in layers]
-        recompute_statistics(model, self, seed=len(measured))
+        recompute_batch_norm_statistics(model, self, seed=len(measured))
         precise = plain_evaluate(self, model, split)
         for layer, (mean, variance) in zip(layers, kept, strict=True):
             layer.moving_mean.assign(mean)

@@ -291,6 +291,30 @@ RECIPE = {
 }
 
 
+def batch_norm_layers(model):
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def recompute_batch_norm_statistics(vqa, data, batches=50, batch_size=64, seed=0):
+    """Sets every batch norm's moving mean and variance to the mean of the
+    batch statistics over `batches` batches of training inputs."""
+    layers = batch_norm_layers(vqa)
+    momenta = [layer.momentum for layer in layers]
+    rng = np.random.default_rng(seed)
+    inputs = data.inputs(data.train)
+    for i in range(1, batches + 1):
+        for layer in layers:
+            layer.momentum = (i - 1) / i  # a running mean of the batches so far
+        chosen = rng.choice(len(data.train), batch_size, replace=False)
+        vqa({k: v[chosen] for k, v in inputs.items()}, training=True)
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum
+
+
 def train_simmim(
     data, minutes, preset="tiny", overrides=None, recipe=None, seed=0, init_from=None, save_to=None
 ):
@@ -306,6 +330,9 @@ def train_simmim(
     """
     recipe = {**RECIPE, **(recipe or {})}
     swap = SWAPS[recipe.pop("swap", None)]
+    # Batch-norm statistics recomputed over training batches before every
+    # measurement instead of their moving averages (batch_norm_statistics.py).
+    recomputed = recipe.pop("recompute_batch_norm", False)
     if recipe.pop("without_scenes", False) or not has_scenes(data.dir):
         # As on data without scenes.jsonl: no object targets at all.
         if recipe["grounding_weight"] or recipe["anchor_weight"]:
@@ -364,12 +391,18 @@ def train_simmim(
         anchor_targets=anchors,
     )
     split = data.checkpoint_split()
-    budget = BudgetedEvaluation(60 * minutes, lambda: data.evaluate(vqa, split))
+
+    def measure(split):
+        if recomputed:
+            recompute_batch_norm_statistics(vqa, data)
+        return data.evaluate(vqa, split)
+
+    budget = BudgetedEvaluation(60 * minutes, lambda: measure(split))
     schedule = TimeCosineSchedule(budget, recipe["learning_rate"], recipe["warmup_steps"])
     model.fit(dataset, epochs=100_000, callbacks=[budget, schedule], verbose=0, shuffle=False)
     if save_to:
         save_run(vqa, data, preset, seed, save_to)
-    test = data.evaluate(vqa, "test") if split == "validation" else None
+    test = measure("test") if split == "validation" else None
     return _result(vqa, budget, len(data.train), recipe, overrides, test)
 
 

@@ -62,7 +62,8 @@ def test_time_left_counts_validation_before_it_was_measured():
     # 15 steps at 1 s (not the traced step's 30 s) and two validations of
     # 20 steps at half a training step each.
     assert progress.seconds_left() == 15 + 2 * 20 * 0.5
-    assert out.getvalue().startswith("\repoch 1/2  step 1/10")  # rewritten in place
+    # Rewritten in place, from the first step whose pace is measured.
+    assert out.getvalue().startswith("\r\x1b[Kepoch 1/2  step 2/10  1.0 steps/s")
     assert "0:34 spent, 0:35 left" in progress.line()
 
 

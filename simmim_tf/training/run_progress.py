@@ -13,6 +13,9 @@ import time
 
 import keras
 
+# Back to the line's start, and clear it (a terminal's "erase in line").
+CLEAR_LINE = "\r\x1b[K"
+
 
 def format_duration(seconds):
     """ "1:05" for 65 s, "1:02:05" for an hour and more."""
@@ -96,16 +99,16 @@ class RunProgress(keras.callbacks.Callback):
         self.epoch_steps = done
         self.last_step_end = now
         self.logs = logs or {}
-        if self.live and now - self.last_printed >= 0.5:
+        if self.live and self.timed_steps and now - self.last_printed >= 0.5:
             self.last_printed = now
-            self.stream.write("\r" + self.line() + " " * 4)
+            self.stream.write(CLEAR_LINE + self.line())
             self.stream.flush()
 
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
         self.end_of_epoch_seconds.append(now - getattr(self, "last_step_end", now))
         self.logs = logs or {}
-        prefix = "\r" if self.live else ""
+        prefix = CLEAR_LINE if self.live else ""
         self.stream.write(prefix + self.epoch_line() + "\n")
         self.stream.flush()
 
