@@ -24,9 +24,9 @@ import tensorflow as tf
 from simmim_tf.atomic_files import write_atomically
 from simmim_tf.data.caption_dataset import load_captions
 from simmim_tf.edge.edge_captioner import CAPTIONER_META, PARTS, part_file
-from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
 from simmim_tf.export.retrieval_export import model_id
-from simmim_tf.export.tflite_conversion import CALIBRATED, FLOAT_OPS_IN_INT8, convert
+from simmim_tf.export.signature_conversion import convert_signatures
+from simmim_tf.export.tflite_conversion import CALIBRATED
 from simmim_tf.models.simmim_captioner import SimMIMCaptioner
 from simmim_tf.training.run_config import RunConfig
 
@@ -96,23 +96,9 @@ def export_captioner(
         archive.write_out(saved_model, verbose=False)
         if "tflite" not in formats:
             return report
-        for variant in variants:
-            problems = []
-            for part in PARTS:
-                flatbuffer = convert(
-                    saved_model,
-                    variant,
-                    samples.get(part),
-                    signature=part,
-                    float_ops=FLOAT_OPS_IN_INT8 if part == "decoder" else (),
-                )
-                name = part_file(variant, part)
-                write_atomically(os.path.join(out_dir, name), flatbuffer)
-                report["files"][name] = len(flatbuffer)
-                if variant in ("float32", "float16"):
-                    problems += [f"{part}: {p}" for p in gpu_delegate_problems(flatbuffer)]
-            if variant in ("float32", "float16"):
-                report["gpu_delegate_problems"][variant] = problems
+        report = convert_signatures(
+            saved_model, out_dir, variants, PARTS, samples, part_file, text_part="decoder"
+        )
     preprocessor = model.preprocessor
     meta = {
         "model_id": model_id(run_dir),

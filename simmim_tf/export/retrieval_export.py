@@ -24,8 +24,8 @@ from keras import ops
 from simmim_tf.atomic_files import write_atomically
 from simmim_tf.data.caption_dataset import load_captions
 from simmim_tf.edge.edge_retriever import RETRIEVAL_META, tower_file
-from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
-from simmim_tf.export.tflite_conversion import CALIBRATED, FLOAT_OPS_IN_INT8, convert
+from simmim_tf.export.signature_conversion import convert_signatures
+from simmim_tf.export.tflite_conversion import CALIBRATED
 from simmim_tf.models.simmim_retriever import SimMIMRetriever
 from simmim_tf.training.run_config import RunConfig
 
@@ -92,23 +92,9 @@ def export_retriever(
         archive.write_out(saved_model, verbose=False)
         if "tflite" not in formats:
             return report
-        for variant in variants:
-            problems = []
-            for tower in TOWERS:
-                flatbuffer = convert(
-                    saved_model,
-                    variant,
-                    samples.get(tower),
-                    signature=tower,
-                    float_ops=FLOAT_OPS_IN_INT8 if tower == "text" else (),
-                )
-                name = tower_file(variant, tower)
-                write_atomically(os.path.join(out_dir, name), flatbuffer)
-                report["files"][name] = len(flatbuffer)
-                if variant in ("float32", "float16"):
-                    problems += [f"{tower}: {p}" for p in gpu_delegate_problems(flatbuffer)]
-            if variant in ("float32", "float16"):
-                report["gpu_delegate_problems"][variant] = problems
+        report = convert_signatures(
+            saved_model, out_dir, variants, TOWERS, samples, tower_file, text_part="text"
+        )
     meta = {
         "model_id": model_id(run_dir),
         "tokenizer": tokenizer.get_config(),

@@ -68,12 +68,11 @@ def evaluate_retrieval(run_dir, data_dir, split="test"):
     from simmim_tf.retrieval_recall import recall_at_k
 
     model = SimMIMRetriever.from_preset(run_dir)
-    captions = load_captions(data_dir, split, image_size=model.backbone.image_size)
-    result = recall_at_k(
-        model.embed_images(captions.images),
-        model.embed_texts(captions.captions),
-        captions.relevance(),
-    )
+    with step(f"reading the {split} split of {data_dir}"):
+        captions = load_captions(data_dir, split, image_size=model.backbone.image_size)
+    with step(f"embedding its {len(captions.images):,} images and {len(captions):,} captions"):
+        images, texts = model.embed_images(captions.images), model.embed_texts(captions.captions)
+    result = recall_at_k(images, texts, captions.relevance())
     result.update(images=len(captions.images), captions=len(captions))
     write_atomically(
         os.path.join(run_dir, "eval.json"),
@@ -91,8 +90,10 @@ def evaluate_captioning(run_dir, data_dir, split="test", num_beams=None):
     from simmim_tf.models.simmim_captioner import SimMIMCaptioner
 
     model = SimMIMCaptioner.from_preset(run_dir)
-    captions = load_captions(data_dir, split, image_size=model.backbone.image_size)
-    generated = model.generate(captions.images, num_beams=num_beams)
+    with step(f"reading the {split} split of {data_dir}"):
+        captions = load_captions(data_dir, split, image_size=model.backbone.image_size)
+    with step(f"captioning its {len(captions.images):,} images"):
+        generated = model.generate(captions.images, num_beams=num_beams)
     references = [[captions.captions[j] for j in rows] for rows in captions.captions_per_image()]
     result = caption_scores(references, generated)
     result["decoding"] = f"beam search, {num_beams} beams" if num_beams else "greedy"
