@@ -27,9 +27,19 @@ NATIVE_LOG_LINE = re.compile(
     rb"|[IWE]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\]"
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate)"
 )
-# A partial line that begins as one of those is held back until its end
-# (each is one write of a whole line, so a read rarely splits one).
-MAYBE_LOG_START = re.compile(rb"[IWE]\d|WARNING: All|INFO: Created")
+# A partial line that may still become one of those is held back until its
+# end: LiteRT writes "INFO: ", the message and the newline as three writes.
+LITERAL_STARTS = (
+    b"WARNING: All log messages before absl::InitializeLog()",
+    b"INFO: Created TensorFlow Lite XNNPACK delegate",
+)
+ABSL_START = re.compile(rb"[IWE]\d{0,4}( |$)")
+
+
+def _may_become_log_line(partial):
+    literal = any(s.startswith(partial) or partial.startswith(s) for s in LITERAL_STARTS)
+    return literal or bool(ABSL_START.match(partial))
+
 
 _stderr_was_terminal = None
 
@@ -46,7 +56,7 @@ def _pass_on(pending, write):
     the partial line kept back (it may become one)."""
     *lines, rest = re.split(rb"(?<=[\n\r])", pending)
     out = b"".join(line for line in lines if not NATIVE_LOG_LINE.match(line))
-    if rest and not MAYBE_LOG_START.match(rest):
+    if rest and not _may_become_log_line(rest):
         out, rest = out + rest, b""
     if out:
         write(out)

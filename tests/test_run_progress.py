@@ -114,12 +114,17 @@ def test_native_log_lines_are_dropped_and_the_rest_passes():
         b"\rsort-of-clevr:  50%|#####     | 30/60"
     )
     rest = _pass_on(text, written.append)
-    assert written == [
-        b"Traceback (most recent call last):\n\rsort-of-clevr:  50%|#####     | 30/60"
-    ]
+    kept = b"Traceback (most recent call last):\n\rsort-of-clevr:  50%|#####     | 30/60"
+    assert written == [kept]
     assert rest == b""
-    # A partial line that starts as a log line waits for its end.
+    # A partial line that may become a log line waits for its end: LiteRT
+    # writes "INFO: ", the message and the newline apart.
     assert _pass_on(b"I0000 00:00:17", written.append) == b"I0000 00:00:17"
+    assert _pass_on(b"INFO: ", written.append) == b"INFO: "
+    rest = _pass_on(b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", written.append)
+    assert _pass_on(rest + b"\n", written.append) == b""
+    assert _pass_on(b"Is it", written.append) == b""  # not held: passed on at once
+    assert written == [kept, b"Is it"]
 
 
 def test_tensorflow_native_lines_are_filtered():

@@ -28,8 +28,8 @@ SIMMIM_PRESETS = {
         "patch_size": 8,
         "stem": "conv",
         "dropout": 0.0,
-        # No image layers: on 2 CPU cores they cost a quarter of the
-        # throughput, and the model without them was ahead at equal time.
+        # No image layers: on CPU the model without them learns more in
+        # the same time (docs/reasoning.md, "Image layers and the grounding loss").
         "image_layers": 0,
         **RELATIONAL,
     },
