@@ -304,13 +304,19 @@ def recompute_batch_norm_statistics(vqa, data, batches=50, batch_size=64, seed=0
     batch statistics over `batches` batches of training inputs."""
     layers = batch_norm_layers(vqa)
     momenta = [layer.momentum for layer in layers]
+    # Only the questions used: the whole training split's inputs hold one
+    # image per question (gigabytes on CLEVR-2D).
     rng = np.random.default_rng(seed)
-    inputs = data.inputs(data.train)
+    chosen = rng.choice(len(data.train), batches * batch_size, replace=False)
+    keep = np.zeros(len(data.train), bool)
+    keep[chosen] = True
+    inputs = data.inputs(data.train.subset(keep))
+    order = rng.permutation(batches * batch_size)
     for i in range(1, batches + 1):
         for layer in layers:
             layer.momentum = (i - 1) / i  # a running mean of the batches so far
-        chosen = rng.choice(len(data.train), batch_size, replace=False)
-        vqa({k: v[chosen] for k, v in inputs.items()}, training=True)
+        batch = order[(i - 1) * batch_size : i * batch_size]
+        vqa({k: v[batch] for k, v in inputs.items()}, training=True)
     for layer, momentum in zip(layers, momenta, strict=True):
         layer.momentum = momentum
 
