@@ -13,22 +13,15 @@ The decoder has no loop: the edge runtime (`simmim_tf.edge.EdgeCaptioner`)
 runs it once per word, as the GPU delegate requires (it runs no WHILE).
 """
 
-import json
-import os
-import tempfile
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from simmim_tf.atomic_files import write_atomically
 from simmim_tf.data.caption_dataset import load_captions
 from simmim_tf.edge.edge_captioner import CAPTIONER_META, PARTS, part_file
 from simmim_tf.export.retrieval_export import model_id
-from simmim_tf.export.signature_conversion import convert_signatures
-from simmim_tf.export.tflite_conversion import CALIBRATED
+from simmim_tf.export.signature_conversion import calibration_data, export_signatures
 from simmim_tf.models.simmim_captioner import SimMIMCaptioner
-from simmim_tf.training.run_config import RunConfig
 
 
 def export_captioner(
@@ -78,27 +71,8 @@ def export_captioner(
             tf.TensorSpec(cache_shape, tf.float32, name="cache"),
         ],
     )
-    samples = {}
-    if set(CALIBRATED) & set(variants):
-        if data_dir is None:
-            data_dir = RunConfig.load(os.path.join(run_dir, "run_config.json")).data
-        samples = _calibration_samples(model, data_dir, calibration_size, seed)
-    os.makedirs(out_dir, exist_ok=True)
-    # The sidecar vouches for the files written below: removed first and
-    # written last, so that a kill or files left from another export are
-    # never taken for this model's.
-    meta_path = os.path.join(out_dir, CAPTIONER_META)
-    if os.path.exists(meta_path):
-        os.remove(meta_path)
-    report = {"files": {}, "gpu_delegate_problems": {}}
-    with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
-        saved_model = os.path.join(out_dir if "saved_model" in formats else scratch, "saved_model")
-        archive.write_out(saved_model, verbose=False)
-        if "tflite" not in formats:
-            return report
-        report = convert_signatures(
-            saved_model, out_dir, variants, PARTS, samples, part_file, text_part="decoder"
-        )
+    data_dir = calibration_data(run_dir, data_dir, variants)
+    samples = _calibration_samples(model, data_dir, calibration_size, seed) if data_dir else {}
     preprocessor = model.preprocessor
     meta = {
         "model_id": model_id(run_dir),
@@ -108,10 +82,19 @@ def export_captioner(
         "start_id": preprocessor.start_token_id,
         "end_id": preprocessor.end_token_id,
         "cache_shape": list(cache_shape),
-        "variants": list(variants),
     }
-    write_atomically(meta_path, json.dumps(meta, indent=1))
-    return report
+    return export_signatures(
+        archive,
+        out_dir,
+        CAPTIONER_META,
+        meta,
+        formats,
+        variants,
+        signatures=PARTS,
+        samples=samples,
+        file_name=part_file,
+        text_part="decoder",
+    )
 
 
 def _calibration_samples(model, data_dir, count, seed):

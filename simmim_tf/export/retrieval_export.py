@@ -12,22 +12,17 @@ lets an index refuse a text tower of another model.
 """
 
 import hashlib
-import json
 import os
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from simmim_tf.atomic_files import write_atomically
 from simmim_tf.data.caption_dataset import load_captions
 from simmim_tf.edge.edge_retriever import RETRIEVAL_META, tower_file
-from simmim_tf.export.signature_conversion import convert_signatures
-from simmim_tf.export.tflite_conversion import CALIBRATED
+from simmim_tf.export.signature_conversion import calibration_data, export_signatures
 from simmim_tf.models.simmim_retriever import SimMIMRetriever
-from simmim_tf.training.run_config import RunConfig
 
 TOWERS = ("image", "text")
 
@@ -74,38 +69,30 @@ def export_retriever(
         lambda token_ids: {"embedding": model.text_tower(token_ids, ops.not_equal(token_ids, 0))},
         [tf.TensorSpec((1, length), tf.int32, name="token_ids")],
     )
-    samples = {}
-    if set(CALIBRATED) & set(variants):
-        if data_dir is None:
-            data_dir = RunConfig.load(os.path.join(run_dir, "run_config.json")).data
-        samples = _calibration_samples(data_dir, tokenizer, size, calibration_size, seed)
-    os.makedirs(out_dir, exist_ok=True)
-    # The sidecar vouches for the towers written below: removed first and
-    # written last, so that a kill or towers left from another export are
-    # never taken for this model's.
-    meta_path = os.path.join(out_dir, RETRIEVAL_META)
-    if os.path.exists(meta_path):
-        os.remove(meta_path)
-    report = {"files": {}, "gpu_delegate_problems": {}}
-    with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
-        saved_model = os.path.join(out_dir if "saved_model" in formats else scratch, "saved_model")
-        archive.write_out(saved_model, verbose=False)
-        if "tflite" not in formats:
-            return report
-        report = convert_signatures(
-            saved_model, out_dir, variants, TOWERS, samples, tower_file, text_part="text"
-        )
+    data_dir = calibration_data(run_dir, data_dir, variants)
+    samples = (
+        _calibration_samples(data_dir, tokenizer, size, calibration_size, seed) if data_dir else {}
+    )
     meta = {
         "model_id": model_id(run_dir),
         "tokenizer": tokenizer.get_config(),
         "image_size": size,
         "embedding_dim": int(model.output["image_embeddings"].shape[-1]),
-        "variants": list(variants),
         "inputs": {"images": "float32 (1, S, S, 3), 0..255", "token_ids": "int32 (1, L)"},
         "outputs": {"embedding": "float32 (1, D), unit length"},
     }
-    write_atomically(meta_path, json.dumps(meta, indent=1))
-    return report
+    return export_signatures(
+        archive,
+        out_dir,
+        RETRIEVAL_META,
+        meta,
+        formats,
+        variants,
+        signatures=TOWERS,
+        samples=samples,
+        file_name=tower_file,
+        text_part="text",
+    )
 
 
 def _calibration_samples(data_dir, tokenizer, image_size, count, seed):

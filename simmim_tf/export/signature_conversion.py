@@ -1,14 +1,51 @@
 """One .tflite per signature and variant: the two-part models (the
 retriever's towers, the captioner's encoder and decoder step)."""
 
+import json
 import os
+import tempfile
 
 from simmim_tf.atomic_files import write_atomically
 from simmim_tf.console import step
 from simmim_tf.export.gpu_compatibility import gpu_delegate_problems
-from simmim_tf.export.tflite_conversion import FLOAT_OPS_IN_INT8, convert
+from simmim_tf.export.tflite_conversion import CALIBRATED, FLOAT_OPS_IN_INT8, convert
+from simmim_tf.training.run_config import RunConfig
 
 GPU_VARIANTS = ("float32", "float16")
+
+
+def calibration_data(run_dir, data_dir, variants):
+    """The data folder int8 calibration reads (`data_dir`, or the one the
+    run trained on), or None when no variant is calibrated."""
+    if not set(CALIBRATED) & set(variants):
+        return None
+    return data_dir or RunConfig.load(os.path.join(run_dir, "run_config.json")).data
+
+
+def export_signatures(archive, out_dir, meta_name, meta, formats, variants, **conversion):
+    """Writes `archive` as OUT/saved_model (`saved_model` in `formats`;
+    otherwise a temporary conversion source) and, with `tflite` in
+    `formats`, each signature in each variant (`convert_signatures`, which
+    `conversion` is passed to) and then the sidecar OUT/`meta_name` holding
+    `meta`.
+
+    The sidecar vouches for the files written before it: removed first and
+    written last, so that a kill or files left from another export are never
+    taken for this model's. Returns `convert_signatures`'s report.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    meta_path = os.path.join(out_dir, meta_name)
+    if os.path.exists(meta_path):
+        os.remove(meta_path)
+    report = {"files": {}, "gpu_delegate_problems": {}}
+    with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
+        saved_model = os.path.join(out_dir if "saved_model" in formats else scratch, "saved_model")
+        archive.write_out(saved_model, verbose=False)
+        if "tflite" not in formats:
+            return report
+        report = convert_signatures(saved_model, out_dir, variants, **conversion)
+    write_atomically(meta_path, json.dumps({**meta, "variants": list(variants)}, indent=1))
+    return report
 
 
 def convert_signatures(saved_model, out_dir, variants, signatures, samples, file_name, text_part):

@@ -9,23 +9,17 @@ from keras import ops
 from simmim_tf.api_export import simmim_export
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.caption_decoder import CaptionDecoder
-from simmim_tf.models.prebuilt_optimizer import PrebuiltOptimizer
-from simmim_tf.models.replayed_compile import ReplayedCompile
-from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_captioner_preprocessor import SimMIMCaptionerPreprocessor
-from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
-from simmim_tf.models.simmim_vqa import load_preset_folder
-from simmim_tf.models.unused_backbone_layers import FUSION_LAYERS, UnusedBackboneLayers
+from simmim_tf.models.simmim_task import SimMIMTask
+from simmim_tf.models.unused_backbone_layers import FUSION_LAYERS
 from simmim_tf.preprocessing.question_tokenizer import ids_to_caption
 
 MAX_BEAMS = 16
 
 
 @simmim_export
-class SimMIMCaptioner(
-    UnusedBackboneLayers, ReplayedCompile, PrebuiltOptimizer, ShuffledFit, keras_hub.models.Task
-):
+class SimMIMCaptioner(SimMIMTask):
     """Captions images: the backbone's image encoder (`encode_image`), then
     a `CaptionDecoder` (masked self-attention, cross-attention to the image
     regions, MLP) trained with teacher forcing.
@@ -108,28 +102,11 @@ class SimMIMCaptioner(
         self.sampler = keras_hub.samplers.get(sampler)
 
     @classmethod
-    def from_preset(
-        cls, preset, load_weights=True, preprocessor=None, decoder_layers=2, dtype=None, **overrides
-    ):
-        """A trained captioner from a preset folder, or an untrained one from
-        a named architecture ("tiny", "small", "base") with a
-        `preprocessor` (it sets vocabulary, image size and caption length).
-        `overrides`: backbone arguments replacing the named preset's."""
-        if preset in SIMMIM_PRESETS:
-            if preprocessor is None:
-                raise ValueError(
-                    f"SimMIMCaptioner.from_preset({preset!r}) needs a preprocessor "
-                    "(SimMIMCaptionerPreprocessor.from_data)"
-                )
-            backbone = SimMIMBackbone(
-                vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
-                image_size=preprocessor.image_size,
-                max_sequence_length=preprocessor.sequence_length,
-                dtype=dtype,
-                **{**SIMMIM_PRESETS[preset], **overrides},
-            )
-            return cls(backbone, decoder_layers, preprocessor, dtype=dtype)
-        return load_preset_folder(cls, preset, load_weights, dtype, overrides)
+    def _from_architecture(cls, preset, preprocessor, dtype, decoder_layers=2, **overrides):
+        """`from_preset` of a named architecture: `decoder_layers` as in the
+        constructor; `overrides` replace the preset's backbone arguments."""
+        backbone = cls._named_backbone(preset, preprocessor, dtype, overrides)
+        return cls(backbone, decoder_layers, preprocessor, dtype=dtype)
 
     # --- generation ---------------------------------------------------------
 

@@ -2,7 +2,6 @@
 contrastive loss (the model description's contrastive module)."""
 
 import keras
-import keras_hub
 import numpy as np
 from keras.src.losses.loss import scale_loss_for_distribution  # not exported in Keras 3.15
 
@@ -10,21 +9,14 @@ from simmim_tf.api_export import simmim_export
 from simmim_tf.layers.contrastive_head import ContrastiveHead
 from simmim_tf.layers.embedding_projection import EmbeddingProjection
 from simmim_tf.models.contrastive_loss import LOSSES, contrastive_loss, pair_positives
-from simmim_tf.models.prebuilt_optimizer import PrebuiltOptimizer
-from simmim_tf.models.replayed_compile import ReplayedCompile
-from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
-from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPreprocessor
-from simmim_tf.models.simmim_vqa import load_preset_folder
-from simmim_tf.models.unused_backbone_layers import UnusedBackboneLayers
+from simmim_tf.models.simmim_task import SimMIMTask
 from simmim_tf.preprocessing.question_tokenizer import check_known_words
 
 
 @simmim_export
-class SimMIMRetriever(
-    UnusedBackboneLayers, ReplayedCompile, PrebuiltOptimizer, ShuffledFit, keras_hub.models.Task
-):
+class SimMIMRetriever(SimMIMTask):
     """Two towers on one backbone, trained to embed matching images and
     captions close together (CLIP, Radford et al. 2021; SigLIP, Zhai et
     al. 2023).
@@ -139,35 +131,14 @@ class SimMIMRetriever(
         super().compile(optimizer=optimizer, **kwargs)
 
     @classmethod
-    def from_preset(
-        cls,
-        preset,
-        load_weights=True,
-        preprocessor=None,
-        embedding_dim=None,
-        contrastive_loss="clip",
-        dtype=None,
-        **overrides,
+    def _from_architecture(
+        cls, preset, preprocessor, dtype, embedding_dim=None, contrastive_loss="clip", **overrides
     ):
-        """A trained retriever from a preset folder, or an untrained one from
-        a named architecture ("tiny", "small", "base") with a
-        `preprocessor` (it sets vocabulary, image size and caption length).
-        `overrides`: backbone arguments replacing the named preset's."""
-        if preset in SIMMIM_PRESETS:
-            if preprocessor is None:
-                raise ValueError(
-                    f"SimMIMRetriever.from_preset({preset!r}) needs a preprocessor "
-                    "(SimMIMRetrieverPreprocessor.from_data)"
-                )
-            backbone = SimMIMBackbone(
-                vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
-                image_size=preprocessor.image_size,
-                max_sequence_length=preprocessor.sequence_length,
-                dtype=dtype,
-                **{**SIMMIM_PRESETS[preset], **overrides},
-            )
-            return cls(backbone, embedding_dim, contrastive_loss, preprocessor, dtype=dtype)
-        return load_preset_folder(cls, preset, load_weights, dtype, overrides)
+        """`from_preset` of a named architecture: `embedding_dim` and
+        `contrastive_loss` as in the constructor; `overrides` replace the
+        preset's backbone arguments."""
+        backbone = cls._named_backbone(preset, preprocessor, dtype, overrides)
+        return cls(backbone, embedding_dim, contrastive_loss, preprocessor, dtype=dtype)
 
     def embed_images(self, images, batch_size=64):
         """Images as people have them (uint8, any size, 1 to 4 channels) →

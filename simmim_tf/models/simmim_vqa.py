@@ -1,42 +1,20 @@
 """SimMIMVQA: the visual-question-answering task on a SimMIMBackbone."""
 
-import json
-import os
-import warnings
-
 import keras
-import keras_hub
 import numpy as np
 
 from simmim_tf.api_export import simmim_export
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.answer_head import AnswerHead
-from simmim_tf.models.prebuilt_optimizer import PrebuiltOptimizer
-from simmim_tf.models.replayed_compile import ReplayedCompile
-from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+from simmim_tf.models.simmim_task import SimMIMTask
 from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
-from simmim_tf.models.unused_backbone_layers import UnusedBackboneLayers
-
-# What `save_to_preset` writes and `from_preset` needs (keras-hub's layout).
-PRESET_FILES = (
-    "config.json",
-    "model.weights.h5",
-    "task.json",
-    "task.weights.h5",
-    "preprocessor.json",
-    "tokenizer.json",
-    "image_converter.json",
-    os.path.join("assets", "tokenizer", "vocabulary.txt"),
-)
 
 
 @simmim_export
-class SimMIMVQA(
-    UnusedBackboneLayers, ReplayedCompile, PrebuiltOptimizer, ShuffledFit, keras_hub.models.Task
-):
+class SimMIMVQA(SimMIMTask):
     """Answer classification over a fixed answer vocabulary.
 
     A keras-hub `Task`: with a `preprocessor` attached, `fit`, `evaluate` and
@@ -104,47 +82,14 @@ class SimMIMVQA(
         self.dropout = dropout
 
     @classmethod
-    def from_preset(
-        cls,
-        preset,
-        load_weights=True,
-        preprocessor=None,
-        num_answers=None,
-        vocabulary_size=None,
-        image_size=None,
-        max_sequence_length=32,
-        dtype=None,
-        **overrides,
-    ):
-        """A trained model from a preset folder, or an untrained one from a
-        named architecture.
-
-        Args:
-            preset: str. A folder written by `save_to_preset` (or by
-                `simmim-tf train`), or one of `SIMMIM_PRESETS` ("tiny",
-                "small", "base") for a model built from scratch.
-            load_weights: bool. For a folder: load its weights.
-            preprocessor: `SimMIMVQAPreprocessor`. For a named architecture:
-                it sets the answers, vocabulary, image size and question
-                length (`SimMIMVQAPreprocessor.from_data`).
-            num_answers, vocabulary_size, image_size, max_sequence_length:
-                for a named architecture without a preprocessor.
-            dtype: a dtype policy name, e.g. "mixed_bfloat16".
-            **overrides: for a named architecture, backbone arguments that
-                replace the preset's.
-        """
-        if preset in SIMMIM_PRESETS:
-            return cls._from_architecture(
-                preset, preprocessor, num_answers, vocabulary_size, image_size,
-                max_sequence_length, dtype, overrides,
-            )  # fmt: skip
-        return load_preset_folder(cls, preset, load_weights, dtype, overrides)
-
-    @classmethod
     def _from_architecture(
-        cls, preset, preprocessor, num_answers, vocabulary_size, image_size,
-        max_sequence_length, dtype, overrides,
+        cls, preset, preprocessor, dtype, num_answers=None, vocabulary_size=None,
+        image_size=None, max_sequence_length=32, **overrides,
     ):  # fmt: skip
+        """`from_preset` of a named architecture: `num_answers`,
+        `vocabulary_size`, `image_size` and `max_sequence_length` size it
+        when no `preprocessor` does; `overrides` replace the preset's
+        backbone arguments."""
         if preprocessor is not None:
             num_answers = len(preprocessor.answers)
             vocabulary_size = preprocessor.tokenizer.vocabulary_size()
@@ -299,37 +244,3 @@ class SimMIMVQA(
             }
         )
         return config
-
-
-def check_preset_folder(path, cls=None):
-    """A one-line `SimMIMInputError` for a folder that is not a complete preset of `cls`."""
-    if not os.path.isdir(path):
-        raise SimMIMInputError(
-            f"{path}: not a preset folder, nor a named architecture ({', '.join(SIMMIM_PRESETS)})"
-        )
-    missing = [name for name in PRESET_FILES if not os.path.isfile(os.path.join(path, name))]
-    if missing:
-        raise SimMIMInputError(
-            f"{path}: not a complete preset (missing {', '.join(missing)}); "
-            "presets are written by save_to_preset() or `simmim-tf train`"
-        )
-    if cls is not None:
-        with open(os.path.join(path, "task.json")) as f:
-            registered = json.load(f).get("registered_name", "?")
-        expected = keras.saving.get_registered_name(cls)
-        if registered != expected:
-            raise SimMIMInputError(f"{path}: holds a {registered} preset, not {expected}")
-
-
-def load_preset_folder(cls, preset, load_weights=True, dtype=None, overrides=None):
-    """keras-hub's `Task.from_preset` of a folder for one of the package's
-    tasks (`cls`), the folder checked first (`check_preset_folder`)."""
-    check_preset_folder(preset, cls)
-    kwargs = {"dtype": dtype} if dtype else {}
-    with warnings.catch_warnings():
-        # task.weights.h5 holds the trained optimizer's state, which a
-        # freshly compiled model has no slots for yet: nothing is lost.
-        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-        return keras_hub.models.Task.from_preset.__func__(
-            cls, preset, load_weights=load_weights, **kwargs, **(overrides or {})
-        )
