@@ -284,7 +284,7 @@ def test_cli_train_evaluate_export_index_search(retrieval_export, tmp_path, caps
     # Refusals: a query without known words, a variant not exported, a
     # half-rebuilt index, an index of another model.
     assert main(["search", "--index", index, "--query", "zebra xylophone"]) == 2
-    with pytest.raises(SimMIMInputError, match="has no int8 towers"):
+    with pytest.raises(SimMIMInputError, match="has no int8 files"):
         EdgeRetriever(export, "int8")
     paths = json.load(open(os.path.join(index, "images.json")))
     json.dump(paths[:-1], open(os.path.join(index, "images.json"), "w"))

@@ -72,14 +72,13 @@ def load_captions(data_dir, split, image_size=None, bad=None):
             records.append(record)
     if not records:
         raise SimMIMInputError(f"{path}: no captions in split {split!r}")
-    images, paths, records = read_record_images(data_dir, records, image_size, bad, "caption")
-    if not records:
-        raise SimMIMInputError(f"{data_dir}: no readable captions in split {split!r}")
-    position = {p: i for i, p in enumerate(paths)}
+    images, paths, records, image_index = read_record_images(
+        data_dir, records, image_size, bad, "caption", split
+    )
     return CaptionSet(
         images=images,
         image_paths=paths,
         captions=[r["caption"] for r in records],
-        image_index=np.array([position[r["image"]] for r in records], np.int32),
+        image_index=image_index,
         sources=[r["_where"].rstrip(": ") for r in records],
     )

@@ -121,14 +121,13 @@ def load_split(data_dir, split, image_size=None, bad=None):
     records = [r for r in read_questions(data_dir, bad) if r["split"] == split]
     if not records:
         raise SimMIMInputError(f"{data_dir}: no questions in split {split!r}")
-    images, paths, records = read_record_images(data_dir, records, image_size, bad, "question")
-    if not records:
-        raise SimMIMInputError(f"{data_dir}: no readable questions in split {split!r}")
-    position = {p: i for i, p in enumerate(paths)}
+    images, paths, records, image_index = read_record_images(
+        data_dir, records, image_size, bad, "question", split
+    )
     return QuestionSet(
         images=images,
         image_paths=paths,
-        image_index=np.array([position[r["image"]] for r in records], np.int32),
+        image_index=image_index,
         questions=[r["question"] for r in records],
         answers=[r["answer"] for r in records],
         families=[r["family"] for r in records],
@@ -138,9 +137,10 @@ def load_split(data_dir, split, image_size=None, bad=None):
     )
 
 
-def read_record_images(data_dir, records, image_size, bad, noun):
-    """The images `records` use, each read once, sorted by path: (uint8
-    (n, H, W, 3) or None, paths, the records whose image was readable).
+def read_record_images(data_dir, records, image_size, bad, noun, split):
+    """The images `records` (of `split`) use, each read once, sorted by path:
+    (uint8 (n, H, W, 3), paths, the records whose image was readable, and
+    each such record's index into the images).
 
     A missing or unreadable image is one bad record (naming the first
     record that uses it); when skipping, all its records are left out and
@@ -159,8 +159,8 @@ def read_record_images(data_dir, records, image_size, bad, noun):
             bad(f"{r['_where']}{e} ({uses} {noun}(s) use it)", left_out=uses)
     readable = set(paths)
     records = [r for r in records if r["image"] in readable]
-    if not images:
-        return None, paths, records
+    if not records:
+        raise SimMIMInputError(f"{data_dir}: no readable {noun}s in split {split!r}")
     sizes = {image.shape for image in images}
     if len(sizes) > 1:
         odd = next(i for i, im in enumerate(images) if im.shape != images[0].shape)
@@ -168,7 +168,9 @@ def read_record_images(data_dir, records, image_size, bad, noun):
             f"{data_dir}: images differ in size ({paths[0]} is {images[0].shape[:2]}, "
             f"{paths[odd]} is {images[odd].shape[:2]}); resize them, or pass image_size"
         )
-    return np.stack(images), paths, records
+    position = {p: i for i, p in enumerate(paths)}
+    image_index = np.array([position[r["image"]] for r in records], np.int32)
+    return np.stack(images), paths, records, image_index
 
 
 def read_scenes(data_dir, bad=None):

@@ -9,13 +9,12 @@ Export folder (`simmim-tf export` of a captioning run):
     captioner_meta.json                 vocabulary, sizes, special ids, variants
 """
 
-import json
 import os
 import time
 
 import numpy as np
 
-from simmim_tf.edge.edge_predictor import check_image, signature_runner
+from simmim_tf.edge.edge_predictor import check_image, read_sidecar, signature_runner
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.preprocessing.question_tokenizer import ids_to_caption
 
@@ -46,18 +45,7 @@ class EdgeCaptioner:
     """
 
     def __init__(self, export_dir, variant="float32", num_threads=None):
-        meta_path = os.path.join(export_dir, CAPTIONER_META)
-        if not os.path.isfile(meta_path):
-            raise SimMIMInputError(
-                f"{meta_path}: not found; `simmim-tf export` of a captioning run writes it"
-            )
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if variant not in meta["variants"]:
-            raise SimMIMInputError(
-                f"{export_dir}: this captioner export has no {variant} files (it has "
-                f"{', '.join(meta['variants'])}); export them with --quantize {variant}"
-            )
+        meta = read_sidecar(export_dir, CAPTIONER_META, "captioning", variant)
         self.variant = variant
         self.image_size = meta["image_size"]
         self.max_length = meta["max_length"]

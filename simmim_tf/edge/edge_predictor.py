@@ -68,6 +68,25 @@ def signature_runner(model_path, num_threads=None):
     return interpreter.get_signature_runner(next(iter(interpreter.get_signature_list())))
 
 
+def read_sidecar(export_dir, meta_name, task, variant):
+    """The sidecar `meta_name` of a two-signature export of a `task` run
+    ("retrieval", "captioning"), checked to hold `variant`."""
+    meta_path = os.path.join(export_dir, meta_name)
+    if not os.path.isfile(meta_path):
+        raise SimMIMInputError(
+            f"{meta_path}: not found; `simmim-tf export` of a {task} run writes it"
+        )
+    with open(meta_path) as f:
+        meta = json.load(f)
+    if variant not in meta["variants"]:
+        raise SimMIMInputError(
+            f"{export_dir}: the {task} export of model {meta.get('model_id', '?')} has no "
+            f"{variant} files (it has {', '.join(meta['variants'])}); export them with "
+            f"--quantize {variant}"
+        )
+    return meta
+
+
 def check_image(image, image_size):
     """An image as people have it → uint8 (image_size, image_size, 3) RGB.
 

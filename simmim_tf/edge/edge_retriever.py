@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from simmim_tf.atomic_files import write_atomically
-from simmim_tf.edge.edge_predictor import check_image, signature_runner
+from simmim_tf.edge.edge_predictor import check_image, read_sidecar, signature_runner
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.preprocessing.image_loading import image_files, load_image
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer, check_known_words
@@ -62,23 +62,12 @@ class EdgeRetriever:
     """
 
     def __init__(self, export_dir, variant="float32", num_threads=None):
-        meta_path = os.path.join(export_dir, RETRIEVAL_META)
-        if not os.path.isfile(meta_path):
-            raise SimMIMInputError(
-                f"{meta_path}: not found; `simmim-tf export` of a retrieval run writes it"
-            )
-        with open(meta_path) as f:
-            meta = json.load(f)
+        meta = read_sidecar(export_dir, RETRIEVAL_META, "retrieval", variant)
         self.export_dir = os.path.abspath(export_dir)
         self.variant = variant
         self.model_id = meta["model_id"]
         self.image_size = meta["image_size"]
         self.tokenizer = QuestionTokenizer(**meta["tokenizer"])
-        if variant not in meta["variants"]:
-            raise SimMIMInputError(
-                f"{export_dir}: the export of model {self.model_id} has no {variant} towers "
-                f"(it has {', '.join(meta['variants'])}); export them with --quantize {variant}"
-            )
         paths = {t: os.path.join(export_dir, tower_file(variant, t)) for t in ("image", "text")}
         self._image = signature_runner(paths["image"], num_threads)
         self._text = signature_runner(paths["text"], num_threads)

@@ -178,11 +178,6 @@ class SimMIMCaptioner(SimMIMTask):
             )
         return int(max_length)
 
-    def _require_preprocessor(self):
-        if self.preprocessor is None:
-            raise ValueError("this needs a preprocessor (the model has none attached)")
-        return self.preprocessor
-
     def get_config(self):
         config = super().get_config()  # backbone, preprocessor, name
         config.update({"decoder_layers": self.decoder_layers})

@@ -7,8 +7,8 @@ import tensorflow as tf
 from keras_hub.src.utils.tensor_utils import preprocessing_function
 
 from simmim_tf.api_export import simmim_export
-from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
+from simmim_tf.models.simmim_preprocessor import SimMIMPreprocessor
 from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer
 from simmim_tf.preprocessing.question_tokenizer import (
     END,
@@ -21,7 +21,7 @@ from simmim_tf.preprocessing.question_tokenizer import (
 
 
 @simmim_export
-class SimMIMCaptionerPreprocessor(keras_hub.models.Preprocessor):
+class SimMIMCaptionerPreprocessor(SimMIMPreprocessor):
     """Images → `SimMIMImageConverter`; captions → `SimMIMTokenizer`, then
     keras-hub's `StartEndPacker`: `[START] w1 ... wn [END] [PAD]...`, and
     the teacher-forcing split that keras-hub's causal-LM preprocessors make:
@@ -48,15 +48,8 @@ class SimMIMCaptionerPreprocessor(keras_hub.models.Preprocessor):
     >>> x, y, sample_weight = preprocessor({"images": images, "captions": captions})
     """
 
-    backbone_cls = SimMIMBackbone
-    tokenizer_cls = SimMIMTokenizer
-    image_converter_cls = SimMIMImageConverter
-
     def __init__(self, tokenizer, image_converter, sequence_length, **kwargs):
-        super().__init__(**kwargs)
-        self.tokenizer = tokenizer
-        self.image_converter = image_converter
-        self.sequence_length = int(sequence_length)
+        super().__init__(tokenizer, image_converter, sequence_length, **kwargs)
         if self.sequence_length < 2:
             raise ValueError(f"sequence_length must be at least 2; received {sequence_length}")
         self.packer = None
@@ -83,11 +76,6 @@ class SimMIMCaptionerPreprocessor(keras_hub.models.Preprocessor):
         )
 
     @property
-    def image_size(self):
-        """The side of the square images the backbone takes."""
-        return self.image_converter.image_size[0]
-
-    @property
     def start_token_id(self):
         return self.tokenizer.token_to_id(START)
 
@@ -97,7 +85,7 @@ class SimMIMCaptionerPreprocessor(keras_hub.models.Preprocessor):
 
     def caption_tokenizer(self):
         """The pure-Python twin of `tokenizer` (same vocabulary and length)."""
-        return QuestionTokenizer(self.tokenizer.get_vocabulary(), self.sequence_length)
+        return self._python_tokenizer()
 
     @preprocessing_function
     def packed_token_ids(self, captions):
@@ -121,8 +109,3 @@ class SimMIMCaptionerPreprocessor(keras_hub.models.Preprocessor):
         ids, mask = self.packed_token_ids(tf.convert_to_tensor(x["captions"], tf.string))
         out = {"images": self.image_converter(x["images"]), "token_ids": ids[..., :-1]}
         return keras.utils.pack_x_y_sample_weight(out, ids[..., 1:], mask[..., 1:])
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"sequence_length": self.sequence_length})
-        return config

@@ -177,11 +177,6 @@ class SimMIMRetriever(SimMIMTask):
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(int(i), float(scores[i])) for i in order]
 
-    def _require_preprocessor(self):
-        if self.preprocessor is None:
-            raise ValueError("this needs a preprocessor (the model has none attached)")
-        return self.preprocessor
-
     def get_config(self):
         config = super().get_config()  # backbone, preprocessor, name
         config.update(

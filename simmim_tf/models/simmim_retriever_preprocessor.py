@@ -2,19 +2,18 @@
 `SimMIMRetriever` trains and embeds."""
 
 import keras
-import keras_hub
 import tensorflow as tf
 from keras_hub.src.utils.tensor_utils import preprocessing_function
 
 from simmim_tf.api_export import simmim_export
-from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
+from simmim_tf.models.simmim_preprocessor import SimMIMPreprocessor
 from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer, padded_token_ids
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 
 
 @simmim_export
-class SimMIMRetrieverPreprocessor(keras_hub.models.Preprocessor):
+class SimMIMRetrieverPreprocessor(SimMIMPreprocessor):
     """Images → `SimMIMImageConverter`; captions → `SimMIMTokenizer`, padded
     to `sequence_length`.
 
@@ -35,16 +34,6 @@ class SimMIMRetrieverPreprocessor(keras_hub.models.Preprocessor):
     >>> x = preprocessor({"images": images, "captions": captions})
     """
 
-    backbone_cls = SimMIMBackbone
-    tokenizer_cls = SimMIMTokenizer
-    image_converter_cls = SimMIMImageConverter
-
-    def __init__(self, tokenizer, image_converter, sequence_length, **kwargs):
-        super().__init__(**kwargs)
-        self.tokenizer = tokenizer
-        self.image_converter = image_converter
-        self.sequence_length = int(sequence_length)
-
     @classmethod
     def from_data(cls, captions, image_size, sequence_length):
         """Fits the caption vocabulary (most frequent word first) to training captions."""
@@ -55,14 +44,9 @@ class SimMIMRetrieverPreprocessor(keras_hub.models.Preprocessor):
             sequence_length=sequence_length,
         )
 
-    @property
-    def image_size(self):
-        """The side of the square images the backbone takes."""
-        return self.image_converter.image_size[0]
-
     def caption_tokenizer(self):
         """The pure-Python twin of `tokenizer` (same vocabulary and length)."""
-        return QuestionTokenizer(self.tokenizer.get_vocabulary(), self.sequence_length)
+        return self._python_tokenizer()
 
     @preprocessing_function
     def token_ids(self, captions):
@@ -85,8 +69,3 @@ class SimMIMRetrieverPreprocessor(keras_hub.models.Preprocessor):
             captions = tf.convert_to_tensor(x["captions"], tf.string)
             out["token_ids"], out["padding_mask"] = self.token_ids(captions)
         return keras.utils.pack_x_y_sample_weight(out, y, sample_weight)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"sequence_length": self.sequence_length})
-        return config

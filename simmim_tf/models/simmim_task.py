@@ -63,6 +63,11 @@ class SimMIMTask(
             return cls._from_architecture(preset, preprocessor, dtype, **kwargs)
         return load_preset_folder(cls, preset, load_weights, dtype, kwargs)
 
+    def _require_preprocessor(self):
+        if self.preprocessor is None:
+            raise ValueError("this needs a preprocessor (the model has none attached)")
+        return self.preprocessor
+
     @classmethod
     def _named_backbone(cls, preset, preprocessor, dtype, overrides):
         """The backbone of named architecture `preset`, sized by the task's

@@ -2,19 +2,18 @@
 the tensors `SimMIMVQA` trains and predicts on."""
 
 import keras
-import keras_hub
 import tensorflow as tf
 from keras_hub.src.utils.tensor_utils import preprocessing_function
 
 from simmim_tf.api_export import simmim_export
-from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
+from simmim_tf.models.simmim_preprocessor import SimMIMPreprocessor
 from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer, padded_token_ids
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 
 
 @simmim_export
-class SimMIMVQAPreprocessor(keras_hub.models.Preprocessor):
+class SimMIMVQAPreprocessor(SimMIMPreprocessor):
     """Images → `SimMIMImageConverter`; questions → `SimMIMTokenizer`, padded
     to `sequence_length`; answers (strings) → class ids.
 
@@ -36,16 +35,9 @@ class SimMIMVQAPreprocessor(keras_hub.models.Preprocessor):
     >>> x, y = preprocessor({"images": images, "questions": questions}, answers)
     """
 
-    backbone_cls = SimMIMBackbone
-    tokenizer_cls = SimMIMTokenizer
-    image_converter_cls = SimMIMImageConverter
-
     def __init__(self, tokenizer, image_converter, answers, sequence_length, **kwargs):
-        super().__init__(**kwargs)
-        self.tokenizer = tokenizer
-        self.image_converter = image_converter
+        super().__init__(tokenizer, image_converter, sequence_length, **kwargs)
         self.answers = list(answers)
-        self.sequence_length = int(sequence_length)
         self._answer_ids = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(self.answers, tf.string),
@@ -68,14 +60,9 @@ class SimMIMVQAPreprocessor(keras_hub.models.Preprocessor):
             sequence_length=sequence_length,
         )
 
-    @property
-    def image_size(self):
-        """The side of the square images the backbone takes."""
-        return self.image_converter.image_size[0]
-
     def question_tokenizer(self):
         """The pure-Python twin of `tokenizer` (same vocabulary and length)."""
-        return QuestionTokenizer(self.tokenizer.get_vocabulary(), self.sequence_length)
+        return self._python_tokenizer()
 
     @preprocessing_function
     def token_ids(self, questions):
@@ -115,5 +102,5 @@ class SimMIMVQAPreprocessor(keras_hub.models.Preprocessor):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"answers": self.answers, "sequence_length": self.sequence_length})
+        config.update({"answers": self.answers})
         return config
