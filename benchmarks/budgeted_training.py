@@ -22,6 +22,7 @@ import time
 import keras
 import numpy as np
 
+from benchmarks.ablation_backbone import vqa_with_switches
 from simmim_tf.data.anchor_targets import anchor_targets
 from simmim_tf.data.region_targets import region_targets
 from simmim_tf.data.vqa_dataset import load_split
@@ -31,7 +32,6 @@ from simmim_tf.models import simmim_backbone
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
 from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder
 from simmim_tf.models.simmim_tokenizer import SimMIMTokenizer
-from simmim_tf.models.simmim_vqa import SimMIMVQA
 from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
 from simmim_tf.models.simmim_vqa_training import SimMIMVQATraining
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
@@ -346,13 +346,13 @@ def train_simmim(
         recipe["grounding_weight"] = recipe["anchor_weight"] = 0.0
     keras.utils.set_random_seed(seed)
     with swap.layers():
-        vqa = SimMIMVQA.from_preset(
+        vqa = vqa_with_switches(
             preset,
-            num_answers=len(data.answers),
-            vocabulary_size=data.tokenizer.vocabulary_size,
-            image_size=data.image_size,
-            max_sequence_length=data.tokenizer.sequence_length,
-            **(overrides or {}),
+            len(data.answers),
+            data.tokenizer.vocabulary_size,
+            data.image_size,
+            data.tokenizer.sequence_length,
+            overrides,
         )
     if init_from:
         load_image_encoder(vqa.backbone, init_from)
@@ -360,14 +360,14 @@ def train_simmim(
     if recipe["grounding_weight"]:
         targets = data.region_targets(vqa.backbone.grid_shape)
     anchors = None
-    if not vqa.backbone.use_relational_attention:
+    if not vqa.backbone.relational:
         recipe["anchor_weight"] = 0.0
     if recipe["anchor_weight"]:
         anchors = data.anchor_targets(
             vqa.backbone.grid_shape,
             vqa.backbone.patch_size,
             recipe["anchor_named_by"],
-            vqa.backbone.relational_anchors,
+            vqa.backbone.relational["num_anchors"],
         )
     model = swap.training(
         vqa,

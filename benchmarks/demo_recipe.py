@@ -6,7 +6,7 @@ evaluates it on the test split, so that a backbone option can be compared
 with the preset in the small-data setting of the demo (2,000 images):
 
     python -m benchmarks.demo_recipe --data demo_out/data --seed 1 \\
-        --backbone relational_gated_between=true --out benchmarks/results/demo_recipe.json
+        --backbone 'relational={"gated_between": true}' --out benchmarks/results/demo_recipe.json
 
 Writes OUT (accuracy per family and question type, the options, the
 machine) and the run folder (--run, or OUT without .json).

@@ -2,7 +2,7 @@
 object covers (the region's centre inside the object's square, the regions
 the grounding target labels), the distance in pixels from the object's
 centre to the position the relational attention uses: the region's centre,
-or, for a run with `relational_refine_positions`, that centre moved by the
+or, for a run with refined positions (relational `refine_positions`), that centre moved by the
 predicted offset. Sort-of-CLEVR's closest questions need each object to
 about 3 px (`benchmarks/position_precision.py`).
 

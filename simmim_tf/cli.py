@@ -3,6 +3,7 @@ the library; TensorFlow is imported only by the subcommands that need it
 (`predict` and the TFLite `evaluate` run without it)."""
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -133,23 +134,24 @@ def _train(args):
     )
 
 
+def _options_for(function, args):
+    """The command's options that `function` takes under the same name
+    (not those without a default, passed by position, nor the global
+    `--verbose`, which is about native log lines)."""
+    parameters = inspect.signature(function).parameters
+    return {
+        name: value
+        for name, value in vars(args).items()
+        if name in parameters
+        and name != "verbose"
+        and parameters[name].default is not inspect.Parameter.empty
+    }
+
+
 def _pretrain(args):
     from simmim_tf.training.pretraining import pretrain
 
-    _, history = pretrain(
-        args.images,
-        args.out,
-        preset=args.preset,
-        image_size=args.image_size,
-        image_layers=args.image_layers,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        mask_ratio=args.mask_ratio,
-        mask_patch_size=args.mask_patch_size,
-        skip_bad_images=args.skip_bad_images,
-        seed=args.seed,
-    )
+    _, history = pretrain(args.images, args.out, **_options_for(pretrain, args))
     print(
         f"pretrained image encoder in {args.out} (masked-pixel L1 {history['loss'][-1]:.4f}); "
         f"figure: {args.out}/reconstructions.png; fine-tune with "
@@ -219,17 +221,7 @@ def _quantization_aware(args):
         raise SimMIMInputError(f"--steps must be at least 1; got {args.steps}")
     if args.learning_rate <= 0:
         raise SimMIMInputError(f"--learning-rate must be positive; got {args.learning_rate}")
-    record = fine_tune_run(
-        args.run,
-        args.out,
-        args.data,
-        steps=args.steps,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        calibration_size=args.calibration_size,
-        scope=args.scope,
-        losses=args.losses,
-    )
+    record = fine_tune_run(args.run, args.out, args.data, **_options_for(fine_tune_run, args))
     print(
         f"wrote {args.out}: {record['steps']} quantization-aware steps with "
         f"{record['fake_quantized_tensors']} fake-quantized tensors (loss {record['loss']:.4f}); "

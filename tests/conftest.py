@@ -25,19 +25,14 @@ TINY_BACKBONE = dict(
     stem="conv",
     dropout=0.0,
     image_layers=1,
-    image_coordinates=True,
-    image_relative_bias=True,
-    use_visual_attention=True,
-    use_textual_attention=True,
-    use_semantic_memory=True,
-    use_relational_attention=True,
-    relational_offsets=True,
-    relational_anchors=1,
-    relational_refine_positions=True,
-    relational_read_anchors=True,
-    relational_offsets_in_regions=True,
-    relational_gated_between=False,
-    fusion="sequential",
+    relational=dict(
+        num_anchors=1,
+        read_offsets=True,
+        refine_positions=True,
+        read_anchors=True,
+        offsets_in_regions=True,
+        gated_between=False,
+    ),
 )
 
 

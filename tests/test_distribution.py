@@ -187,6 +187,29 @@ MIRRORED_SCRIPT = textwrap.dedent(
         float(np.abs(a - b).max()) for a, b in zip(single.get_weights(), mirrored.get_weights())
     )
     print(f"FULL {moved} {apart}")
+
+    # Clipping: each replica holds half of a gradient (3, 0); one device
+    # clips the whole (3, 0) to norm 1 and steps by it.
+    from simmim_tf.models.summed_then_clipped import SumThenClip
+
+    shares = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant([1.5, 0.0])
+    )
+    for name, cls in [
+        ("keras", keras.optimizers.SGD),
+        ("summed_then_clipped", type("SGD", (SumThenClip, keras.optimizers.SGD), {})),
+    ]:
+        with strategy.scope():
+            variable = keras.Variable(np.zeros(2, "float32"))
+            optimizer = cls(learning_rate=1.0, clipnorm=1.0)
+            optimizer.build([variable])
+
+        @tf.function
+        def step(gradient):
+            strategy.run(lambda g: optimizer.apply([g], [variable]), args=(gradient,))
+
+        step(shares)
+        print("CLIP", name, *variable.numpy())
     """
 )
 
@@ -227,6 +250,17 @@ def test_full_recipe_under_mirrored_matches_one_device(mirrored_output):
     moved, apart = (float(v) for w in lines if w and w[0] == "FULL" for v in w[1:])
     assert moved > 1e-3  # the step changed the weights
     assert apart < 1e-4, f"after a step, one device and two replicas differ by {apart}"
+
+
+def test_two_replicas_clip_the_summed_gradient(mirrored_output):
+    """The tasks' optimizer clips the gradient summed across replicas, as
+    one device clips the whole batch's; Keras 3.15 alone clips each
+    replica's half first (if this starts to fail, Keras has changed, and
+    `SumThenClip` may go)."""
+    lines = [line.split() for line in mirrored_output.splitlines()]
+    steps = {w[1]: [float(v) for v in w[2:]] for w in lines if w and w[0] == "CLIP"}
+    assert steps["summed_then_clipped"] == [-1.0, 0.0]  # (3, 0) clipped to norm 1
+    assert steps["keras"] == [-2.0, 0.0]  # each half clipped to (1, 0), then summed
 
 
 def _free_port():

@@ -136,14 +136,11 @@ def test_training_wrapper_trains_the_served_model(data):
 
 
 def test_refined_positions_are_trained_by_the_offset_target(data):
-    """With relational_refine_positions, the grounding output's offset columns
+    """With relational `refine_positions`, the grounding output's offset columns
     are the relational attention's own predictions, which fit then trains."""
     keras.utils.set_random_seed(0)
     split = load_split(data, "train")
-    backbone = SimMIMBackbone(
-        **{**TINY_BACKBONE, "image_size": 75, "vocabulary_size": 60,
-           "relational_refine_positions": True}
-    )  # fmt: skip
+    backbone = SimMIMBackbone(**{**TINY_BACKBONE, "image_size": 75, "vocabulary_size": 60})
     vocabulary = AnswerVocabulary.fit(split.answers)
     vqa = SimMIMVQA(backbone, num_answers=len(vocabulary))
     targets = region_targets(data, split.image_paths, backbone.grid_shape)
@@ -173,14 +170,14 @@ def test_refined_positions_are_trained_by_the_offset_target(data):
     before = np.array(relational.position_offset.kernel)
     model.fit(ds, epochs=2, verbose=0, shuffle=False)
     assert not np.allclose(before, np.array(relational.position_offset.kernel))
-    assert backbone.get_config()["relational_refine_positions"] is True
+    assert backbone.get_config()["relational"]["refine_positions"] is True
 
 
 def test_the_answers_train_the_refined_positions():
     """On data without scenes, the answers alone train the refined
     positions: the plain model's gradient reaches their offset prediction."""
     keras.utils.set_random_seed(0)
-    backbone = SimMIMBackbone(**{**TINY_BACKBONE, "relational_refine_positions": True})
+    backbone = SimMIMBackbone(**TINY_BACKBONE)  # positions refined
     vqa = SimMIMVQA(backbone, num_answers=5)
     position_offset = backbone.get_layer("relational_attention").position_offset
     offset = {id(v) for v in position_offset.weights}
@@ -195,34 +192,17 @@ def test_the_answers_train_the_refined_positions():
     assert not backbone.get_layer("relational_attention").positions_from_target_only
 
 
-def test_refine_positions_without_relational_attention_is_ignored():
-    """The `tiny` preset refines positions; a model built from it without
-    the relational attention (an ablation) trains with the grounding head's
-    own offsets, as before the option existed."""
+def test_without_relational_attention_the_grounding_head_predicts_offsets():
+    """A backbone without the relational attention (`relational=None`) has
+    no refined positions: grounding trains the grounding head's own offsets."""
     keras.utils.set_random_seed(0)
-    backbone = SimMIMBackbone(**{**TINY_BACKBONE, "use_relational_attention": False})
-    assert backbone.relational_refine_positions
+    backbone = SimMIMBackbone(**{**TINY_BACKBONE, "relational": None})
     model = SimMIMVQATraining(SimMIMVQA(backbone, num_answers=5), [3, 2], grounding_weight=1.0)
     images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("uint8")
     inputs = {**tiny_inputs(), "images": images, "image_index": np.arange(2, dtype="int32")}
     out = model(inputs)
     grounding = model.grounding_head(backbone.encode_image(images))
     np.testing.assert_allclose(np.asarray(out["grounding"]), np.asarray(grounding), atol=1e-5)
-
-
-@pytest.mark.parametrize("part", ["visual_attention", "textual_attention", "semantic_memory"])
-def test_backbone_ablations_drop_one_fusion_part(part):
-    config = {**TINY_BACKBONE, f"use_{part}": False}
-    backbone = SimMIMBackbone(**config)
-    assert part not in [layer.name for layer in backbone.layers]
-    names = {"semantic_memory": "memory_attention"}
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1, 30, (2, 6)).astype("int32")
-    out = backbone(
-        {"images": np.zeros((2, 32, 32, 3), "uint8"), "token_ids": ids, "padding_mask": ids != 0}
-    )
-    assert names.get(part, part) not in out
-    assert tuple(out["pooled"].shape) == (2, 32)
 
 
 def test_anchor_targets_cover_the_named_object(data):
@@ -328,8 +308,8 @@ def test_anchor_supervision_moves_the_anchor_onto_the_named_object(data):
     ds = image_grouped_batches(split, ids, answers, 40, 10, anchor_targets=anchors)
     history = model.fit(ds, epochs=6, verbose=0, shuffle=False).history
     assert history["anchor_loss"][-1] < 0.7 * history["anchor_loss"][0], history["anchor_loss"]
-    with pytest.raises(ValueError, match="needs a backbone with use_relational_attention"):
+    with pytest.raises(ValueError, match="needs a backbone with relational attention"):
         SimMIMVQATraining(
-            SimMIMVQA(SimMIMBackbone(**{**config, "use_relational_attention": False}), 3),
+            SimMIMVQA(SimMIMBackbone(**{**config, "relational": None}), 3),
             anchor_weight=1.0,
         )

@@ -34,7 +34,8 @@ class TestSimMIMBackbone(TestCase):
 
     def test_backbone_with_two_anchors_and_their_offset_along_the_question(self):
         regions, batch, length = 16, 2, 8
-        two_anchors = {**TINY_BACKBONE, "relational_anchors": 2, "relational_gated_between": True}
+        options = {**TINY_BACKBONE["relational"], "num_anchors": 2, "gated_between": True}
+        two_anchors = {**TINY_BACKBONE, "relational": options}
         backbone = self.run_backbone_test(
             SimMIMBackbone,
             two_anchors,
@@ -48,7 +49,7 @@ class TestSimMIMBackbone(TestCase):
         relational = backbone.get_layer("relational_attention")
         assert relational.num_anchors == 2 and relational.gated_between
         with pytest.raises(ValueError, match="gated_between needs num_anchors=2"):
-            SimMIMBackbone(**{**TINY_BACKBONE, "relational_gated_between": True})
+            SimMIMBackbone(**{**TINY_BACKBONE, "relational": {**options, "num_anchors": 1}})
 
 
 def test_vqa_padding_invariance():
@@ -124,7 +125,7 @@ def test_named_architectures_grow_and_unknown_names_are_refused():
     assert models[0].count_params() < models[1].count_params()
     # Every size reasons: two anchors over the regions, read and refined.
     for name, model in zip(names[:2], models, strict=True):
-        assert model.backbone.use_relational_attention, name
+        assert model.backbone.relational["num_anchors"] == 2, name
         x = tiny_inputs(batch=2, image_size=75, vocabulary_size=40)
         features = model.backbone.features(x["images"], x["token_ids"], x["padding_mask"])
         assert tuple(features["anchor_attention"].shape) == (2, 2, 100), name

@@ -189,7 +189,7 @@ def test_grounding_only_where_scenes_exist_and_plain_batches_on_request(tmp_path
     assert f"losses: answers only (no scenes.jsonl in {data}: grounding and anchor off)" in out
     assert "no scenes: relation offsets in image sides" in out
     trained = load_run(str(tmp_path / "no_scenes"))
-    assert trained.backbone.relational_offsets_in_regions is False
+    assert trained.backbone.relational["offsets_in_regions"] is False
     # One question per image: plain batches of 16 questions, ceil(80 / 16) steps.
     config = RunConfig(data=data, epochs=1, batch_size=16, questions_per_image=1)
     train(config, str(tmp_path / "plain"), verbose=0)

@@ -82,6 +82,5 @@ def import_clevr(
     )
     if scenes is not None:
         by_path = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in scenes.items()}
-        count, objects = write_scenes(out_dir, split, by_path)
-        print(f"wrote {count} scenes with {objects} objects to {out_dir}/scenes.jsonl")
+        write_scenes(out_dir, split, by_path)
     return n

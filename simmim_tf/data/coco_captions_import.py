@@ -44,6 +44,5 @@ def import_coco_captions(
     )
     if objects is not None:
         by_path = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in objects.values()}
-        count, total = write_scenes(out_dir, split, by_path)
-        print(f"wrote {count} scenes with {total} objects to {out_dir}/scenes.jsonl")
+        write_scenes(out_dir, split, by_path)
     return n

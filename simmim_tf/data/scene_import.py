@@ -108,7 +108,7 @@ def coco_objects(instances_json, image_size, bad):
 
 def write_scenes(out_dir, split, objects_by_image):
     """Writes the scenes of `split` ({"images/NAME.png": objects}) for the
-    images the importer wrote; returns (scenes, objects) written."""
+    images the importer wrote, and says how many; returns (scenes, objects)."""
     records = [
         {"image": path, "objects": objects}
         for path, objects in sorted(objects_by_image.items())
@@ -120,4 +120,6 @@ def write_scenes(out_dir, split, objects_by_image):
             "file the same subset as the questions?"
         )
     write_split(out_dir, "scenes.jsonl", split, records)
-    return len(records), sum(len(r["objects"]) for r in records)
+    objects = sum(len(r["objects"]) for r in records)
+    print(f"wrote {len(records)} scenes with {objects} objects to {out_dir}/scenes.jsonl")
+    return len(records), objects

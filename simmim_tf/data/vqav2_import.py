@@ -89,6 +89,5 @@ def import_vqav2(
     )
     if objects is not None:
         by_path = {f"images/COCO_{subtype}_{i:012d}.png": o for i, (_, o) in objects.items()}
-        count, total = write_scenes(out_dir, split, by_path)
-        print(f"wrote {count} scenes with {total} objects to {out_dir}/scenes.jsonl")
+        write_scenes(out_dir, split, by_path)
     return n

@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import shutil
-import warnings
 
 import keras
 import numpy as np
@@ -390,22 +389,20 @@ def training_dataset(data_dir, tokenizer, answers, image_size, batch_size, model
 
     backbone = model.backbone
     anchors = None
-    if backbone.use_relational_attention and has_scenes(data_dir):
+    if backbone.relational and has_scenes(data_dir):
         anchors = anchor_targets(
             data_dir,
             train,
             backbone.grid_shape,
             backbone.patch_size,
-            num_anchors=backbone.relational_anchors,
+            num_anchors=backbone.relational["num_anchors"],
         )
     dataset = image_grouped_batches(
         train, token_ids, answer_ids, batch_size, anchor_targets=anchors
     )
-    with warnings.catch_warnings():
-        # Without the grounding loss, refined positions stay as trained:
-        # what fine-tuning for the converter should do.
-        warnings.filterwarnings("ignore", "relational_refine_positions", UserWarning)
-        trainer = SimMIMVQATraining(model, anchor_weight=1.0 if anchors is not None else 0.0)
+    # Without the grounding loss, refined positions stay as trained: what
+    # fine-tuning for the converter should do.
+    trainer = SimMIMVQATraining(model, anchor_weight=1.0 if anchors is not None else 0.0)
     return dataset, len(train), skipped, trainer
 
 

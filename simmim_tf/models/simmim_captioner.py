@@ -12,6 +12,7 @@ from simmim_tf.layers.caption_decoder import CaptionDecoder
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_captioner_preprocessor import SimMIMCaptionerPreprocessor
 from simmim_tf.models.simmim_task import SimMIMTask
+from simmim_tf.models.summed_then_clipped import SimMIMAdamW
 from simmim_tf.models.unused_backbone_layers import FUSION_LAYERS
 from simmim_tf.preprocessing.question_tokenizer import ids_to_caption
 
@@ -93,7 +94,7 @@ class SimMIMCaptioner(SimMIMTask):
         default. `sampler`: what `generate` uses, `"greedy"`, `"beam"` or a
         `keras_hub.samplers.Sampler`."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=0.01, clipnorm=1.0)
+            optimizer = SimMIMAdamW(learning_rate, weight_decay=0.01, clipnorm=1.0)
         kwargs.setdefault("loss", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         kwargs.setdefault(
             "weighted_metrics", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]

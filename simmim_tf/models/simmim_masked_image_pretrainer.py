@@ -33,8 +33,8 @@ from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.layer_norm import LayerNorm
 from simmim_tf.models.mask_generator import MaskGenerator, pixel_mask
 from simmim_tf.models.prebuilt_optimizer import PrebuiltOptimizer
-from simmim_tf.models.simmim_backbone import SimMIMBackbone
-from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+from simmim_tf.models.simmim_backbone import ABLATION_SWITCHES, SimMIMBackbone, current_arguments
+from simmim_tf.models.simmim_presets import SIMMIM_PRESETS, preset_arguments
 
 # Written beside the backbone preset by `save_pretrained`.
 PRETRAINER_CONFIG = "pretrainer.json"
@@ -186,7 +186,7 @@ def pretraining_backbone(preset, image_size, **overrides):
     fine-tuning builds its own."""
     if preset not in SIMMIM_PRESETS:
         raise SimMIMInputError(f"unknown preset {preset!r}; choose from {sorted(SIMMIM_PRESETS)}")
-    config = {**SIMMIM_PRESETS[preset], **overrides}
+    config = preset_arguments(preset, overrides)
     if config.get("image_layers", 0) < 1:
         raise SimMIMInputError(
             f"pretraining needs image_layers >= 1 (preset {preset!r} has "
@@ -205,8 +205,6 @@ IMAGE_ENCODER_FIELDS = (
     "patch_size",
     "stem",
     "image_layers",
-    "image_coordinates",
-    "image_relative_bias",
 )
 
 
@@ -228,6 +226,9 @@ def pretrained_image_config(folder):
     check_pretrained_folder(folder)
     with open(os.path.join(folder, "config.json")) as f:
         config = json.load(f)["config"]
+    # A folder of an earlier version may name an ablation switch: refused
+    # unless it holds the value the library builds.
+    current_arguments({k: config[k] for k in ABLATION_SWITCHES if k in config})
     return {k: config[k] for k in IMAGE_ENCODER_FIELDS if k in config}
 
 

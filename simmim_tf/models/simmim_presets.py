@@ -5,15 +5,16 @@ not part of a preset: they come from the data and are passed to
 `SimMIMVQA.from_preset`. What each choice measured is in docs/reasoning.md.
 """
 
+from simmim_tf.models.simmim_backbone import current_arguments
+
 # Anchored relational attention, in every preset: two anchors (the objects a
 # question names), the features under them read, region positions refined
 # to their object's centre, and offsets in region sides.
 RELATIONAL = {
-    "use_relational_attention": True,
-    "relational_anchors": 2,
-    "relational_read_anchors": True,
-    "relational_refine_positions": True,
-    "relational_offsets_in_regions": True,
+    "num_anchors": 2,
+    "read_anchors": True,
+    "refine_positions": True,
+    "offsets_in_regions": True,
 }
 
 SIMMIM_PRESETS = {
@@ -31,7 +32,7 @@ SIMMIM_PRESETS = {
         # No image layers: on CPU the model without them learns more in
         # the same time (docs/reasoning.md, "Image layers and the grounding loss").
         "image_layers": 0,
-        **RELATIONAL,
+        "relational": RELATIONAL,
     },
     # For one GPU, or a CPU with time to spare.
     "small": {
@@ -45,7 +46,7 @@ SIMMIM_PRESETS = {
         "stem": "conv",
         "dropout": 0.1,
         "image_layers": 4,
-        **RELATIONAL,
+        "relational": RELATIONAL,
     },
     # For GPUs: ViT-S-like width.
     "base": {
@@ -59,6 +60,22 @@ SIMMIM_PRESETS = {
         "stem": "conv",
         "dropout": 0.1,
         "image_layers": 6,
-        **RELATIONAL,
+        "relational": RELATIONAL,
     },
 }
+
+
+def preset_arguments(preset, overrides=None):
+    """The backbone arguments of named architecture `preset` with
+    `overrides`: a `relational` dict is merged into the preset's
+    (`relational={"gated_between": True}`), None removes the relational
+    attention; arguments of earlier versions (`relational_gated_between=True`)
+    are translated."""
+    overrides = current_arguments(overrides or {})
+    arguments = {**SIMMIM_PRESETS[preset], **overrides}
+    if overrides.get("relational") is not None and SIMMIM_PRESETS[preset].get("relational"):
+        arguments["relational"] = {
+            **SIMMIM_PRESETS[preset]["relational"],
+            **overrides["relational"],
+        }
+    return arguments

@@ -12,6 +12,7 @@ from simmim_tf.models.contrastive_loss import LOSSES, contrastive_loss, pair_pos
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
 from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPreprocessor
 from simmim_tf.models.simmim_task import SimMIMTask
+from simmim_tf.models.summed_then_clipped import SimMIMAdamW
 from simmim_tf.preprocessing.question_tokenizer import check_known_words
 
 
@@ -126,7 +127,7 @@ class SimMIMRetriever(SimMIMTask):
         """AdamW (weight decay 0.01, gradients clipped to norm 1) by default;
         the loss is the model's own (`compute_loss`)."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=0.01, clipnorm=1.0)
+            optimizer = SimMIMAdamW(learning_rate, weight_decay=0.01, clipnorm=1.0)
         kwargs.pop("loss", None)
         super().compile(optimizer=optimizer, **kwargs)
 

@@ -13,7 +13,7 @@ from simmim_tf.models.prebuilt_optimizer import PrebuiltOptimizer
 from simmim_tf.models.replayed_compile import ReplayedCompile
 from simmim_tf.models.shuffled_fit import ShuffledFit
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
-from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+from simmim_tf.models.simmim_presets import SIMMIM_PRESETS, preset_arguments
 from simmim_tf.models.unused_backbone_layers import UnusedBackboneLayers
 
 # What `save_to_preset` writes and `from_preset` needs (keras-hub's layout).
@@ -82,7 +82,7 @@ class SimMIMTask(
             image_size=preprocessor.image_size,
             max_sequence_length=preprocessor.sequence_length,
             dtype=dtype,
-            **{**SIMMIM_PRESETS[preset], **overrides},
+            **preset_arguments(preset, overrides),
         )
 
 

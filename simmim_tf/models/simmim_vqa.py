@@ -7,10 +7,11 @@ from simmim_tf.api_export import simmim_export
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.answer_head import AnswerHead
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
-from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+from simmim_tf.models.simmim_presets import preset_arguments
 from simmim_tf.models.simmim_task import SimMIMTask
 from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
 from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
+from simmim_tf.models.summed_then_clipped import SimMIMAdamW
 
 
 @simmim_export
@@ -108,7 +109,7 @@ class SimMIMVQA(SimMIMTask):
             raise ValueError(
                 f"SimMIMVQA.from_preset({preset!r}) needs a preprocessor or {', '.join(missing)}"
             )
-        config = {**SIMMIM_PRESETS[preset], **overrides}
+        config = preset_arguments(preset, overrides)
         backbone = SimMIMBackbone(
             vocabulary_size=vocabulary_size,
             image_size=image_size,
@@ -205,7 +206,7 @@ class SimMIMVQA(SimMIMTask):
         stale, small estimate: on CLEVR-2D it was ahead in every pair of
         60-minute runs measured (docs/reasoning.md).
         """
-        return keras.optimizers.AdamW(learning_rate, weight_decay=0.01, beta_2=beta_2, clipnorm=1.0)
+        return SimMIMAdamW(learning_rate, weight_decay=0.01, beta_2=beta_2, clipnorm=1.0)
 
     def answer_with_attention(self, inputs, training=False):
         """Logits and the backbone's attention maps, for explanation and export.

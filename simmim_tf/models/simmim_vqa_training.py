@@ -27,7 +27,7 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
     - The grounding loss: a `GroundingHead` predicts each region's object
       attributes from the encoded regions (`simmim_tf.data.region_targets`),
       weighted by `grounding_weight` against the answer loss.
-      With `relational_refine_positions`, the centre-offset part of that
+      With relational `refine_positions`, the centre-offset part of that
       loss alone trains the `RelationalAttention`'s own offset prediction
       (without it, the answers do).
     - The anchor loss (`AnchorLoss`, weighted by `anchor_weight`): the
@@ -42,7 +42,7 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
         offset_weight: float. Weight of the centre-offset term inside it
             (`GroundingLoss`).
         anchor_weight: float. Weight of the anchor loss; > 0 needs a
-            backbone with `use_relational_attention`.
+            backbone with relational attention.
 
     Inputs: {"images" uint8 (K, S, S, 3), "image_index" int32 (Q,),
     "token_ids" int32 (Q, tokens), "padding_mask" (Q, tokens)}; without
@@ -63,8 +63,8 @@ class SimMIMVQATraining(UnusedBackboneLayers, keras.Model):
         anchor_weight=0.0,
         **kwargs,
     ):
-        if anchor_weight and not vqa.backbone.use_relational_attention:
-            raise ValueError("anchor_weight > 0 needs a backbone with use_relational_attention")
+        if anchor_weight and not vqa.backbone.relational:
+            raise ValueError("anchor_weight > 0 needs a backbone with relational attention")
         super().__init__(**kwargs)
         self.anchor_weight = anchor_weight
         self.vqa = vqa

@@ -15,9 +15,8 @@ FUSION_LAYERS = (
 
 def refining_relational_attention(backbone):
     """The backbone's `RelationalAttention` where it refines positions
-    (`relational_refine_positions`; the option means nothing without
-    `use_relational_attention`), else None."""
-    if not (backbone.use_relational_attention and backbone.relational_refine_positions):
+    (its `refine_positions` option), else None."""
+    if not (backbone.relational and backbone.relational["refine_positions"]):
         return None
     return backbone.get_layer("relational_attention")
 

@@ -26,6 +26,7 @@ from simmim_tf.models.simmim_masked_image_pretrainer import (
     pretraining_backbone,
 )
 from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+from simmim_tf.models.summed_then_clipped import SimMIMAdamW
 from simmim_tf.preprocessing.image_loading import image_files, load_image
 from simmim_tf.training.run_progress import fit_progress
 from simmim_tf.training.vqa_trainer import warmup_cosine_schedule
@@ -93,7 +94,7 @@ def pretrain(
     pretrainer = SimMIMMaskedImagePretrainer(backbone, mask_patch_size, mask_ratio, seed)
     steps = epochs * int(np.ceil(len(images) / batch_size))
     schedule = warmup_cosine_schedule(learning_rate, steps, warmup_fraction=0.05)
-    pretrainer.compile(keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0))
+    pretrainer.compile(SimMIMAdamW(schedule, weight_decay=weight_decay, clipnorm=1.0))
     fit_verbose, progress = fit_progress(verbose)
     history = pretrainer.fit(
         images,

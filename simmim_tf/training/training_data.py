@@ -120,7 +120,7 @@ def _object_targets(data, config, records):
     is on; sets `data.attribute_sizes`, `data.anchor_targets` and
     `data.object_losses` (the line `train` prints)."""
     architecture = SIMMIM_PRESETS[config.preset]
-    relational = architecture.get("use_relational_attention", False)
+    relational = architecture.get("relational")
     wanted, reasons = [], []
     if config.grounding_weight:
         wanted.append("grounding")
@@ -149,7 +149,7 @@ def _object_targets(data, config, records):
         grid,
         architecture["patch_size"],
         grounding="grounding" in wanted,
-        num_anchors=architecture.get("relational_anchors", 1) if "anchor" in wanted else 0,
+        num_anchors=relational["num_anchors"] if "anchor" in wanted else 0,
     )
     data.attribute_sizes = targets.attribute_sizes
     data.anchor_targets = targets.anchors is not None

@@ -225,12 +225,11 @@ def _without_scenes(config):
     region sides it starts at zero and they barely move: Sort-of-CLEVR
     relational 97.6% against 90.5% in 30 minutes,
     benchmarks/results/without_scenes)."""
-    if has_scenes(config.data) or not SIMMIM_PRESETS[config.preset].get(
-        "relational_offsets_in_regions"
-    ):
+    relational = SIMMIM_PRESETS[config.preset].get("relational") or {}
+    if has_scenes(config.data) or not relational.get("offsets_in_regions"):
         return {}
     print("no scenes: relation offsets in image sides, so the answers train the positions")
-    return {"relational_offsets_in_regions": False}
+    return {"relational": {"offsets_in_regions": False}}
 
 
 def _say_where_it_resumes(backup, epochs):
