@@ -93,20 +93,7 @@ def _train(config, out_dir, verbose):
     strategy, out_dir, batch, learning_rate = start_run(config, out_dir)
     # From here on config.batch_size is the global batch.
     config = dataclasses.replace(config, batch_size=batch, learning_rate=learning_rate)
-
-    # Image-grouped batches need each batch whole on one replica (images and
-    # questions cannot be split separately); elsewhere every example carries
-    # its own image and object targets, and the losses are the same.
-    grouped = (
-        config.input_pipeline == "memory"
-        and strategy.num_replicas_in_sync == 1
-        and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    )
-    if config.questions_per_image > 1 and not grouped:
-        print(
-            f"questions_per_image {config.questions_per_image}: one question per example "
-            f"(image-grouped batches need the memory pipeline on one replica)"
-        )
+    grouped = _image_grouped(config, strategy)
     bad = BadRecords(skip=config.skip_bad_records)
     data = training_data(config, bad, grouped)
     print(data.object_losses)
@@ -117,7 +104,65 @@ def _train(config, out_dir, verbose):
         answers=data.answers.answers,
         sequence_length=config.max_sequence_length,
     )
-    steps = data.steps_per_epoch * config.epochs
+    model, trained = _compiled_models(config, data, strategy, grouped)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        fit_under_multi_worker(trained, strategy)
+    # The global batch is split between the replicas.
+    dataset = shard_by_data(data.dataset)
+    validation = shard_by_data(data.validation) if data.validation is not None else None
+    prefix = "answers_" if trained is not model else ""  # the wrapper's metrics are per output
+    budget, callbacks, fit_verbose = _callbacks(
+        config, out_dir, model, preprocessor, validation, prefix, started, verbose
+    )
+    # shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
+    history = trained.fit(
+        dataset,
+        validation_data=validation,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=fit_verbose,
+        shuffle=False,
+    ).history
+    if not np.all(np.isfinite(history.get("loss", [0.0]))):
+        raise RuntimeError(
+            "training stopped: the loss became NaN; the model was not written "
+            f"(the best epoch before it, if any, is in {out_dir}/best/)"
+        )
+    # The served model's names: accuracy, val_accuracy (answers_ dropped).
+    history = {k.replace(prefix, "") if prefix else k: v for k, v in history.items()}
+    history["steps"] = int(keras.ops.convert_to_numpy(trained.optimizer.iterations))
+    if budget is not None:
+        history["train_minutes"] = budget.elapsed() / 60
+    # Trained on tokenised tf.data pipelines; the preset carries the
+    # preprocessor, so that the saved model takes raw images and questions.
+    model.preprocessor = preprocessor
+    save_preset_atomically(model, out_dir)
+    write_atomically(os.path.join(out_dir, "history.json"), json.dumps(history, indent=2))
+    return model
+
+
+def _image_grouped(config, strategy):
+    """Whether batches are image-grouped. They need each batch whole on one
+    replica (images and questions cannot be split separately); elsewhere
+    every example carries its own image and object targets, and the losses
+    are the same."""
+    grouped = (
+        config.input_pipeline == "memory"
+        and strategy.num_replicas_in_sync == 1
+        and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    )
+    if config.questions_per_image > 1 and not grouped:
+        print(
+            f"questions_per_image {config.questions_per_image}: one question per example "
+            f"(image-grouped batches need the memory pipeline on one replica)"
+        )
+    return grouped
+
+
+def _compiled_models(config, data, strategy, grouped):
+    """(the served SimMIMVQA, the model `fit` trains: the served one, or the
+    `SimMIMVQATraining` wrapper that adds the object losses), compiled under
+    `strategy`."""
     image_encoder = _pretrained_image_encoder(config.init_from, data.image_size)
     architecture = {**image_encoder, **_without_scenes(config)}
     with strategy.scope():  # variables mirrored on every replica
@@ -140,26 +185,26 @@ def _train(config, out_dir, verbose):
         if config.minutes:  # set each step by the TimeBudget callback
             schedule = config.learning_rate
         else:
+            steps = data.steps_per_epoch * config.epochs
             schedule = warmup_cosine_schedule(config.learning_rate, steps, config.warmup_fraction)
         model.compile(learning_rate=schedule, **compile_args)
-        trained = model
-        if grouped or data.attribute_sizes or data.anchor_targets:
-            trained = SimMIMVQATraining(
-                model,
-                data.attribute_sizes,
-                config.grounding_weight,
-                anchor_weight=config.anchor_weight if data.anchor_targets else 0.0,
-            )
-            # Its own optimizer: the saved preset holds the served model
-            # only, whose optimizer state would not match the wrapper's
-            # variables (RUN/history.json records the steps taken).
-            trained.compile(model.default_optimizer(schedule), **compile_args)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        fit_under_multi_worker(trained, strategy)
-    # The global batch is split between the replicas.
-    dataset = shard_by_data(data.dataset)
-    validation = shard_by_data(data.validation) if data.validation is not None else None
-    prefix = "answers_" if trained is not model else ""  # the wrapper's metrics are per output
+        if not (grouped or data.attribute_sizes or data.anchor_targets):
+            return model, model
+        trained = SimMIMVQATraining(
+            model,
+            data.attribute_sizes,
+            config.grounding_weight,
+            anchor_weight=config.anchor_weight if data.anchor_targets else 0.0,
+        )
+        # Its own optimizer: the saved preset holds the served model only,
+        # whose optimizer state would not match the wrapper's variables
+        # (RUN/history.json records the steps taken).
+        trained.compile(model.default_optimizer(schedule), **compile_args)
+    return model, trained
+
+
+def _callbacks(config, out_dir, model, preprocessor, validation, prefix, started, verbose):
+    """(the time budget or None, the run's callbacks, `fit`'s verbose)."""
     backup = os.path.join(out_dir, "backup")
     _say_where_it_resumes(backup, config.epochs)
     callbacks = [
@@ -190,32 +235,7 @@ def _train(config, out_dir, verbose):
         start=started,
     )
     # The budget last: it times the end of each epoch (checkpoints included).
-    callbacks += progress + ([budget] if budget else [])
-    # shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
-    history = trained.fit(
-        dataset,
-        validation_data=validation,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=fit_verbose,
-        shuffle=False,
-    ).history
-    if not np.all(np.isfinite(history.get("loss", [0.0]))):
-        raise RuntimeError(
-            "training stopped: the loss became NaN; the model was not written "
-            f"(the best epoch before it, if any, is in {out_dir}/best/)"
-        )
-    # The served model's names: accuracy, val_accuracy (answers_ dropped).
-    history = {k.replace(prefix, "") if prefix else k: v for k, v in history.items()}
-    history["steps"] = int(keras.ops.convert_to_numpy(trained.optimizer.iterations))
-    if budget is not None:
-        history["train_minutes"] = budget.elapsed() / 60
-    # Trained on tokenised tf.data pipelines; the preset carries the
-    # preprocessor, so that the saved model takes raw images and questions.
-    model.preprocessor = preprocessor
-    save_preset_atomically(model, out_dir)
-    write_atomically(os.path.join(out_dir, "history.json"), json.dumps(history, indent=2))
-    return model
+    return budget, callbacks + progress + ([budget] if budget else []), fit_verbose
 
 
 def _without_scenes(config):
