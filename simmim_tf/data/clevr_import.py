@@ -18,7 +18,7 @@ import os
 
 from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.import_writer import entries, load_json, write_imported
-from simmim_tf.data.scene_import import clevr_objects, write_scenes
+from simmim_tf.data.scene_import import clevr_objects
 from simmim_tf.errors import SimMIMInputError
 
 
@@ -69,18 +69,11 @@ def import_clevr(
                 **({"question_id": q["question_index"]} if "question_index" in q else {}),
             }
         )
-    scenes = clevr_objects(scenes_json, image_size, bad) if scenes_json else None
-    n = write_imported(
-        out_dir,
-        "questions.jsonl",
-        split,
-        records,
-        sources,
-        image_size,
-        bad,
-        f"CLEVR {split} images",
+    scenes = None
+    if scenes_json:
+        objects = clevr_objects(scenes_json, image_size, bad)
+        scenes = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in objects.items()}
+    desc = f"CLEVR {split} images"
+    return write_imported(
+        out_dir, "questions.jsonl", split, records, sources, image_size, bad, desc, scenes
     )
-    if scenes is not None:
-        by_path = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in scenes.items()}
-        write_scenes(out_dir, split, by_path)
-    return n

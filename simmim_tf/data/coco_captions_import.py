@@ -11,7 +11,7 @@ import os
 
 from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.import_writer import entries, load_json, write_imported
-from simmim_tf.data.scene_import import coco_objects, write_scenes
+from simmim_tf.data.scene_import import coco_objects
 
 
 def import_coco_captions(
@@ -38,11 +38,11 @@ def import_coco_captions(
         name = os.path.splitext(files[a["image_id"]])[0]
         sources.setdefault(name, (os.path.join(image_dir, files[a["image_id"]]), where))
         records.append({"image": f"images/{name}.png", "caption": a["caption"].strip()})
-    objects = coco_objects(instances_json, image_size, bad) if instances_json else None
-    n = write_imported(
-        out_dir, "captions.jsonl", split, records, sources, image_size, bad, f"COCO {split} images"
+    scenes = None
+    if instances_json:
+        objects = coco_objects(instances_json, image_size, bad)
+        scenes = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in objects.values()}
+    desc = f"COCO {split} images"
+    return write_imported(
+        out_dir, "captions.jsonl", split, records, sources, image_size, bad, desc, scenes
     )
-    if objects is not None:
-        by_path = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in objects.values()}
-        write_scenes(out_dir, split, by_path)
-    return n

@@ -50,12 +50,36 @@ def copy_images(sources, out_dir, image_size, bad, desc="images"):
     return written
 
 
-def write_imported(out_dir, file_name, split, records, sources, image_size, bad, desc):
+def write_imported(out_dir, file_name, split, records, sources, image_size, bad, desc, scenes=None):
     """Copies the images of `sources`, then writes the records whose image was
-    copied (the others went to `bad`) as `split` of OUT/file_name."""
+    copied (the others went to `bad`) as `split` of OUT/file_name, and the
+    `scenes` ({"images/NAME.png": objects}, if given) of those images.
+    Returns the number of records written."""
     written = copy_images(sources, out_dir, image_size, bad, desc=desc)
     records = [r for r in records if r["image"][len("images/") : -len(".png")] in written]
-    return write_split(out_dir, file_name, split, records)
+    count = write_split(out_dir, file_name, split, records)
+    if scenes is not None:
+        write_scenes(out_dir, split, scenes)
+    return count
+
+
+def write_scenes(out_dir, split, objects_by_image):
+    """Writes the scenes of `split` ({"images/NAME.png": objects}) for the
+    images the importer wrote, and says how many; returns (scenes, objects)."""
+    records = [
+        {"image": path, "objects": objects}
+        for path, objects in sorted(objects_by_image.items())
+        if os.path.isfile(os.path.join(out_dir, path))
+    ]
+    if not records:
+        raise SimMIMInputError(
+            f"no scene matches an imported image of split {split!r}: is the annotations "
+            "file the same subset as the questions?"
+        )
+    write_split(out_dir, "scenes.jsonl", split, records)
+    objects = sum(len(r["objects"]) for r in records)
+    print(f"wrote {len(records)} scenes with {objects} objects to {out_dir}/scenes.jsonl")
+    return len(records), objects
 
 
 def write_split(out_dir, file_name, split, records):

@@ -14,10 +14,7 @@ gives, under the data set's names (`size_name` for CLEVR's size: `size` is
 a side in pixels here).
 """
 
-import os
-
-from simmim_tf.data.import_writer import entries, load_json, write_split
-from simmim_tf.errors import SimMIMInputError
+from simmim_tf.data.import_writer import entries, load_json
 
 # CLEVR v1.0's images and camera (its generator's defaults): 480×320 pixels,
 # a 35 mm lens on a 32 mm-wide sensor, so 525 px of focal length.
@@ -104,22 +101,3 @@ def coco_objects(instances_json, image_size, bad):
             }
         )
     return scenes
-
-
-def write_scenes(out_dir, split, objects_by_image):
-    """Writes the scenes of `split` ({"images/NAME.png": objects}) for the
-    images the importer wrote, and says how many; returns (scenes, objects)."""
-    records = [
-        {"image": path, "objects": objects}
-        for path, objects in sorted(objects_by_image.items())
-        if os.path.isfile(os.path.join(out_dir, path))
-    ]
-    if not records:
-        raise SimMIMInputError(
-            f"no scene matches an imported image of split {split!r}: is the annotations "
-            "file the same subset as the questions?"
-        )
-    write_split(out_dir, "scenes.jsonl", split, records)
-    objects = sum(len(r["objects"]) for r in records)
-    print(f"wrote {len(records)} scenes with {objects} objects to {out_dir}/scenes.jsonl")
-    return len(records), objects

@@ -18,7 +18,7 @@ import os
 
 from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.import_writer import entries, load_json, write_imported
-from simmim_tf.data.scene_import import coco_objects, write_scenes
+from simmim_tf.data.scene_import import coco_objects
 
 ANSWER_TYPES = {"yes/no": "yes_no", "number": "number", "other": "other"}
 
@@ -76,18 +76,11 @@ def import_vqav2(
                 "question_id": q["question_id"],
             }
         )
-    objects = coco_objects(instances_json, image_size, bad) if instances_json else None
-    n = write_imported(
-        out_dir,
-        "questions.jsonl",
-        split,
-        records,
-        sources,
-        image_size,
-        bad,
-        f"VQAv2 {split} images",
+    scenes = None
+    if instances_json:
+        objects = coco_objects(instances_json, image_size, bad)
+        scenes = {f"images/COCO_{subtype}_{i:012d}.png": o for i, (_, o) in objects.items()}
+    desc = f"VQAv2 {split} images"
+    return write_imported(
+        out_dir, "questions.jsonl", split, records, sources, image_size, bad, desc, scenes
     )
-    if objects is not None:
-        by_path = {f"images/COCO_{subtype}_{i:012d}.png": o for i, (_, o) in objects.items()}
-        write_scenes(out_dir, split, by_path)
-    return n
