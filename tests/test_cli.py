@@ -36,6 +36,25 @@ def test_evaluate_writes_eval_json(trained_export, capsys):
         assert types[question_type]["accuracy"] >= 0.85, (question_type, types[question_type])
 
 
+def test_the_accuracy_bar_fails_a_model_that_ignores_the_image(trained_export):
+    """The bar above is one a broken model cannot pass: the same run with
+    its answer head fed zeros (the backbone's final norm zeroed) gives one
+    answer to every question of a type."""
+    from simmim_tf.evaluation import accuracy_by_family
+    from simmim_tf.training.run_evaluation import load_run_and_split, predict_answers
+
+    model, test, _ = load_run_and_split(trained_export["run"], trained_export["data"], count=1)
+    norm = model.backbone.get_layer("final_norm")
+    norm.set_weights([np.zeros_like(w) for w in norm.get_weights()])
+    predicted = predict_answers(model, test)
+    assert len(set(predicted)) == 1  # the head sees the same zeros for every question
+    types = accuracy_by_family(
+        predicted, test.answers, test.families, test.human_answers, test.question_types
+    )["by_question_type"]
+    for question_type in ("horizontal", "vertical"):
+        assert types[question_type]["accuracy"] < 0.85, (question_type, types[question_type])
+
+
 def test_evaluate_tflite(trained_export):
     model = os.path.join(trained_export["export"], "model_int8.tflite")
     assert main(["evaluate", "--model", model, "--data", trained_export["data"]]) == 0
