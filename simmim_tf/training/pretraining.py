@@ -76,58 +76,51 @@ def pretrain(
     image's larger side. image_layers: default the preset's, 2 for a preset
     that has none (`tiny`).
     """
-    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        if value < least:
-            raise SimMIMInputError(f"{name} must be at least {least}; received {value}")
-    if image_layers is not None and image_layers < 1:
-        raise SimMIMInputError(f"image_layers must be at least 1; received {image_layers}")
+    _check_options(epochs, batch_size, image_layers)
     keras.utils.set_random_seed(seed)
     files = image_files(images_dir)
     images, skipped = load_images(files, image_size, skip_bad_images)
     image_size = images.shape[1]
     os.makedirs(out_dir, exist_ok=True)
     _report_skipped(skipped, out_dir, len(images))
-    architecture = SIMMIM_PRESETS[preset]
     if image_layers is None:  # the preset's own, or 2 for one that has none
-        image_layers = architecture.get("image_layers") or 2
+        image_layers = SIMMIM_PRESETS[preset].get("image_layers") or 2
     backbone = pretraining_backbone(preset, image_size, image_layers=image_layers)
     pretrainer = SimMIMMaskedImagePretrainer(backbone, mask_patch_size, mask_ratio, seed)
     steps = epochs * int(np.ceil(len(images) / batch_size))
     schedule = warmup_cosine_schedule(learning_rate, steps, warmup_fraction=0.05)
     pretrainer.compile(SimMIMAdamW(schedule, weight_decay=weight_decay, clipnorm=1.0))
     fit_verbose, progress = fit_progress(verbose)
+    callbacks = [
+        # A killed run started again with the same command resumes from the
+        # last finished epoch.
+        keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        *progress,
+    ]
     history = pretrainer.fit(
-        images,
-        batch_size=batch_size,
-        epochs=epochs,
-        shuffle=True,
-        verbose=fit_verbose,
-        callbacks=[
-            # A killed run started again with the same command resumes
-            # from the last finished epoch.
-            keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
-            keras.callbacks.TerminateOnNaN(),
-            *progress,
-        ],
-    ).history
+        images, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=fit_verbose,
+        callbacks=callbacks,
+    ).history  # fmt: skip
     if not np.all(np.isfinite(history.get("loss", [0.0]))):
         raise RuntimeError("pretraining stopped: the loss became NaN; nothing was written")
     history["steps"] = int(keras.ops.convert_to_numpy(pretrainer.optimizer.iterations))
-    pretrainer.save_pretrained(
-        out_dir,
-        {
-            "images": os.path.abspath(images_dir),
-            "num_images": len(images),
-            "skipped_images": len(skipped),
-            "epochs": epochs,
-            "preset": preset,
-        },
-    )
+    source = {"images": os.path.abspath(images_dir), "num_images": len(images)}
+    source.update(skipped_images=len(skipped), epochs=epochs, preset=preset)
+    pretrainer.save_pretrained(out_dir, source)
     write_atomically(os.path.join(out_dir, "history.json"), json.dumps(history, indent=2))
     save_reconstruction_figure(
         pretrainer, images[:FIGURE_IMAGES], os.path.join(out_dir, "reconstructions.png")
     )
     return pretrainer, history
+
+
+def _check_options(epochs, batch_size, image_layers):
+    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
+        if value < least:
+            raise SimMIMInputError(f"{name} must be at least {least}; received {value}")
+    if image_layers is not None and image_layers < 1:
+        raise SimMIMInputError(f"image_layers must be at least 1; received {image_layers}")
 
 
 def reconstruct(pretrainer, images, region_mask=None):
