@@ -46,6 +46,38 @@ def export_captioner(
         model.backbone.encode_image(np.zeros((1, size, size, 3))).shape[1:]
     )
     cache_shape = decoder.cache_shape(1)
+    archive = _archive(model, regions_shape, cache_shape)
+    data_dir = calibration_data(run_dir, data_dir, variants)
+    samples = _calibration_samples(model, data_dir, calibration_size, seed) if data_dir else {}
+    preprocessor = model.preprocessor
+    meta = {
+        "model_id": model_id(run_dir),
+        "vocabulary": preprocessor.tokenizer.get_vocabulary(),
+        "image_size": size,
+        "max_length": decoder.max_length,
+        "start_id": preprocessor.start_token_id,
+        "end_id": preprocessor.end_token_id,
+        "cache_shape": list(cache_shape),
+    }
+    return export_signatures(
+        archive,
+        out_dir,
+        CAPTIONER_META,
+        meta,
+        formats,
+        variants,
+        signatures=PARTS,
+        samples=samples,
+        file_name=part_file,
+        text_part="decoder",
+    )
+
+
+def _archive(model, regions_shape, cache_shape):
+    """The captioner's two signatures: `encoder` (images → regions) and
+    `decoder` (one step against the cache)."""
+    decoder = model.decoder
+    size = model.backbone.image_size
     archive = keras.export.ExportArchive()
     # The backbone and the decoder, not the attached preprocessor: its
     # lookup table would enter the conversion source (no TFLite builtin).
@@ -71,30 +103,7 @@ def export_captioner(
             tf.TensorSpec(cache_shape, tf.float32, name="cache"),
         ],
     )
-    data_dir = calibration_data(run_dir, data_dir, variants)
-    samples = _calibration_samples(model, data_dir, calibration_size, seed) if data_dir else {}
-    preprocessor = model.preprocessor
-    meta = {
-        "model_id": model_id(run_dir),
-        "vocabulary": preprocessor.tokenizer.get_vocabulary(),
-        "image_size": size,
-        "max_length": decoder.max_length,
-        "start_id": preprocessor.start_token_id,
-        "end_id": preprocessor.end_token_id,
-        "cache_shape": list(cache_shape),
-    }
-    return export_signatures(
-        archive,
-        out_dir,
-        CAPTIONER_META,
-        meta,
-        formats,
-        variants,
-        signatures=PARTS,
-        samples=samples,
-        file_name=part_file,
-        text_part="decoder",
-    )
+    return archive
 
 
 def _calibration_samples(model, data_dir, count, seed):
