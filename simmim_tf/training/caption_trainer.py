@@ -96,49 +96,14 @@ def _train_captions_model(config, out_dir, task, verbose):
     train = load_captions(config.data, "train", bad=bad)
     _report_skipped(bad, out_dir, len(train), "captions")
     image_size = train.images.shape[1]
-    if task == "retrieval":
-        preprocessor = SimMIMRetrieverPreprocessor.from_data(
-            train.captions, image_size, config.max_sequence_length
-        )
-        token_ids, padding_mask = preprocessor.caption_tokenizer().encode_batch(train.captions)
-        words = config.max_sequence_length
-    else:
-        preprocessor = SimMIMCaptionerPreprocessor.from_data(
-            train.captions, image_size, config.max_sequence_length
-        )
-        token_ids, padding_mask = (
-            np.asarray(t) for t in preprocessor.packed_token_ids(train.captions)
-        )
-        words = config.max_sequence_length - 1  # then [END]
-    lengths = [len(split_words(c)) for c in train.captions]
-    truncated = sum(n > words for n in lengths)
-    if truncated:
-        print(
-            f"note: {truncated} of {len(train)} training captions are longer than "
-            f"{words} words and are truncated (the longest has {max(lengths)}); raise "
-            "--max-sequence-length to keep them whole"
-        )
+    preprocessor, token_ids, padding_mask = _tokenised(task, train, image_size, config)
     dataset = caption_pairs(train, token_ids, padding_mask, batch, config.seed)
     if task == "captioning":
         dataset = dataset.map(teacher_forcing)
     steps = int(np.ceil(len(train.images) / batch)) * config.epochs
     image_encoder = _pretrained_image_encoder(config.init_from, image_size)
     with strategy.scope():
-        if task == "retrieval":
-            model = SimMIMRetriever.from_preset(
-                config.preset,
-                preprocessor=preprocessor,
-                embedding_dim=config.embedding_dim,
-                contrastive_loss=config.contrastive_loss,
-                **image_encoder,
-            )
-        else:
-            model = SimMIMCaptioner.from_preset(
-                config.preset,
-                preprocessor=preprocessor,
-                decoder_layers=config.decoder_layers,
-                **image_encoder,
-            )
+        model = _untrained_model(task, config, preprocessor, image_encoder)
         if config.init_from:
             copied = load_image_encoder(model.backbone, config.init_from)
             print(f"image encoder initialised from {config.init_from} ({copied} weight arrays)")
@@ -172,6 +137,51 @@ def _train_captions_model(config, out_dir, task, verbose):
     save_preset_atomically(model, out_dir)
     write_atomically(os.path.join(out_dir, "history.json"), json.dumps(history, indent=2))
     return model
+
+
+def _tokenised(task, train, image_size, config):
+    """(the task's preprocessor fitted to the training captions, their token
+    ids, padding mask); says how many captions are cut to fit."""
+    if task == "retrieval":
+        preprocessor = SimMIMRetrieverPreprocessor.from_data(
+            train.captions, image_size, config.max_sequence_length
+        )
+        token_ids, padding_mask = preprocessor.caption_tokenizer().encode_batch(train.captions)
+        words = config.max_sequence_length
+    else:
+        preprocessor = SimMIMCaptionerPreprocessor.from_data(
+            train.captions, image_size, config.max_sequence_length
+        )
+        token_ids, padding_mask = (
+            np.asarray(t) for t in preprocessor.packed_token_ids(train.captions)
+        )
+        words = config.max_sequence_length - 1  # then [END]
+    lengths = [len(split_words(c)) for c in train.captions]
+    truncated = sum(n > words for n in lengths)
+    if truncated:
+        print(
+            f"note: {truncated} of {len(train)} training captions are longer than "
+            f"{words} words and are truncated (the longest has {max(lengths)}); raise "
+            "--max-sequence-length to keep them whole"
+        )
+    return preprocessor, token_ids, padding_mask
+
+
+def _untrained_model(task, config, preprocessor, image_encoder):
+    if task == "retrieval":
+        return SimMIMRetriever.from_preset(
+            config.preset,
+            preprocessor=preprocessor,
+            embedding_dim=config.embedding_dim,
+            contrastive_loss=config.contrastive_loss,
+            **image_encoder,
+        )
+    return SimMIMCaptioner.from_preset(
+        config.preset,
+        preprocessor=preprocessor,
+        decoder_layers=config.decoder_layers,
+        **image_encoder,
+    )
 
 
 def teacher_forcing(x, image_id):
