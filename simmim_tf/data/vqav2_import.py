@@ -43,15 +43,7 @@ def import_vqav2(
     if not isinstance(subtype, str):
         bad(f"{questions_json}: missing 'data_subtype' (e.g. train2014); COCO file names need it")
         subtype = "unknown"
-    by_id = {}
-    fields = ("question_id", "answer_type", "question_type", "multiple_choice_answer", "answers")
-    for where, a in entries(annotations, "annotations", annotations_json, bad, fields):
-        humans = [h.get("answer") for h in a["answers"] if isinstance(h, dict)]
-        if not humans or not all(isinstance(h, str) for h in humans):
-            bad(f"{where}'answers' must be a list of {{'answer': string}}")
-            continue
-        by_id[a["question_id"]] = (a, humans)
-
+    by_id = _annotations_by_question(annotations, annotations_json, bad)
     records, sources = [], {}
     for where, q in entries(
         questions, "questions", questions_json, bad, ("image_id", "question", "question_id")
@@ -84,3 +76,16 @@ def import_vqav2(
     return write_imported(
         out_dir, "questions.jsonl", split, records, sources, image_size, bad, desc, scenes
     )
+
+
+def _annotations_by_question(annotations, annotations_json, bad):
+    """{question id: (annotation, the human answers)} of the valid annotations."""
+    by_id = {}
+    fields = ("question_id", "answer_type", "question_type", "multiple_choice_answer", "answers")
+    for where, a in entries(annotations, "annotations", annotations_json, bad, fields):
+        humans = [h.get("answer") for h in a["answers"] if isinstance(h, dict)]
+        if not humans or not all(isinstance(h, str) for h in humans):
+            bad(f"{where}'answers' must be a list of {{'answer': string}}")
+            continue
+        by_id[a["question_id"]] = (a, humans)
+    return by_id
