@@ -72,18 +72,12 @@ def export_run(
         if "tflite" in formats:
             samples = None
             if set(CALIBRATED) & set(variants):
-                samples = representative_samples(
-                    data_dir, tokenizer, model.backbone.image_size, calibration_size
-                )
+                size = model.backbone.image_size
+                samples = representative_samples(data_dir, tokenizer, size, calibration_size)
             for variant in variants:
                 source = saved_model
                 if variant == "int8" and load_ranges(run_dir):
-                    # A quantization-aware run: its fake-quant ops, and so
-                    # its ranges, go to the converter (quantization_aware.py).
-                    source = os.path.join(scratch, "saved_model_with_ranges")
-                    write_saved_model_with_ranges(
-                        model, *load_ranges(run_dir), tokenizer, answers, source
-                    )
+                    source = _with_ranges(model, run_dir, tokenizer, answers, scratch)
                 with step(f"converting {variant}"):
                     flatbuffer = convert(source, variant, samples, float_ops=int8_float_ops)
                 path = os.path.join(out_dir, f"model_{variant}.tflite")
@@ -97,6 +91,15 @@ def export_run(
                     sizes = export_two_stage(model, out_dir, tokenizer.sequence_length, two_stage)
                 report["files"].update(sizes)
     return report
+
+
+def _with_ranges(model, run_dir, tokenizer, answers, scratch):
+    """The conversion source of a quantization-aware run's int8 model: its
+    fake-quant ops, and so its ranges, go to the converter
+    (quantization_aware.py)."""
+    source = os.path.join(scratch, "saved_model_with_ranges")
+    write_saved_model_with_ranges(model, *load_ranges(run_dir), tokenizer, answers, source)
+    return source
 
 
 def _write_saved_models(model, tokenizer, answers, out_dir):
