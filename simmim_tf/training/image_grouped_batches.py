@@ -89,6 +89,17 @@ def image_grouped_batches(
                 targets["anchor"] = anchor_targets[questions].astype(np.float32)
             yield inputs, targets
 
+    signature = _signature(question_set, token_ids, region_targets, anchor_targets)
+    # A known length: Keras then shows progress against it, and (Keras 3.15,
+    # TensorFlow) does not count an extra optimizer step at the end of each
+    # epoch as it does for a generator of unknown length.
+    steps = steps_per_epoch(question_set, batch_size, questions_per_image)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+def _signature(question_set, token_ids, region_targets, anchor_targets):
+    """The (inputs, targets) structure `image_grouped_batches` yields."""
     size = question_set.images.shape[1:]
     tokens = token_ids.shape[1]
     signature = (
@@ -104,9 +115,4 @@ def image_grouped_batches(
         signature[1]["grounding"] = tf.TensorSpec((None, *region_targets.shape[1:]), tf.float32)
     if anchor_targets is not None:
         signature[1]["anchor"] = tf.TensorSpec((None, *anchor_targets.shape[1:]), tf.float32)
-    # A known length: Keras then shows progress against it, and (Keras 3.15,
-    # TensorFlow) does not count an extra optimizer step at the end of each
-    # epoch as it does for a generator of unknown length.
-    steps = steps_per_epoch(question_set, batch_size, questions_per_image)
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+    return signature
