@@ -69,11 +69,8 @@ def import_clevr(
                 **({"question_id": q["question_index"]} if "question_index" in q else {}),
             }
         )
-    scenes = None
-    if scenes_json:
-        objects = clevr_objects(scenes_json, image_size, bad)
-        scenes = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in objects.items()}
+    objects = clevr_objects(scenes_json, image_size, bad) if scenes_json else None
+    scenes = objects and {f"images/{os.path.splitext(f)[0]}.png": o for f, o in objects.items()}
     desc = f"CLEVR {split} images"
-    return write_imported(
-        out_dir, "questions.jsonl", split, records, sources, image_size, bad, desc, scenes
-    )
+    return write_imported(out_dir, "questions.jsonl", split, records, sources, image_size, bad,
+                          desc, scenes)  # fmt: skip

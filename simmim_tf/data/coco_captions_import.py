@@ -38,11 +38,8 @@ def import_coco_captions(
         name = os.path.splitext(files[a["image_id"]])[0]
         sources.setdefault(name, (os.path.join(image_dir, files[a["image_id"]]), where))
         records.append({"image": f"images/{name}.png", "caption": a["caption"].strip()})
-    scenes = None
-    if instances_json:
-        objects = coco_objects(instances_json, image_size, bad)
-        scenes = {f"images/{os.path.splitext(f)[0]}.png": o for f, o in objects.values()}
+    objects = coco_objects(instances_json, image_size, bad) if instances_json else None
+    scenes = objects and {f"images/{os.path.splitext(f)[0]}.png": o for f, o in objects.values()}
     desc = f"COCO {split} images"
-    return write_imported(
-        out_dir, "captions.jsonl", split, records, sources, image_size, bad, desc, scenes
-    )
+    return write_imported(out_dir, "captions.jsonl", split, records, sources, image_size, bad,
+                          desc, scenes)  # fmt: skip

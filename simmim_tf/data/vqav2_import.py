@@ -68,14 +68,11 @@ def import_vqav2(
                 "question_id": q["question_id"],
             }
         )
-    scenes = None
-    if instances_json:
-        objects = coco_objects(instances_json, image_size, bad)
-        scenes = {f"images/COCO_{subtype}_{i:012d}.png": o for i, (_, o) in objects.items()}
+    objects = coco_objects(instances_json, image_size, bad) if instances_json else None
+    scenes = objects and {f"images/COCO_{subtype}_{i:012d}.png": o for i, (_, o) in objects.items()}
     desc = f"VQAv2 {split} images"
-    return write_imported(
-        out_dir, "questions.jsonl", split, records, sources, image_size, bad, desc, scenes
-    )
+    return write_imported(out_dir, "questions.jsonl", split, records, sources, image_size, bad,
+                          desc, scenes)  # fmt: skip
 
 
 def _annotations_by_question(annotations, annotations_json, bad):
