@@ -11,27 +11,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-# The files that take longest (`pytest --durations`, 2026-12-07), first:
-# with two workers and `--dist loadfile` each file runs on one worker, and
-# a long file started last keeps one worker busy while the other idles.
-LONGEST_FIRST = (
-    "test_notebooks.py",
-    "test_training_options.py",
-    "test_cli.py",
-    "test_distribution.py",
-    "test_readme.py",
-    "test_export.py",
-    "test_fault_tolerance.py",
-    "test_models.py",
-    "test_jax_backend.py",
-)
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(os.path.basename(str(item.path)), len(rank)))
-
-
 TINY_BACKBONE = dict(
     vocabulary_size=30,
     image_size=32,
