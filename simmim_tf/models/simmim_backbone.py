@@ -53,15 +53,11 @@ def current_arguments(config, accepted=()):
     `relational_*`, the ablation switches) → today's. `accepted`: ablation
     switches the class being built takes itself."""
     config = dict(config)
-    legacy = {k: config.pop(k) for k in list(config) if k in LEGACY_RELATIONAL}
+    options = {LEGACY_RELATIONAL[k]: config.pop(k) for k in list(config) if k in LEGACY_RELATIONAL}
     if "use_relational_attention" in config:
-        on = config.pop("use_relational_attention")
-        config["relational"] = {LEGACY_RELATIONAL[k]: v for k, v in legacy.items()} if on else None
-    elif legacy:
-        config["relational"] = {
-            **(config.get("relational") or {}),
-            **{LEGACY_RELATIONAL[k]: v for k, v in legacy.items()},
-        }
+        config["relational"] = options if config.pop("use_relational_attention") else None
+    elif options:
+        config["relational"] = {**(config.get("relational") or {}), **options}
     for name, value in ABLATION_SWITCHES.items():
         if name in config and name not in accepted:
             if config[name] != value:
