@@ -198,6 +198,13 @@ ALTERNATIVES = {
     # The stem's batch-norm statistics recomputed over 50 training batches
     # before every measurement, instead of their moving averages.
     "recomputed_batch_norm": ({}, {"recompute_batch_norm": True}),
+    # Without scenes: the anchors' attention entropy as a loss (anchors that
+    # commit to one region), offsets in image sides as the library has them
+    # there (budgeted_training.AnchorEntropyTraining).
+    "anchor_entropy_image_sides": (
+        {"relational_offsets_in_regions": False},
+        {"swap": "anchor_entropy"},
+    ),
     # ... with the relation offsets in image sides (the library's choice without scenes).
     "image_sides_recomputed_batch_norm": (
         {"relational_offsets_in_regions": False},

@@ -259,10 +259,36 @@ class Swap:
             simmim_backbone.RelationalAttention = original
 
 
+class AnchorEntropyTraining(SimMIMVQATraining):
+    """`SimMIMVQATraining` plus the anchor attention's entropy, weighted by
+    `ENTROPY_WEIGHT`, as a loss: without scenes nothing but the answers says
+    where an anchor looks, and an anchor spread over several regions sits
+    between objects (its position is the attention-weighted mean). The
+    penalty asks each anchor to commit to one region, whichever the answers
+    favour, with no label."""
+
+    ENTROPY_WEIGHT = 0.1
+
+    def call(self, inputs, training=False):
+        if self.grounding_head is not None or self.anchor_weight:
+            raise ValueError("anchor_entropy is a without-scenes variant: use --without-scenes")
+        regions = self.vqa.backbone.encode_image(inputs["images"], training=training)
+        if "image_index" in inputs:
+            regions = keras.ops.take(regions, inputs["image_index"], axis=0)
+        mask = keras.ops.cast(inputs["padding_mask"], "bool")
+        out = self.vqa.answer_from_regions(regions, inputs["token_ids"], mask, training=training)
+        if training:
+            anchor = keras.ops.cast(out["anchor_attention"], "float32")
+            entropy = -keras.ops.sum(anchor * keras.ops.log(anchor + 1e-9), axis=-1)
+            self.add_loss(self.ENTROPY_WEIGHT * keras.ops.mean(entropy))
+        return {"answers": out["logits"]}
+
+
 # A recipe's "swap": the name of the library classes it replaces.
 SWAPS = {
     None: Swap(),
     "positions_from_offsets_only": Swap(PositionsFromOffsetsOnly),
+    "anchor_entropy": Swap(training=AnchorEntropyTraining),
 }
 
 

@@ -153,7 +153,7 @@ def test_training_refuses_or_skips_and_counts(folder, tmp_path, capsys):
     # (tests/test_training_options.py trains with skipping and checks the report.)
     bad = BadRecords(skip=True)
     config = RunConfig(data=folder, max_answers=3, skip_bad_records=True)
-    data = training_data(config, bad)
+    data = training_data(config.data_section(), bad)
     answers, num_questions = data.answers, data.num_questions
     assert len(answers) == 3
     assert bad.messages[0].endswith("questions.jsonl:5: missing field 'answer'")

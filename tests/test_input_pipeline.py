@@ -101,7 +101,7 @@ def test_training_data_from_tfrecord_shards(tmp_path):
     assert main(["data", "to-tfrecord", "--data", data, "--shards", "2"]) == 0
     assert len(shard_files(data, "train")) == len(shard_files(data, "test")) == 2
     config = RunConfig(data=data, batch_size=32, input_pipeline="tfrecord")
-    training = training_data(config, BadRecords())
+    training = training_data(config.data_section(), BadRecords())
     dataset = training.dataset
     assert (training.num_questions, training.image_size, training.validation) == (180, 75, None)
     assert training.steps_per_epoch == 6  # one question per example

@@ -94,6 +94,26 @@ def test_global_batch_and_learning_rate_scaling():
         RunConfig(data="d", per_replica_batch_size=0).global_batch_and_learning_rate(1)
 
 
+def test_the_data_code_sees_the_data_section_only():
+    import ast
+    import inspect
+
+    from simmim_tf.training import training_data
+
+    config = RunConfig(data="d", preset="tiny", grounding_weight=0.0, learning_rate=5e-4)
+    section = config.data_section()
+    assert (section.folder, section.grounding, section.num_anchors) == ("d", False, 2)
+    assert section.losses_off == ("grounding off (grounding_weight 0)",)
+    assert not hasattr(section, "learning_rate")  # optimisation is not the data's
+    assert config.data_section(patch_size=16).patch_size == 16  # a pretrained encoder's
+    small = RunConfig(data="d", preset="small", anchor_weight=0.0).data_section()
+    assert small.num_anchors == 0 and small.losses_off == ("anchor off (anchor_weight 0)",)
+    # No name of the data code refers to the run configuration.
+    tree = ast.parse(inspect.getsource(training_data))
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert not names & {"RunConfig", "config"}
+
+
 def test_steps_per_execution_keeps_the_number_of_steps(tmp_path):
     """Several steps per graph call: the same optimizer steps, each a batch."""
     data = str(tmp_path / "data")
@@ -125,7 +145,7 @@ def test_every_pipeline_trains_the_object_losses_and_says_so(tmp_path, capsys):
     from simmim_tf.training.training_data import training_data
 
     config = RunConfig(data=data, batch_size=16, anchor_weight=0.0)
-    said = training_data(config, BadRecords()).object_losses
+    said = training_data(config.data_section(), BadRecords()).object_losses
     assert (
         said
         == "losses: answers, grounding (objects from scenes.jsonl); anchor off (anchor_weight 0)"

@@ -12,6 +12,7 @@ import typing
 
 from simmim_tf.atomic_files import write_atomically
 from simmim_tf.errors import SimMIMInputError
+from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 
 
 def _option(default, help, choices=None):
@@ -144,6 +145,35 @@ class RunConfig:
             learning_rate *= batch / self.learning_rate_base_batch
         return batch, learning_rate
 
+    def data_section(self, patch_size=None):
+        """The `DataSection` of this run: all that the data code reads.
+
+        patch_size: the model's, where it is not the preset's (an image
+        encoder from `--init-from`)."""
+        architecture = SIMMIM_PRESETS[self.preset]
+        relational = architecture.get("relational")
+        losses_off = []
+        if not self.grounding_weight:
+            losses_off.append("grounding off (grounding_weight 0)")
+        if not self.anchor_weight:
+            losses_off.append("anchor off (anchor_weight 0)")
+        elif not relational:
+            losses_off.append(f"anchor off (preset {self.preset} has no relational attention)")
+        return DataSection(
+            folder=self.data,
+            input_pipeline=self.input_pipeline,
+            batch_size=self.batch_size,
+            questions_per_image=self.questions_per_image,
+            max_answers=self.max_answers,
+            max_sequence_length=self.max_sequence_length,
+            validation_fraction=self.validation_fraction,
+            seed=self.seed,
+            grounding=bool(self.grounding_weight),
+            num_anchors=relational["num_anchors"] if self.anchor_weight and relational else 0,
+            patch_size=patch_size or architecture["patch_size"],
+            losses_off=tuple(losses_off),
+        )
+
     def save(self, path):
         write_atomically(path, json.dumps(dataclasses.asdict(self), indent=2))
 
@@ -151,6 +181,27 @@ class RunConfig:
     def load(cls, path):
         with open(path) as f:
             return cls(**json.load(f))
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSection:
+    """The data section of a run (`RunConfig.data_section()`): what
+    `training_data` and the input pipelines read, and nothing else, as
+    big_vision's `config.input` is all its input pipeline sees."""
+
+    folder: str  # questions.jsonl, images/, scenes.jsonl where annotated
+    input_pipeline: str = "memory"  # memory, stream or tfrecord
+    batch_size: int = 64  # global: split between the replicas
+    questions_per_image: int = 4  # image-grouped batches (memory, one replica)
+    max_answers: int | None = None
+    max_sequence_length: int = 16
+    validation_fraction: float = 0.0
+    seed: int = 0
+    # The object targets the model's losses want, where scenes.jsonl exists:
+    grounding: bool = True
+    num_anchors: int = 0  # anchor targets for this many anchors (0: none)
+    patch_size: int = 8  # the image side of one region: the targets' grid
+    losses_off: tuple = ()  # why a loss is off, for the line `train` prints
 
 
 def add_arguments(parser):

@@ -5,7 +5,8 @@ One function per input pipeline: `memory` (decoded once; image-grouped
 batches on one replica) and `stream` / `tfrecord` (decoded in the graph
 every epoch). Where the data has scenes, every pipeline carries each
 example's object targets for the grounding and anchor losses
-(`simmim_tf.data.object_targets`).
+(`simmim_tf.data.object_targets`). It reads the run's data section only
+(`run_config.DataSection`), never the whole run configuration.
 """
 
 import collections
@@ -19,7 +20,6 @@ from simmim_tf.data.object_targets import object_targets, question_key
 from simmim_tf.data.tfrecord_shards import shard_files
 from simmim_tf.data.vqa_dataset import load_split, read_questions
 from simmim_tf.errors import SimMIMInputError
-from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
 from simmim_tf.preprocessing.image_loading import image_header_problem, load_image
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
@@ -53,8 +53,8 @@ class TrainingData:
     object_losses: str = ""  # which losses train and why, for `train` to print
 
 
-def training_data(config, bad, grouped=False):
-    """`TrainingData` of the training split.
+def training_data(section, bad, grouped=False):
+    """`TrainingData` of the training split, from the run's `DataSection`.
 
     Bad records go to `bad`; so do answers outside the top `max_answers`.
     With `grouped` (memory pipeline only), image-grouped batches for
@@ -62,12 +62,12 @@ def training_data(config, bad, grouped=False):
     targets (a dict of targets) when the data has scenes and the grounding
     or anchor loss is on.
     """
-    if config.questions_per_image < 1:
+    if section.questions_per_image < 1:
         raise SimMIMInputError(
-            f"questions_per_image must be at least 1, got {config.questions_per_image}"
+            f"questions_per_image must be at least 1, got {section.questions_per_image}"
         )
-    if config.input_pipeline == "memory":
-        train_set = load_split(config.data, "train", bad=bad)
+    if section.input_pipeline == "memory":
+        train_set = load_split(section.folder, "train", bad=bad)
         records = [
             {"image": train_set.image_paths[i], "question": q, "answer": a, "_where": w + ": "}
             for i, q, a, w in zip(
@@ -81,17 +81,17 @@ def training_data(config, bad, grouped=False):
         image_size = train_set.images.shape[1]
         if train_set.images.shape[2] != image_size:
             raise SimMIMInputError(
-                f"{config.data}: images must be square; got {train_set.images.shape[1:3]}"
+                f"{section.folder}: images must be square; got {train_set.images.shape[1:3]}"
             )
-    elif config.input_pipeline in ("stream", "tfrecord"):
-        records = [r for r in read_questions(config.data, bad) if r["split"] == "train"]
-        records = _with_readable_images(config.data, records, bad)
-        image_size = load_image(os.path.join(config.data, records[0]["image"])).shape[0]
+    elif section.input_pipeline in ("stream", "tfrecord"):
+        records = [r for r in read_questions(section.folder, bad) if r["split"] == "train"]
+        records = _with_readable_images(section.folder, records, bad)
+        image_size = load_image(os.path.join(section.folder, records[0]["image"])).shape[0]
     else:
         raise SimMIMInputError(
-            f"input_pipeline must be memory, stream or tfrecord; got {config.input_pipeline!r}"
+            f"input_pipeline must be memory, stream or tfrecord; got {section.input_pipeline!r}"
         )
-    answers = AnswerVocabulary.fit([r["answer"] for r in records], config.max_answers)
+    answers = AnswerVocabulary.fit([r["answer"] for r in records], section.max_answers)
     known = [r["answer"] in answers for r in records]
     for r, ok in zip(records, known, strict=True):
         if not ok:
@@ -100,56 +100,45 @@ def training_data(config, bad, grouped=False):
                 "frequent answers (max_answers)"
             )
     records = [r for r, ok in zip(records, known, strict=True) if ok]
-    held_out = _held_out_images(records, config.validation_fraction, config.seed)
+    held_out = _held_out_images(records, section.validation_fraction, section.seed)
     tokenizer = QuestionTokenizer.fit(
-        [r["question"] for r in records if r["image"] not in held_out], config.max_sequence_length
+        [r["question"] for r in records if r["image"] not in held_out], section.max_sequence_length
     )
     num_train = sum(r["image"] not in held_out for r in records)
     data = TrainingData(
-        None, None, tokenizer, answers, image_size, num_train, -(-num_train // config.batch_size)
+        None, None, tokenizer, answers, image_size, num_train, -(-num_train // section.batch_size)
     )
-    if config.input_pipeline == "memory":
-        _memory_pipelines(data, config, train_set.subset(known), held_out, grouped)
+    if section.input_pipeline == "memory":
+        _memory_pipelines(data, section, train_set.subset(known), held_out, grouped)
     else:
-        _streaming_pipelines(data, config, records, held_out)
+        _streaming_pipelines(data, section, records, held_out)
     return data
 
 
-def _object_targets(data, config, records):
+def _object_targets(data, section, records):
     """The run's `ObjectTargets` of `records`, or None where no object loss
     is on; sets `data.attribute_sizes`, `data.anchor_targets` and
     `data.object_losses` (the line `train` prints)."""
-    architecture = SIMMIM_PRESETS[config.preset]
-    relational = architecture.get("relational")
-    wanted, reasons = [], []
-    if config.grounding_weight:
-        wanted.append("grounding")
-    else:
-        reasons.append("grounding off (grounding_weight 0)")
-    if config.anchor_weight and relational:
-        wanted.append("anchor")
-    elif config.anchor_weight:
-        reasons.append(f"anchor off (preset {config.preset} has no relational attention)")
-    else:
-        reasons.append("anchor off (anchor_weight 0)")
-    if wanted and not has_scenes(config.data):
+    wanted = ["grounding"] * section.grounding + ["anchor"] * bool(section.num_anchors)
+    if wanted and not has_scenes(section.folder):
         data.object_losses = (
-            f"losses: answers only (no scenes.jsonl in {config.data}: {' and '.join(wanted)} off)"
+            f"losses: answers only (no scenes.jsonl in {section.folder}: "
+            f"{' and '.join(wanted)} off)"
         )
         return None
     data.object_losses = "losses: " + ", ".join(["answers", *wanted])
     data.object_losses += " (objects from scenes.jsonl)" if wanted else ""
-    data.object_losses += "".join(f"; {r}" for r in reasons)
+    data.object_losses += "".join(f"; {r}" for r in section.losses_off)
     if not wanted:
         return None
-    grid = (-(-data.image_size // architecture["patch_size"]),) * 2
+    grid = (-(-data.image_size // section.patch_size),) * 2
     targets = object_targets(
-        config.data,
+        section.folder,
         records,
         grid,
-        architecture["patch_size"],
-        grounding="grounding" in wanted,
-        num_anchors=relational["num_anchors"] if "anchor" in wanted else 0,
+        section.patch_size,
+        grounding=section.grounding,
+        num_anchors=section.num_anchors,
     )
     data.attribute_sizes = targets.attribute_sizes
     data.anchor_targets = targets.anchors is not None
@@ -163,12 +152,12 @@ def _records_of(question_set):
     ]
 
 
-def _memory_pipelines(data, config, train_set, held_out, grouped):
+def _memory_pipelines(data, section, train_set, held_out, grouped):
     """Sets `data.dataset` (and `data.validation`) from decoded images in memory."""
     is_held_out = np.array([train_set.image_paths[i] in held_out for i in train_set.image_index])
     masks = [np.logical_not(is_held_out), is_held_out]
     parts = [train_set.subset(mask) for mask in masks]
-    targets = _object_targets(data, config, _records_of(train_set))
+    targets = _object_targets(data, section, _records_of(train_set))
     datasets = [None, None]
     for n, (part, shuffle) in enumerate(zip(parts, (True, False), strict=True)):
         if not len(part):  # no validation share
@@ -177,23 +166,23 @@ def _memory_pipelines(data, config, train_set, held_out, grouped):
         answer_ids = _encode_answers(data.answers, part.answers)
         if not grouped:
             datasets[n] = make_dataset(
-                part, token_ids, answer_ids, config.batch_size, shuffle, config.seed, targets
+                part, token_ids, answer_ids, section.batch_size, shuffle, section.seed, targets
             )
             continue
         # Validation keeps one question per image group: it only measures.
-        per_image = config.questions_per_image if shuffle else 1
+        per_image = section.questions_per_image if shuffle else 1
         datasets[n] = image_grouped_batches(
             part,
             token_ids,
             answer_ids,
-            config.batch_size,
+            section.batch_size,
             per_image,
             targets.regions if targets is not None else None,
-            config.seed,
+            section.seed,
             anchor_targets=_anchor_rows(targets, part),
         )
         if shuffle:
-            data.steps_per_epoch = grouped_steps_per_epoch(part, config.batch_size, per_image)
+            data.steps_per_epoch = grouped_steps_per_epoch(part, section.batch_size, per_image)
     data.dataset = datasets[0]
     data.validation = datasets[1] if held_out else None
 
@@ -207,14 +196,14 @@ def _anchor_rows(targets, question_set):
     return targets.anchors[[row[k] for k in keys]]
 
 
-def _streaming_pipelines(data, config, records, held_out):
+def _streaming_pipelines(data, section, records, held_out):
     """Sets `data.dataset` (and `data.validation`) from image files decoded in the graph."""
-    if config.input_pipeline == "tfrecord" and held_out:
+    if section.input_pipeline == "tfrecord" and held_out:
         raise SimMIMInputError(
             "validation_fraction needs the memory or stream pipeline (TFRecord shards "
             "hold whole splits); put a validation split in its own shards instead"
         )
-    targets = _object_targets(data, config, records)
+    targets = _object_targets(data, section, records)
     datasets = [None, None]
     for n, (part, shuffle) in enumerate(
         (
@@ -224,18 +213,18 @@ def _streaming_pipelines(data, config, records, held_out):
     ):
         if not part:  # no validation share
             continue
-        if config.input_pipeline == "stream":
-            images = images_from_folder(config.data, part, data.answers, data.image_size)
+        if section.input_pipeline == "stream":
+            images = images_from_folder(section.folder, part, data.answers, data.image_size)
         else:  # answers outside the vocabulary were reported above; the pipeline drops them
             images = images_from_tfrecords(
-                shard_files(config.data, "train"), data.answers, data.image_size
+                shard_files(section.folder, "train"), data.answers, data.image_size
             )
         datasets[n] = make_stream_dataset(
             images,
             data.tokenizer,
-            config.batch_size,
+            section.batch_size,
             shuffle,
-            config.seed,
+            section.seed,
             num_questions=len(part),
             object_targets=targets,
         )

@@ -95,7 +95,10 @@ def _train(config, out_dir, verbose):
     config = dataclasses.replace(config, batch_size=batch, learning_rate=learning_rate)
     grouped = _image_grouped(config, strategy)
     bad = BadRecords(skip=config.skip_bad_records)
-    data = training_data(config, bad, grouped)
+    # The data code sees the data section only; the region grid of its object
+    # targets follows a pretrained image encoder's patch size.
+    pretrained = pretrained_image_config(config.init_from) if config.init_from else {}
+    data = training_data(config.data_section(pretrained.get("patch_size")), bad, grouped)
     print(data.object_losses)
     _report_skipped(bad, out_dir, data.num_questions)
     preprocessor = SimMIMVQAPreprocessor(
