@@ -8,6 +8,7 @@ OUT/demo_results.json.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -16,27 +17,29 @@ import time
 from simmim_tf.evaluation import evaluate_tflite, format_accuracy
 
 
+@contextlib.contextmanager
+def _timed(timings, name):
+    """Adds the seconds its block takes to `timings[name]`."""
+    started = time.time()
+    yield
+    timings[name] = time.time() - started
+
+
 def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
     from simmim_tf.data import sort_of_clevr
-    from simmim_tf.data.vqa_dataset import load_split
-    from simmim_tf.edge import EdgePredictor
     from simmim_tf.export.litert_exporter import export_run
-    from simmim_tf.plotting import save_attention_overlay
     from simmim_tf.training.run_config import RunConfig
     from simmim_tf.training.run_evaluation import evaluate
     from simmim_tf.training.vqa_trainer import train
 
     data, run_dir, export_dir = (os.path.join(out, d) for d in ("data", "run", "export"))
     timings = {}
-
-    t = time.time()
-    if not os.path.isfile(os.path.join(data, "questions.jsonl")):
-        sort_of_clevr.generate(data, num_images, seed)
-    timings["data_s"] = time.time() - t
+    with _timed(timings, "data_s"):
+        if not os.path.isfile(os.path.join(data, "questions.jsonl")):
+            sort_of_clevr.generate(data, num_images, seed)
 
     budget = f"{minutes:g} minutes or {epochs} epochs, whichever ends first" if minutes else ""
     print(f"\n== Training the tiny preset for {budget or f'{epochs} epochs'} ==")
-    t = time.time()
     config = RunConfig(
         data=data,
         preset="tiny",
@@ -46,22 +49,45 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
         learning_rate=learning_rate,
         seed=seed,
     )
-    model = train(config, run_dir)
-    timings["train_s"] = time.time() - t
-
-    t = time.time()
-    keras_accuracy = evaluate(run_dir, data)
-    timings["evaluate_keras_s"] = time.time() - t
-
+    with _timed(timings, "train_s"):
+        model = train(config, run_dir)
+    with _timed(timings, "evaluate_keras_s"):
+        keras_accuracy = evaluate(run_dir, data)
     print("\n== Export (SavedModel, TFLite float32 and int8) ==")
-    t = time.time()
-    report = export_run(run_dir, export_dir, variants=("float32", "int8"))
-    timings["export_s"] = time.time() - t
-
-    t = time.time()
+    with _timed(timings, "export_s"):
+        report = export_run(run_dir, export_dir, variants=("float32", "int8"))
     int8_path = os.path.join(export_dir, "model_int8.tflite")
-    int8_accuracy = evaluate_tflite(int8_path, data)
-    timings["evaluate_int8_s"] = time.time() - t
+    with _timed(timings, "evaluate_int8_s"):
+        int8_accuracy = evaluate_tflite(int8_path, data)
+
+    examples, pictures, named = _pictures_and_examples(out, data, run_dir, int8_path)
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "config": {"num_images": num_images, **vars(config)},
+        "parameters": model.count_params(),
+        "accuracy": {"keras": keras_accuracy, "tflite_int8": int8_accuracy},
+        "sizes_bytes": report["files"],
+        "gpu_delegate_problems": report["gpu_delegate_problems"],
+        "timings_s": timings,
+        "examples": examples,
+        "attention_on_named_object": named,
+    }
+    with open(os.path.join(out, "demo_results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    _print_results(results, pictures)
+    return results
+
+
+def _pictures_and_examples(out, data, run_dir, int8_path):
+    """Six test questions answered by the int8 model on the edge runtime, the
+    attention pictures of the first (int8; Keras with all three attentions),
+    and the share of the visual attention on the named object. Returns
+    (examples, picture paths, named-object shares)."""
+    from simmim_tf.data.vqa_dataset import load_split, read_scenes
+    from simmim_tf.edge import EdgePredictor
+    from simmim_tf.explanation import attention_on_named_objects, explain
+    from simmim_tf.plotting import save_attention_overlay
+    from simmim_tf.training.runs import load_run
 
     predictor = EdgePredictor(int8_path)
     test = load_split(data, "test", image_size=predictor.image_size)
@@ -78,83 +104,57 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
                 "probability": p.probability,
             }
         )
-    heatmap = os.path.join(out, "attention.png")
-    first = predictions[0]
+    image, question, first = test.images[test.image_index[0]], test.questions[0], predictions[0]
+    pictures = [os.path.join(out, "attention.png"), os.path.join(out, "attention_keras.png")]
     save_attention_overlay(
-        test.images[test.image_index[0]],
-        first.attention_map,
-        examples[0]["question"],
-        first.answer,
-        heatmap,
-        first.probability,
+        image, first.attention_map, question, first.answer, pictures[0], first.probability
     )
-
     # The same question explained from the Keras model: all three attentions.
-    from simmim_tf.explanation import explain
-    from simmim_tf.training.runs import load_run
-
     keras_model = load_run(run_dir)
-    e = explain(keras_model, test.images[test.image_index[0]], test.questions[0])
-    keras_heatmap = os.path.join(out, "attention_keras.png")
+    e = explain(keras_model, image, question)
     save_attention_overlay(
-        test.images[test.image_index[0]],
+        image,
         e.visual_map,
-        test.questions[0],
+        question,
         e.answer,
-        keras_heatmap,
+        pictures[1],
         e.probability,
         memory_map=e.memory_map,
         words=e.words,
         word_weights=e.word_weights,
         expected=test.answers[0],
     )
-
     # Does the question's attention land on the object it names? (Its share
     # of the visual attention inside that object's box, every 4th question.)
-    from simmim_tf.data.vqa_dataset import read_scenes
-    from simmim_tf.explanation import attention_on_named_objects
-
     named = attention_on_named_objects(keras_model, test, read_scenes(data), every=4)
+    return examples, pictures, named
 
-    results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "config": {"num_images": num_images, **vars(config)},
-        "parameters": model.count_params(),
-        "accuracy": {"keras": keras_accuracy, "tflite_int8": int8_accuracy},
-        "sizes_bytes": report["files"],
-        "gpu_delegate_problems": report["gpu_delegate_problems"],
-        "timings_s": timings,
-        "examples": examples,
-        "attention_on_named_object": named,
-    }
-    with open(os.path.join(out, "demo_results.json"), "w") as f:
-        json.dump(results, f, indent=2)
 
+def _print_results(results, pictures):
+    accuracy, named = results["accuracy"], results["attention_on_named_object"]
     print("\n== Results ==")
-    print(format_accuracy(keras_accuracy, "Keras model, test split"))
-    print(format_accuracy(int8_accuracy, "int8 TFLite model (ai-edge-litert), test split"))
+    print(format_accuracy(accuracy["keras"], "Keras model, test split"))
+    print(
+        format_accuracy(accuracy["tflite_int8"], "int8 TFLite model (ai-edge-litert), test split")
+    )
     print("Model sizes:")
-    for name, size in report["files"].items():
+    for name, size in results["sizes_bytes"].items():
         print(f"  {name:<24} {size / 1e6:.3f} MB")
     print("Questions answered by the int8 model:")
-    for e in examples:
+    for e in results["examples"]:
         mark = "ok " if e["answer"] == e["expected"] else "NO "
         print(
             f"  [{mark}] {e['image']}: {e['question']} -> {e['answer']} "
             f"({e['probability']:.0%}; expected {e['expected']})"
         )
-    print(f"Attention heatmaps: {heatmap} (int8), {keras_heatmap} (Keras, all attentions)")
+    print(f"Attention heatmaps: {pictures[0]} (int8), {pictures[1]} (Keras, all attentions)")
+    anchor = named.get("anchor_share")
     print(
         f"Visual attention inside the named object's box: {named['share']:.1%} "
         f"(uniform attention: {named['uniform_share']:.1%}; {named['questions']} questions)"
-        + (
-            f"; the relational anchor's: {named['anchor_share']:.1%}"
-            if "anchor_share" in named
-            else ""
-        )
+        + (f"; the relational anchor's: {anchor:.1%}" if anchor is not None else "")
     )
-    print("Timings: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
-    return results
+    print("Timings: " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_s"].items()))
 
 
 def main(argv=None):
