@@ -492,6 +492,12 @@ def _add_data_commands(sub):
     )
     c2d.set_defaults(func=_data_clevr2d)
 
+    _add_importers(data)
+    _add_data_tools(data)
+
+
+def _add_importers(data):
+    """`data import-vqav2`, `import-clevr`, `import-coco-captions`."""
     importers = {
         "import-vqav2": ("VQAv2: questions and annotations JSON, COCO images", 224),
         "import-clevr": ("CLEVR v1.0: questions JSON and images", 128),
@@ -535,6 +541,9 @@ def _add_data_commands(sub):
         )
         im.set_defaults(func=_import)
 
+
+def _add_data_tools(data):
+    """`data inspect`, `to-tfrecord`, `validate`."""
     ins = data.add_parser(
         "inspect",
         help="counts per family, answers per family, a contact sheet of images with "
@@ -605,6 +614,12 @@ def _add_pretrain_command(sub):
         help="transformer layers over the regions (default: the preset's; 2 for tiny, which "
         "has none: masked regions are predicted from the others through them)",
     )
+    _pretraining_recipe_arguments(pt)
+    pt.set_defaults(func=_pretrain)
+
+
+def _pretraining_recipe_arguments(pt):
+    """`pretrain`'s schedule and masking."""
     pt.add_argument("--epochs", type=int, default=10, help="passes over the images (default 10)")
     pt.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     pt.add_argument(
@@ -633,7 +648,6 @@ def _add_pretrain_command(sub):
         "instead of stopping",
     )
     pt.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    pt.set_defaults(func=_pretrain)
 
 
 def _add_train_command(sub):

@@ -12,7 +12,6 @@ import typing
 
 from simmim_tf.atomic_files import write_atomically
 from simmim_tf.errors import SimMIMInputError
-from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
 
 
 def _option(default, help, choices=None):
@@ -150,6 +149,10 @@ class RunConfig:
 
         patch_size: the model's, where it is not the preset's (an image
         encoder from `--init-from`)."""
+        # Imported here: `simmim-tf --help` and its option checks load this
+        # module before (and without) Keras, which `simmim_tf.models` imports.
+        from simmim_tf.models.simmim_presets import SIMMIM_PRESETS
+
         architecture = SIMMIM_PRESETS[self.preset]
         relational = architecture.get("relational")
         losses_off = []
