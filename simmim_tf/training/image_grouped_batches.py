@@ -65,16 +65,7 @@ def image_grouped_batches(
     def batches():
         rng = np.random.default_rng(seed + epoch[0])
         epoch[0] += 1
-        groups = []
-        for questions in per_image:
-            questions = rng.permutation(questions)
-            groups += [
-                questions[k : k + questions_per_image]
-                for k in range(0, len(questions), questions_per_image)
-            ]
-        order = rng.permutation(len(groups))
-        for start in range(0, len(order), groups_per_batch):
-            questions = np.concatenate([groups[g] for g in order[start : start + groups_per_batch]])
+        for questions in _shuffled_groups(per_image, questions_per_image, groups_per_batch, rng):
             images, local = np.unique(question_set.image_index[questions], return_inverse=True)
             inputs = {
                 "images": question_set.images[images],
@@ -96,6 +87,22 @@ def image_grouped_batches(
     steps = steps_per_epoch(question_set, batch_size, questions_per_image)
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+def _shuffled_groups(per_image, questions_per_image, groups_per_batch, rng):
+    """Yields each batch's question indices: every image's questions
+    shuffled and cut into groups of `questions_per_image`, the groups
+    shuffled, `groups_per_batch` of them per batch."""
+    groups = []
+    for questions in per_image:
+        questions = rng.permutation(questions)
+        groups += [
+            questions[k : k + questions_per_image]
+            for k in range(0, len(questions), questions_per_image)
+        ]
+    order = rng.permutation(len(groups))
+    for start in range(0, len(order), groups_per_batch):
+        yield np.concatenate([groups[g] for g in order[start : start + groups_per_batch]])
 
 
 def _signature(question_set, token_ids, region_targets, anchor_targets):
