@@ -32,6 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from simmim_tf.atomic_files import write_atomically
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.export.serving_saved_model import write_saved_model
 from simmim_tf.layers.multi_input_dense import MultiInputDense
@@ -426,47 +427,25 @@ def fine_tune_run(
     from the same calibration questions the export uses. `losses`: one of
     `LOSSES`. Returns what it wrote to OUT/quantization_aware.json."""
     # Imported here: the training stack is not needed to apply the context.
-    from simmim_tf.export.tflite_conversion import representative_samples
-    from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
     from simmim_tf.training.run_config import RunConfig
-    from simmim_tf.training.runs import load_run, save_preset_atomically
+    from simmim_tf.training.runs import load_run
 
     if os.path.abspath(run_dir) == os.path.abspath(out_dir):
         raise SimMIMInputError(f"--out {out_dir}: give a new folder, not the run itself")
     if losses not in LOSSES:
         raise SimMIMInputError(f"losses {losses!r}: choose from {LOSSES}")
     model = load_run(run_dir)
-    tokenizer = model.preprocessor.question_tokenizer()
-    answers = AnswerVocabulary(model.preprocessor.answers)
     data_dir = data_dir or RunConfig.load(os.path.join(run_dir, "run_config.json")).data
-    size = model.backbone.image_size
-    dataset, num_questions, skipped, trainer = training_dataset(
-        data_dir, tokenizer, answers, size, batch_size, model if losses == "training" else None
+    dataset, num_questions, skipped, trainer, samples = _fine_tuning_data(
+        model, run_dir, data_dir, batch_size, calibration_size, losses
     )
-    if losses == "distill":
-        dataset = distillation_targets(dataset, load_run(run_dir))
-    samples = representative_samples(data_dir, tokenizer, size, calibration_size)
     ranges = None
     if scope != PLAIN:
         ranges = tensor_ranges(model, calibration_batches(samples), scope)
-    loss = fine_tune(
-        model,
-        dataset,
-        steps,
-        learning_rate,
-        ranges,
-        scope,
-        verbose=verbose,
-        trainer=trainer,
-        soft_targets=losses == "distill",
-    )
-    os.makedirs(out_dir, exist_ok=True)
-    shutil.copyfile(
-        os.path.join(run_dir, "run_config.json"), os.path.join(out_dir, "run_config.json")
-    )
-    save_preset_atomically(model, out_dir)
-    if scope == "converter":
-        save_ranges(out_dir, ranges, scope)
+    distill = losses == "distill"
+    kwargs = {"verbose": verbose, "trainer": trainer, "soft_targets": distill}
+    loss = fine_tune(model, dataset, steps, learning_rate, ranges, scope, **kwargs)
+    _write_fine_tuned(model, run_dir, out_dir, ranges if scope == "converter" else None)
     record = {
         "from_run": os.path.abspath(run_dir),
         "data": data_dir,
@@ -482,6 +461,40 @@ def fine_tune_run(
         "fake_quantized_tensors": len(ranges or ()),
         "loss": loss,
     }
-    with open(os.path.join(out_dir, "quantization_aware.json"), "w") as f:
-        json.dump(record, f, indent=1)
+    write_atomically(os.path.join(out_dir, "quantization_aware.json"), json.dumps(record, indent=1))
     return record
+
+
+def _fine_tuning_data(model, run_dir, data_dir, batch_size, calibration_size, losses):
+    """(dataset, questions, questions left out, trainer, calibration samples)
+    for `fine_tune_run`: the training split in the run's vocabularies, with
+    the run's own answers as soft targets for `distill`, and the export's
+    calibration questions."""
+    from simmim_tf.export.tflite_conversion import representative_samples
+    from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+    from simmim_tf.training.runs import load_run
+
+    tokenizer = model.preprocessor.question_tokenizer()
+    answers = AnswerVocabulary(model.preprocessor.answers)
+    size = model.backbone.image_size
+    dataset, num_questions, skipped, trainer = training_dataset(
+        data_dir, tokenizer, answers, size, batch_size, model if losses == "training" else None
+    )
+    if losses == "distill":
+        dataset = distillation_targets(dataset, load_run(run_dir))
+    samples = representative_samples(data_dir, tokenizer, size, calibration_size)
+    return dataset, num_questions, skipped, trainer, samples
+
+
+def _write_fine_tuned(model, run_dir, out_dir, ranges):
+    """OUT as a run folder: RUN's config, the fine-tuned preset and, for
+    the converter, the ranges."""
+    from simmim_tf.training.runs import save_preset_atomically
+
+    os.makedirs(out_dir, exist_ok=True)
+    shutil.copyfile(
+        os.path.join(run_dir, "run_config.json"), os.path.join(out_dir, "run_config.json")
+    )
+    save_preset_atomically(model, out_dir)
+    if ranges is not None:
+        save_ranges(out_dir, ranges, "converter")

@@ -45,19 +45,16 @@ def image_grouped_batches(
         region_targets: float32 (images, regions, attributes + 2) or None
             (`simmim_tf.data.region_targets`).
         seed: int. Shuffling seed (epoch e uses seed + e).
-        anchor_targets: uint8 (questions, regions), (questions, anchors,
-            regions) or None
+        anchor_targets: uint8 (questions, [anchors,] regions) or None
             (`simmim_tf.data.anchor_targets`).
 
     Yields ({"images", "image_index", "token_ids", "padding_mask"},
     {"answers"[, "grounding"][, "anchor"]}); `image_index` points into the
     batch's images.
     """
-    if batch_size < 1 or questions_per_image < 1:
-        raise ValueError(
-            f"batch_size ({batch_size}) and questions_per_image "
-            f"({questions_per_image}) must be at least 1"
-        )
+    if min(batch_size, questions_per_image) < 1:
+        sizes = f"batch_size ({batch_size}) and questions_per_image ({questions_per_image})"
+        raise ValueError(f"{sizes} must be at least 1")
     per_image = _questions_per_image(question_set)
     groups_per_batch = max(1, batch_size // questions_per_image)
     epoch = [0]
