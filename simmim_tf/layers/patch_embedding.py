@@ -84,38 +84,7 @@ class PatchEmbedding(keras.layers.Layer):
                 )
             )
         else:
-            num_convs = int(math.log2(self.patch_size))
-            for i in range(num_convs):
-                # Widths grow towards hidden_dim: hidden/2^(n-1-i), at least 16.
-                width = max(16, self.hidden_dim // 2 ** (num_convs - 1 - i))
-                # Batch norm, as in the Sort-of-CLEVR CNN of Santoro et al.:
-                # on mostly-blank images it makes the few object responses
-                # stand out from the start (it folds into the convolution
-                # in TFLite). Synchronized across tf.distribute replicas, so
-                # that training on N devices normalises over the global batch
-                # as one device does (the option exists on TensorFlow only).
-                self.stem_layers += [
-                    # No bias: the batch norm after it would cancel it, and
-                    # Adam would move it by noise.
-                    keras.layers.Conv2D(
-                        width,
-                        3,
-                        strides=2,
-                        padding="same",
-                        use_bias=False,
-                        name=f"stem_conv_{i}",
-                        dtype=policy,
-                    ),
-                    keras.layers.BatchNormalization(
-                        synchronized=keras.backend.backend() == "tensorflow",
-                        name=f"stem_norm_{i}",
-                        dtype=policy,
-                    ),
-                    keras.layers.ReLU(name=f"stem_relu_{i}", dtype=policy),
-                ]
-            self.stem_layers.append(
-                keras.layers.Conv2D(self.hidden_dim, 1, name="stem_projection", dtype=policy)
-            )
+            self.stem_layers = self._conv_stem(policy)
         shape = tuple(images_shape)
         for layer in self.stem_layers:
             layer.build(shape)
@@ -130,6 +99,42 @@ class PatchEmbedding(keras.layers.Layer):
             initializer=keras.initializers.RandomNormal(stddev=POSITION_STDDEV),
             name="column_embedding",
         )
+
+    def _conv_stem(self, policy):
+        """log2(patch_size) stride-2 3×3 convolutions with batch norm and
+        ReLU, then a 1×1 projection to hidden_dim."""
+        layers = []
+        num_convs = int(math.log2(self.patch_size))
+        for i in range(num_convs):
+            # Widths grow towards hidden_dim: hidden/2^(n-1-i), at least 16.
+            width = max(16, self.hidden_dim // 2 ** (num_convs - 1 - i))
+            # Batch norm, as in the Sort-of-CLEVR CNN of Santoro et al.:
+            # on mostly-blank images it makes the few object responses
+            # stand out from the start (it folds into the convolution
+            # in TFLite). Synchronized across tf.distribute replicas, so
+            # that training on N devices normalises over the global batch
+            # as one device does (the option exists on TensorFlow only).
+            layers += [
+                # No bias: the batch norm after it would cancel it, and
+                # Adam would move it by noise.
+                keras.layers.Conv2D(
+                    width,
+                    3,
+                    strides=2,
+                    padding="same",
+                    use_bias=False,
+                    name=f"stem_conv_{i}",
+                    dtype=policy,
+                ),
+                keras.layers.BatchNormalization(
+                    synchronized=keras.backend.backend() == "tensorflow",
+                    name=f"stem_norm_{i}",
+                    dtype=policy,
+                ),
+                keras.layers.ReLU(name=f"stem_relu_{i}", dtype=policy),
+            ]
+        layers.append(keras.layers.Conv2D(self.hidden_dim, 1, name="stem_projection", dtype=policy))
+        return layers
 
     def call(self, images, training=None):
         return self.add_position(self.stem_features(images, training=training))

@@ -179,10 +179,27 @@ class RelationalAttention(keras.layers.Layer):
             layer.build(regions_shape)
         read_dim = self.num_heads * (self.key_dim + (2 if self.read_offsets else 0))
         read_dim += 4 if self.num_anchors == 2 else 0
+        read_dim += self._build_options(question_shape, regions_shape)
+        self.output_dense.build((question_shape[0], read_dim))
+        if self.refine_positions:
+            # Starts at zero: positions start at the region centres, and the
+            # grounding loss moves them (a random start put them about a
+            # region side off and scrambled the offsets; docs/reasoning.md).
+            self.position_offset = keras.layers.Dense(
+                2, kernel_initializer="zeros", name="position_offset", dtype=policy
+            )
+            self.position_offset.build(regions_shape)
+        self.offset_hidden.build([(None, None, 4), (None, None, 1)])
+        self.offset_bias.build((None, None, OFFSET_HIDDEN))
+
+    def _build_options(self, question_shape, regions_shape):
+        """Builds the anchor reads and the gated between-offsets where
+        asked; returns the features they add to the output's input."""
+        policy, dim, added = self.dtype_policy, regions_shape[-1], 0
         if self.read_anchors:
             self.anchor_value = keras.layers.Dense(self.key_dim, name="anchor_value", dtype=policy)
             self.anchor_value.build(regions_shape)
-            read_dim += self.key_dim * (3 if self.num_anchors == 2 else 1)
+            added += self.key_dim * (3 if self.num_anchors == 2 else 1)
         if self.gated_between:
             self.between_directions = keras.layers.Dense(
                 BETWEEN_DIRECTIONS * 2, name="between_directions", dtype=policy
@@ -200,57 +217,22 @@ class RelationalAttention(keras.layers.Layer):
                 dtype=policy,
             )
             self.between_output.build((question_shape[0], BETWEEN_DIRECTIONS))
-        self.output_dense.build((question_shape[0], read_dim))
-        if self.refine_positions:
-            # Starts at zero: positions start at the region centres, and the
-            # grounding loss moves them (a random start put them about a
-            # region side off and scrambled the offsets; docs/reasoning.md).
-            self.position_offset = keras.layers.Dense(
-                2, kernel_initializer="zeros", name="position_offset", dtype=policy
-            )
-            self.position_offset.build(regions_shape)
-        self.offset_hidden.build([(None, None, 4), (None, None, 1)])
-        self.offset_bias.build((None, None, OFFSET_HIDDEN))
+        return added
 
     def call(self, question, regions):
         dtype = self.compute_dtype
         q = self.question_norm(question)  # (batch, dim)
         r = self.region_norm(regions)  # (batch, regions, dim)
-        scale = ops.cast(1.0 / np.sqrt(self.key_dim), dtype)
         batch, length = ops.shape(r)[0], ops.shape(r)[1]
         # 1. Anchors: (batch, anchors, regions) weights, then a soft argmax of the centres.
-        anchor_queries = ops.reshape(self.anchor_query(q), (batch, self.num_anchors, self.key_dim))
-        anchor_scores = ops.matmul(anchor_queries, ops.transpose(self.anchor_key(r), (0, 2, 1)))
-        all_anchor_weights = ops.softmax(ops.cast(anchor_scores * scale, "float32"), axis=-1)
-        centres = self.region_positions(r)  # (batch or 1, regions, 2)
-        anchors = ops.matmul(all_anchor_weights, centres)  # (batch, anchors, 2)
+        all_anchor_weights, centres, flat = self._anchors(q, r)
         # Anchors picked by matrix products, not slices: the TFLite GPU
         # delegate refuses a STRIDED_SLICE that drops an axis.
-        flat = ops.reshape(anchors, (batch, self.num_anchors * 2))
         first = np.eye(self.num_anchors * 2, 2, dtype="float32")  # the first anchor's (x, y)
         anchor = ops.matmul(flat, ops.convert_to_tensor(first))  # (batch, 2)
-        # 2. Offsets of every region from the anchor: (batch, regions, 4)
-        # and the squared distance (batch, regions, 1), apart (see build).
+        # 2. Offsets of every region from the anchor, 3. the heads' read.
         offset = centres - ops.expand_dims(anchor, 1)
-        scaled = offset
-        if self.offsets_in_regions:
-            rows, cols = self.grid_shape
-            scaled = offset * ops.convert_to_tensor(np.array([cols, rows], "float32"))
-        linear = ops.cast(ops.concatenate([scaled, ops.abs(scaled)], axis=-1), dtype)
-        squared = ops.cast(ops.sum(scaled * scaled, axis=-1, keepdims=True), dtype)
-        bias = self.offset_bias(self.offset_hidden([linear, squared]))  # (b, R, heads)
-        bias = ops.transpose(bias, (0, 2, 1))  # (batch, heads, regions)
-        queries = ops.reshape(self.query(q), (batch, self.num_heads, 1, self.key_dim))
-        keys = ops.transpose(
-            ops.reshape(self.key(r), (batch, length, self.num_heads, self.key_dim)), (0, 2, 3, 1)
-        )  # (batch, heads, key_dim, regions)
-        values = ops.transpose(
-            ops.reshape(self.value(r), (batch, length, self.num_heads, self.key_dim)), (0, 2, 1, 3)
-        )  # (batch, heads, regions, key_dim)
-        scores = ops.squeeze(ops.matmul(queries * scale, keys), 2)  # (batch, heads, regions)
-        scores = ops.cast(scores, "float32") + ops.cast(bias, "float32")
-        weights = ops.softmax(scores, axis=-1)
-        read = ops.matmul(ops.expand_dims(ops.cast(weights, dtype), 2), values)  # (b, h, 1, k)
+        read, weights = self._read(q, r, self._offset_bias(offset))
         parts = [ops.reshape(read, (batch, self.num_heads * self.key_dim))]
         if self.read_offsets:
             # (batch, heads, regions) @ (batch, regions, 2): each head's mean (dx, dy).
@@ -264,38 +246,92 @@ class RelationalAttention(keras.layers.Layer):
             between = ops.concatenate([difference, ops.abs(difference)], axis=-1)
             parts.append(ops.cast(between, dtype))
         if self.read_anchors:
-            # (batch, anchors, regions) @ (batch, regions, key_dim): what lies under each anchor.
-            under = ops.matmul(ops.cast(all_anchor_weights, dtype), self.anchor_value(r))
-            under_flat = ops.reshape(under, (batch, self.num_anchors * self.key_dim))
-            parts.append(under_flat)
-            if self.num_anchors == 2:
-                # The two anchors' reads picked by matrix products (no slices; see above).
-                k = self.key_dim
-                pick = np.eye(2 * k, dtype="float32")
-                first_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, :k], dtype))
-                second_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, k:], dtype))
-                parts.append(first_read * second_read)
-        if self.gated_between:
-            # (batch, directions, 2) @ (batch, 2, 1): the offset between the
-            # anchors, in region sides, along each direction the question picks.
-            rows, cols = self.grid_shape
-            sides = ops.convert_to_tensor(np.array([cols, rows], "float32"))
-            offset_sides = ops.reshape(difference * sides, (batch, 2, 1))
-            directions = ops.reshape(
-                ops.cast(self.between_directions(q), "float32"), (batch, BETWEEN_DIRECTIONS, 2)
-            )
-            along = ops.matmul(directions, offset_sides)
-            along = ops.cast(ops.reshape(along, (batch, BETWEEN_DIRECTIONS)), dtype)
+            parts += self._under_anchors(all_anchor_weights, r)
         if self.num_anchors == 1:
             anchor_weights = ops.reshape(all_anchor_weights, (batch, length))
         features = self.output_dense(ops.concatenate(parts, axis=-1))
         if self.gated_between:
-            features = features + self.between_output(along)
+            features = features + self.between_output(self._along_directions(q, difference))
         return (
             features,
             ops.cast(anchor_weights, dtype),
             ops.cast(weights, dtype),
         )
+
+    def _anchors(self, q, r):
+        """(anchor weights (batch, anchors, regions), region positions,
+        anchor positions flattened (batch, anchors * 2))."""
+        batch = ops.shape(r)[0]
+        scale = ops.cast(1.0 / np.sqrt(self.key_dim), self.compute_dtype)
+        anchor_queries = ops.reshape(self.anchor_query(q), (batch, self.num_anchors, self.key_dim))
+        anchor_scores = ops.matmul(anchor_queries, ops.transpose(self.anchor_key(r), (0, 2, 1)))
+        all_anchor_weights = ops.softmax(ops.cast(anchor_scores * scale, "float32"), axis=-1)
+        centres = self.region_positions(r)  # (batch or 1, regions, 2)
+        anchors = ops.matmul(all_anchor_weights, centres)  # (batch, anchors, 2)
+        return all_anchor_weights, centres, ops.reshape(anchors, (batch, self.num_anchors * 2))
+
+    def _offset_bias(self, offset):
+        """(batch, heads, regions) score bias from each region's offset to
+        the anchor: the offsets (batch, regions, 4) and the squared distance
+        (batch, regions, 1) apart (see build)."""
+        dtype = self.compute_dtype
+        scaled = offset
+        if self.offsets_in_regions:
+            rows, cols = self.grid_shape
+            scaled = offset * ops.convert_to_tensor(np.array([cols, rows], "float32"))
+        linear = ops.cast(ops.concatenate([scaled, ops.abs(scaled)], axis=-1), dtype)
+        squared = ops.cast(ops.sum(scaled * scaled, axis=-1, keepdims=True), dtype)
+        bias = self.offset_bias(self.offset_hidden([linear, squared]))  # (b, R, heads)
+        return ops.transpose(bias, (0, 2, 1))  # (batch, heads, regions)
+
+    def _read(self, q, r, bias):
+        """Each head's read (batch, heads, 1, key_dim) and its weights
+        (batch, heads, regions)."""
+        dtype = self.compute_dtype
+        batch, length = ops.shape(r)[0], ops.shape(r)[1]
+        scale = ops.cast(1.0 / np.sqrt(self.key_dim), dtype)
+        queries = ops.reshape(self.query(q), (batch, self.num_heads, 1, self.key_dim))
+        keys = ops.transpose(
+            ops.reshape(self.key(r), (batch, length, self.num_heads, self.key_dim)), (0, 2, 3, 1)
+        )  # (batch, heads, key_dim, regions)
+        values = ops.transpose(
+            ops.reshape(self.value(r), (batch, length, self.num_heads, self.key_dim)), (0, 2, 1, 3)
+        )  # (batch, heads, regions, key_dim)
+        scores = ops.squeeze(ops.matmul(queries * scale, keys), 2)  # (batch, heads, regions)
+        scores = ops.cast(scores, "float32") + ops.cast(bias, "float32")
+        weights = ops.softmax(scores, axis=-1)
+        read = ops.matmul(ops.expand_dims(ops.cast(weights, dtype), 2), values)  # (b, h, 1, k)
+        return read, weights
+
+    def _under_anchors(self, all_anchor_weights, r):
+        """What lies under each anchor, (batch, anchors * key_dim), and for
+        two anchors the product of their reads."""
+        dtype = self.compute_dtype
+        batch = ops.shape(r)[0]
+        # (batch, anchors, regions) @ (batch, regions, key_dim)
+        under = ops.matmul(ops.cast(all_anchor_weights, dtype), self.anchor_value(r))
+        under_flat = ops.reshape(under, (batch, self.num_anchors * self.key_dim))
+        if self.num_anchors != 2:
+            return [under_flat]
+        # The two anchors' reads picked by matrix products (no slices; see call).
+        k = self.key_dim
+        pick = np.eye(2 * k, dtype="float32")
+        first_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, :k], dtype))
+        second_read = ops.matmul(under_flat, ops.convert_to_tensor(pick[:, k:], dtype))
+        return [under_flat, first_read * second_read]
+
+    def _along_directions(self, q, difference):
+        """(batch, directions): the offset between the anchors, in region
+        sides, along each direction the question picks."""
+        batch = ops.shape(q)[0]
+        rows, cols = self.grid_shape
+        sides = ops.convert_to_tensor(np.array([cols, rows], "float32"))
+        offset_sides = ops.reshape(difference * sides, (batch, 2, 1))
+        directions = ops.reshape(
+            ops.cast(self.between_directions(q), "float32"), (batch, BETWEEN_DIRECTIONS, 2)
+        )
+        along = ops.matmul(directions, offset_sides)  # (batch, directions, 1)
+        return ops.cast(ops.reshape(along, (batch, BETWEEN_DIRECTIONS)), self.compute_dtype)
 
     def region_positions(self, normed_regions):
         """(batch or 1, regions, 2) float32 positions (x, y) in image sides:
