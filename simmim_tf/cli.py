@@ -31,6 +31,13 @@ def _data_clevr2d(args):
     print(f"wrote {args.num_images} images, {n} questions and {2 * args.num_images} captions")
 
 
+def _data_moving_shapes(args):
+    from simmim_tf.data import moving_shapes
+
+    n = moving_shapes.generate(args.out, args.num_clips, args.seed, args.num_test, args.frames)
+    print(f"wrote {args.num_clips} clips of {args.frames} frames and {n} questions")
+
+
 def _import(args):
     from simmim_tf.data.bad_records import BadRecords
 
@@ -491,6 +498,20 @@ def _add_data_commands(sub):
         "--per-family", type=int, default=4, help="questions per family per image (default 4)"
     )
     c2d.set_defaults(func=_data_clevr2d)
+
+    ms = data.add_parser(
+        "moving-shapes",
+        help="clips of 4 objects that move and bounce off the walls (48x48, default 8 "
+        "frames), with descriptive, motion, event and order questions and a caption per clip",
+    )
+    ms.add_argument("--out", required=True, help="output folder")
+    ms.add_argument("--num-clips", type=int, default=3000, help="clips (default 3000)")
+    ms.add_argument("--frames", type=int, default=8, help="frames per clip (default 8)")
+    ms.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ms.add_argument(
+        "--num-test", type=int, default=None, help="test clips, taken last (default 200)"
+    )
+    ms.set_defaults(func=_data_moving_shapes)
 
     _add_importers(data)
     _add_data_tools(data)

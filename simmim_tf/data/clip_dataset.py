@@ -1,0 +1,143 @@
+"""Reading a clip folder (`questions.jsonl` naming clips + `clips/`) into arrays.
+
+A clip is a folder of frames (PNG or JPEG, in file-name order), named by
+each record's "clip" field relative to the data folder. Every record is
+checked against `CLIP_QUESTION_SCHEMA`, every frame is decoded, and every
+clip of a split must have as many frames, of one size, as the first: a bad
+record or clip goes to a `BadRecords` (an error naming file and line, or
+counted and left out when skipping). `simmim_tf.data.moving_shapes` writes
+such folders.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from simmim_tf.data.bad_records import BadRecords
+from simmim_tf.data.record_schema import STR, record_problems
+from simmim_tf.data.vqa_dataset import json_records
+from simmim_tf.errors import SimMIMInputError
+from simmim_tf.preprocessing.image_loading import load_image
+from simmim_tf.preprocessing.question_tokenizer import split_words
+
+CLIP_QUESTION_SCHEMA = {
+    "clip": (STR, True),  # folder of frames relative to the data folder, e.g. "clips/000001"
+    "question": (STR, True),
+    "answer": (STR, True),
+    "family": (STR, True),  # descriptive, motion, events, order
+    "split": (STR, True),
+    "subtype": (STR, False),
+}
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclasses.dataclass
+class ClipQuestionSet:
+    """The questions of one split, with each clip's frames stored once.
+
+    frames: uint8 (clips, frames, H, W, 3); clip_index: int32 (questions,)
+    into `frames`; questions, answers, families, question_types ("subtype",
+    or the family where there is none), sources ("questions.jsonl:LINE").
+    """
+
+    frames: np.ndarray
+    clip_paths: list
+    clip_index: np.ndarray
+    questions: list
+    answers: list
+    families: list
+    question_types: list
+    sources: list
+
+    def __len__(self):
+        return len(self.questions)
+
+    # What `image_grouped_batches` reads: a "picture" here is a whole clip,
+    # so the questions of one clip share its frames in a batch.
+    @property
+    def images(self):
+        return self.frames
+
+    @property
+    def image_index(self):
+        return self.clip_index
+
+
+def frame_files(clip_dir):
+    """The frame files of a clip folder, in name order."""
+    names = sorted(n for n in os.listdir(clip_dir) if n.lower().endswith(FRAME_SUFFIXES))
+    return [os.path.join(clip_dir, n) for n in names]
+
+
+def load_clip(clip_dir, image_size=None):
+    """uint8 (frames, H, W, 3) of one clip folder; a one-line error naming
+    the folder or the frame that cannot be read."""
+    if not os.path.isdir(clip_dir):
+        raise SimMIMInputError(f"{clip_dir}: clip folder not found")
+    files = frame_files(clip_dir)
+    if not files:
+        raise SimMIMInputError(f"{clip_dir}: no frames (PNG or JPEG files)")
+    frames = [load_image(f, image_size) for f in files]
+    if len({f.shape for f in frames}) > 1:
+        odd = next(f for f, x in zip(files, frames, strict=True) if x.shape != frames[0].shape)
+        raise SimMIMInputError(f"{odd}: frame size differs from {files[0]}'s")
+    return np.stack(frames)
+
+
+def read_clip_questions(data_dir, bad=None):
+    """All valid records of `questions.jsonl`, each with "_where"."""
+    bad = bad if bad is not None else BadRecords()
+    path = os.path.join(data_dir, "questions.jsonl")
+    records = []
+    for line_no, record in json_records(path, f"is {data_dir} a clip data folder?", bad):
+        problems = record_problems(record, CLIP_QUESTION_SCHEMA)
+        if not problems and not split_words(record["question"]):
+            problems = [f"question {record['question']!r} has no words"]
+        if problems:
+            bad(f"{path}:{line_no}: " + "; ".join(problems))
+            continue
+        record["_where"] = f"{path}:{line_no}: "
+        records.append(record)
+    return records
+
+
+def load_clip_split(data_dir, split, image_size=None, bad=None):
+    """The `ClipQuestionSet` of `split`; each clip read once."""
+    bad = bad if bad is not None else BadRecords()
+    records = [r for r in read_clip_questions(data_dir, bad) if r["split"] == split]
+    if not records:
+        raise SimMIMInputError(f"{data_dir}: no clip questions in split {split!r}")
+    first_use = {}
+    for r in records:
+        first_use.setdefault(r["clip"], r)
+    clips, paths = [], []
+    for clip, r in sorted(first_use.items()):
+        try:
+            frames = load_clip(os.path.join(data_dir, clip), image_size)
+            if clips and frames.shape != clips[0].shape:
+                raise SimMIMInputError(
+                    f"clip {clip!r} is {frames.shape[0]} frames of {frames.shape[1:3]}, "
+                    f"{paths[0]!r} {clips[0].shape[0]} of {clips[0].shape[1:3]}"
+                )
+        except SimMIMInputError as e:
+            uses = sum(q["clip"] == clip for q in records)
+            bad(f"{r['_where']}{e} ({uses} question(s) use it)", left_out=uses)
+            continue
+        clips.append(frames)
+        paths.append(clip)
+    readable = set(paths)
+    records = [r for r in records if r["clip"] in readable]
+    if not records:
+        raise SimMIMInputError(f"{data_dir}: no readable clips in split {split!r}")
+    position = {p: i for i, p in enumerate(paths)}
+    return ClipQuestionSet(
+        frames=np.stack(clips),
+        clip_paths=paths,
+        clip_index=np.array([position[r["clip"]] for r in records], np.int32),
+        questions=[r["question"] for r in records],
+        answers=[r["answer"] for r in records],
+        families=[r["family"] for r in records],
+        question_types=[r.get("subtype", r["family"]) for r in records],
+        sources=[r["_where"].rstrip(": ") for r in records],
+    )

@@ -1,0 +1,134 @@
+"""SimMIMVideoQA: questions about a clip, with a memory carried frame by frame."""
+
+import keras
+from keras import ops
+
+from simmim_tf.api_export import simmim_export
+from simmim_tf.layers.answer_head import AnswerHead
+from simmim_tf.layers.cross_attention_block import CrossAttentionBlock
+from simmim_tf.layers.layer_norm import LayerNorm
+from simmim_tf.layers.streaming_memory import StreamingMemory
+from simmim_tf.models.simmim_backbone import SimMIMBackbone
+from simmim_tf.models.simmim_presets import preset_arguments
+
+
+@simmim_export
+class SimMIMVideoQA(keras.Model):
+    """Video question answering on a `SimMIMBackbone`.
+
+    1. The backbone's image encoder turns every frame into regions.
+    2. A `StreamingMemory` reads the frames in order, one update per frame;
+       its state (the slots) is all that is kept of the past.
+    3. At the end, the backbone answers the question over the last frame's
+       regions (visual and textual attention, semantic memory, relational
+       head) and that answer's features read the streaming memory by
+       cross-attention; the two are added and classified.
+
+    Args:
+        backbone: `SimMIMBackbone` (its image size is the frames').
+        num_answers: int. Size of the answer vocabulary.
+        memory_slots: int or None. Slots of the streaming memory; None: the
+            backbone's `memory_slots`.
+        dropout: float.
+
+    Inputs: {"frames": (clips, frames, H, W, 3) pixels 0..255, "token_ids",
+    "padding_mask": (questions, tokens), "clip_index": int32 (questions,)
+    into the clips (several questions per clip share its frames); without
+    "clip_index", question i is about clip i}. Output: logits (questions,
+    num_answers).
+    """
+
+    def __init__(self, backbone, num_answers, memory_slots=None, dropout=0.0, **kwargs):
+        kwargs.setdefault("name", "simmim_video_qa")
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.num_answers = num_answers
+        self.memory_slots = memory_slots
+        self.dropout = dropout
+        dim, heads = backbone.hidden_dim, backbone.num_heads
+        self.memory = StreamingMemory(
+            memory_slots or backbone.memory_slots,
+            heads,
+            backbone.intermediate_dim,
+            dropout,
+            name="streaming_memory",
+        )
+        self.memory_read = CrossAttentionBlock(heads, dim // heads, dropout, name="memory_read")
+        self.final_norm = LayerNorm(1e-5, name="video_norm")
+        self.answer_head = AnswerHead(num_answers, dim, dropout, name="answer_head")
+
+    @classmethod
+    def from_preset(cls, preset, num_answers, vocabulary_size, image_size, max_sequence_length):
+        """A new model of named architecture `preset` ("tiny", "small", "base")."""
+        backbone = SimMIMBackbone(
+            vocabulary_size=vocabulary_size,
+            max_sequence_length=max_sequence_length,
+            **{**preset_arguments(preset), "image_size": image_size},
+        )
+        return cls(backbone, num_answers)
+
+    def clip_regions(self, frames, training=False):
+        """(clips, frames, regions, dim): every frame through the image encoder."""
+        clips, length = ops.shape(frames)[0], frames.shape[1]
+        flat = ops.reshape(frames, (-1, *frames.shape[2:]))  # (clips * frames, H, W, 3)
+        regions = self.backbone.encode_image(flat, training=training)
+        return ops.reshape(regions, (clips, length, *regions.shape[1:]))
+
+    def clip_memory(self, clip_regions, training=False):
+        """(clips, slots, dim): what is kept of the clip (the experiments'
+        baselines replace this)."""
+        state, _ = self.memory(clip_regions, training=training)
+        return state
+
+    def answer_from_memory(self, last_regions, memory, token_ids, padding_mask, training=False):
+        """Logits from the last frame's regions and the clip's memory, one
+        row per question."""
+        features = self.backbone.features_from_regions(
+            last_regions, token_ids, padding_mask, training=training
+        )
+        pooled = features["pooled"]  # (questions, dim)
+        read, _ = self.memory_read(ops.expand_dims(pooled, 1), memory, training=training)
+        fused = self.final_norm(pooled + ops.squeeze(read, 1))
+        return self.answer_head(fused, training=training)
+
+    def call(self, inputs, training=False):
+        frames = ops.cast(inputs["frames"], self.compute_dtype)
+        regions = self.clip_regions(frames, training=training)  # (clips, T, R, D)
+        memory = self.clip_memory(regions, training=training)  # (clips, K, D)
+        last = regions[:, -1]
+        if "clip_index" in inputs:
+            memory = ops.take(memory, inputs["clip_index"], axis=0)
+            last = ops.take(last, inputs["clip_index"], axis=0)
+        return self.answer_from_memory(
+            last, memory, inputs["token_ids"], inputs["padding_mask"], training=training
+        )
+
+    def build_from_config(self, config):
+        """On loading: one call on a two-frame clip builds every layer (the
+        weights do not depend on the clip's length)."""
+        size, length = self.backbone.image_size, self.backbone.max_sequence_length
+        self(
+            {
+                "frames": ops.zeros((1, 2, size, size, 3)),
+                "token_ids": ops.ones((1, length), "int32"),
+                "padding_mask": ops.ones((1, length), "int32"),
+            }
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "num_answers": self.num_answers,
+                "memory_slots": self.memory_slots,
+                "dropout": self.dropout,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)

@@ -1,0 +1,150 @@
+"""Video question answering: the moving-shapes generator, clip folders, the
+streaming memory and `SimMIMVideoQA`."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from simmim_tf.cli import main
+from simmim_tf.data import moving_shapes
+from simmim_tf.data.bad_records import BadRecords
+from simmim_tf.data.clip_dataset import load_clip_split
+from simmim_tf.errors import SimMIMInputError
+from simmim_tf.layers.streaming_memory import StreamingMemory
+from simmim_tf.models.simmim_video_qa import SimMIMVideoQA
+from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.training.clip_batches import clip_grouped_batches
+from tests.test_case import TestCase
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("moving_shapes"))
+    assert (
+        main(["data", "moving-shapes", "--out", out, "--num-clips", "40", "--num-test", "8"]) == 0
+    )
+    return out
+
+
+def _object(color, x, y, speed, velocity, shape="square", frames=8):
+    return {
+        "color": color,
+        "shape": shape,
+        "size": moving_shapes.OBJECT_SIZE,
+        "speed": speed,
+        **moving_shapes._track((x, y), velocity, frames),
+    }
+
+
+def test_tracks_bounce_and_answers_follow_them():
+    # Right at 5 px a frame from x=40: past the wall (44) at frame 1, back at 41.
+    red = _object("red", 40.0, 20.0, 5.0, (5.0, 0.0))
+    assert red["x"][:3] == [40.0, 43.0, 38.0] and red["hits"] == [1]
+    blue = _object("blue", 10.0, 20.0, 2.0, (0.0, 2.0), shape="circle")  # down, no wall
+    gray = _object("gray", 24.0, 40.0, 0.0, (0.0, 0.0))
+    objects = [red, blue, gray]
+    answer = lambda subtype, c="red", d="blue": moving_shapes.answer(objects, subtype, c, d)  # noqa: E731
+    assert answer("shape", "blue") == "circle"
+    assert (answer("start_left"), answer("end_left")) == ("no", "yes")  # 40 → 10 of 48
+    assert (answer("moving"), answer("moving", "gray")) == ("yes", "no")
+    assert (answer("direction"), answer("direction", "blue")) == ("left", "down")
+    assert answer("direction", "gray") is None  # a still object has no direction
+    assert (answer("faster"), answer("faster", "gray")) == ("yes", "no")
+    assert (answer("hits"), answer("hit_count"), answer("hit_count", "blue")) == ("yes", "1", "0")
+    assert (answer("first_hit"), answer("hits_before"), answer("hits_before", "blue", "red")) == (
+        "red",
+        "yes",
+        "no",
+    )
+    caption = moving_shapes.caption(objects)
+    assert caption.startswith("the red square moves right fast and hits a wall;")
+    assert "the gray square stays still" in caption
+
+
+def test_generator_is_deterministic_and_balanced(clips, tmp_path):
+    again = str(tmp_path / "again")
+    moving_shapes.generate(again, 40, seed=0, num_test=8, progress=False)
+    for name in ("questions.jsonl", "tracks.jsonl", "captions.jsonl", "clips/000003/07.png"):
+        with open(os.path.join(clips, name), "rb") as a, open(os.path.join(again, name), "rb") as b:
+            assert a.read() == b.read(), name
+    records = [json.loads(line) for line in open(os.path.join(clips, "questions.jsonl"))]
+    assert {r["family"] for r in records} == {"descriptive", "motion", "events", "order"}
+    # Every answer is drawn before its question: no yes/no type is mostly one answer.
+    for subtype in ("moving", "hits", "faster", "start_left"):
+        answers = [r["answer"] for r in records if r["subtype"] == subtype]
+        assert 0.25 < answers.count("yes") / len(answers) < 0.75, subtype
+
+
+def test_clip_split_loads_and_bad_clips_are_named(clips, tmp_path):
+    test = load_clip_split(clips, "test")
+    assert test.frames.shape == (8, 8, 48, 48, 3) and test.frames.dtype == np.uint8
+    assert len(test) == len(test.clip_index) and test.clip_index.max() == 7
+    # A clip with a frame missing: one bad record naming the line, or left out when skipping.
+    broken = str(tmp_path / "broken")
+    moving_shapes.generate(broken, 6, seed=1, num_test=0, progress=False)
+    os.remove(os.path.join(broken, "clips", "000002", "05.png"))
+    with pytest.raises(SimMIMInputError, match=r"questions\.jsonl:\d+: clip 'clips/000002' is 7"):
+        load_clip_split(broken, "train")
+    bad = BadRecords(skip=True)
+    kept = load_clip_split(broken, "train", bad=bad)
+    assert len(kept.frames) == 5 and len(bad) == 1 and bad.left_out > 0
+    clip_2 = os.path.join(broken, "clips", "000002")
+    os.link(os.path.join(clip_2, "04.png"), os.path.join(clip_2, "05.png"))
+    os.rename(os.path.join(broken, "clips", "000004"), os.path.join(broken, "elsewhere"))
+    with pytest.raises(SimMIMInputError, match="clips/000004: clip folder not found"):
+        load_clip_split(broken, "train")
+
+
+class TestStreamingMemory(TestCase):
+    def test_layer_and_constant_state(self):
+        memory = StreamingMemory(num_slots=3, num_heads=2, intermediate_dim=16)
+        clip = np.random.default_rng(0).normal(size=(2, 4, 9, 8)).astype("float32")
+        state, reads = self.run_layer_test(memory, (clip,), [(2, 3, 8), (2, 4, 2, 3, 9)])
+        # Frame by frame, as a device runs a stream, gives the same state.
+        stepped = memory.initial_state(2)
+        for frame in range(4):
+            stepped, _ = memory.step(stepped, clip[:, frame], frame)
+        np.testing.assert_allclose(np.asarray(stepped), np.asarray(state), atol=1e-5)
+        # A clip ten times longer: the state has the same size.
+        long_state, _ = memory(np.tile(clip, (1, 10, 1, 1)))
+        assert long_state.shape == state.shape
+        # The order of the frames matters (the time features and the recurrence).
+        reversed_state, _ = memory(clip[:, ::-1])
+        assert not np.allclose(np.asarray(reversed_state), np.asarray(state), atol=1e-4)
+
+
+def test_video_qa_trains_on_grouped_clips_and_saves(clips, tmp_path):
+    train = load_clip_split(clips, "train")
+    tokenizer = QuestionTokenizer.fit(train.questions, 12)
+    answers = AnswerVocabulary.fit(train.answers)
+    token_ids, _ = tokenizer.encode_batch(train.questions)
+    answer_ids = np.array([answers.id(a) for a in train.answers], np.int32)
+    dataset = clip_grouped_batches(train, token_ids, answer_ids, 32, questions_per_clip=4)
+    inputs, targets = next(iter(dataset))
+    assert inputs["frames"].shape[1:] == (8, 48, 48, 3) and inputs["frames"].shape[0] <= 8
+    assert inputs["clip_index"].shape == targets.shape == (32,)
+
+    keras.utils.set_random_seed(0)
+    model = SimMIMVideoQA.from_preset("tiny", len(answers), tokenizer.vocabulary_size, 48, 12)
+    model.compile(
+        keras.optimizers.AdamW(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    history = model.fit(dataset.take(6), epochs=2, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    logits = model(inputs)
+    assert logits.shape == (32, len(answers))
+    # Without clip_index, question i is about clip i.
+    one = {k: v[:2] for k, v in inputs.items() if k != "clip_index"}
+    assert model(one).shape == (2, len(answers))
+
+    path = str(tmp_path / "video.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is SimMIMVideoQA
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(logits), atol=1e-5)
