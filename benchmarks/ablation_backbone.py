@@ -14,6 +14,7 @@ rows can be rerun:
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from simmim_tf.layers.feed_forward import FeedForward
@@ -23,6 +24,77 @@ from simmim_tf.models.simmim_backbone import ABLATION_SWITCHES, SimMIMBackbone, 
 from simmim_tf.models.simmim_presets import preset_arguments
 
 FUSIONS = ("parallel", "sequential")
+# Hidden size of the relative-position-bias MLP.
+BIAS_HIDDEN = 32
+
+
+def pair_features(rows, cols):
+    """Fixed features of each (query region, key region) pair: (R, R, 4), R = rows * cols.
+
+    dx and dy (key minus query, in image sides), the distance and its
+    square: what a relative position bias needs for "near", "far" and "on
+    the left of".
+    """
+    y = (np.arange(rows) + 0.5) / rows
+    x = (np.arange(cols) + 0.5) / cols
+    yy, xx = np.meshgrid(y, x, indexing="ij")
+    xx, yy = xx.reshape(-1), yy.reshape(-1)
+    dx = xx[None, :] - xx[:, None]
+    dy = yy[None, :] - yy[:, None]
+    squared = dx**2 + dy**2
+    return np.stack([dx, dy, np.sqrt(squared), squared], axis=-1).astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="simmim_benchmarks")
+class AblationImageEncoder(ImageEncoder):
+    """`ImageEncoder` with its two ablation options: `coordinates=False`
+    leaves the coordinate projections out (self-attention is then
+    permutation-equivariant); `relative_position_bias=True` adds to each
+    block's scores a learned function (a small MLP, as Swin-v2's continuous
+    position bias) of each pair's offset and distance (`pair_features`),
+    one value per head."""
+
+    def __init__(
+        self, num_layers, num_heads, intermediate_dim, grid_shape, dropout=0.0,
+        coordinates=True, relative_position_bias=False, **kwargs,
+    ):  # fmt: skip
+        super().__init__(num_layers, num_heads, intermediate_dim, grid_shape, dropout, **kwargs)
+        self.coordinates = coordinates
+        self.relative_position_bias = relative_position_bias
+
+    def build(self, regions_shape):
+        super().build(regions_shape)
+        if not self.coordinates:
+            self.coordinate_projections = []
+        self.bias_mlps = []
+        if not self.relative_position_bias:
+            return
+        cells = self.grid_shape[0] * self.grid_shape[1]
+        for i in range(self.num_layers):
+            hidden = keras.layers.Dense(
+                BIAS_HIDDEN, activation="gelu", name=f"bias_hidden_{i}", dtype=self.dtype_policy
+            )
+            out = keras.layers.Dense(self.num_heads, name=f"bias_{i}", dtype=self.dtype_policy)
+            hidden.build((cells, cells, 4))
+            out.build((cells, cells, BIAS_HIDDEN))
+            self.bias_mlps.append((hidden, out))
+
+    def _with_position(self, i, x, features):
+        return super()._with_position(i, x, features) if self.coordinates else x
+
+    def _attention_bias(self, i):
+        if not self.relative_position_bias:
+            return None
+        hidden, out = self.bias_mlps[i]
+        pairs = ops.convert_to_tensor(pair_features(*self.grid_shape), dtype=self.compute_dtype)
+        return ops.transpose(out(hidden(pairs)), (2, 0, 1))  # (heads, regions, regions)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "coordinates": self.coordinates,
+            "relative_position_bias": self.relative_position_bias,
+        }
 
 
 @keras.saving.register_keras_serializable(package="simmim_benchmarks")
@@ -56,14 +128,14 @@ class AblationBackbone(SimMIMBackbone):
         (_, image_size, _, _, num_heads, _, _, _, intermediate_dim, _, _, dropout, image_layers,
          _, dtype) = args  # fmt: skip
         switches = self._switches
-        layers["image_encoder"] = ImageEncoder(
+        layers["image_encoder"] = AblationImageEncoder(
             image_layers,
             num_heads,
             intermediate_dim,
             layers["patch_embedding"].grid_shape(image_size, image_size),
-            switches["image_coordinates"],
-            switches["image_relative_bias"],
             dropout,
+            coordinates=switches["image_coordinates"],
+            relative_position_bias=switches["image_relative_bias"],
             name="image_encoder",
             dtype=dtype,
         )

@@ -4,10 +4,11 @@ how configs of earlier versions, which held its switches, load."""
 import numpy as np
 import pytest
 
-from benchmarks.ablation_backbone import AblationBackbone
+from benchmarks.ablation_backbone import AblationBackbone, AblationImageEncoder, pair_features
 from simmim_tf.models import SimMIMBackbone
 from simmim_tf.models.simmim_presets import RELATIONAL, preset_arguments
 from tests.conftest import TINY_BACKBONE
+from tests.test_case import TestCase
 
 
 def inputs(batch=2):
@@ -70,3 +71,24 @@ def test_preset_arguments_merge_the_relational_options():
     assert preset_arguments("tiny", {"relational": None})["relational"] is None
     with pytest.raises(ValueError, match="unknown `relational` option"):
         SimMIMBackbone(**{**TINY_BACKBONE, "relational": {"anchors": 2}})
+
+
+class TestAblationImageEncoder(TestCase):
+    def test_without_coordinates_it_is_equivariant_and_the_bias_breaks_that(self):
+        rng = np.random.default_rng(2)
+        regions = rng.normal(size=(1, 9, 16)).astype("float32")
+        order = rng.permutation(9)
+        plain = AblationImageEncoder(2, 2, 32, (3, 3), coordinates=False)
+        out = np.asarray(plain(regions))
+        np.testing.assert_allclose(np.asarray(plain(regions[:, order])), out[:, order], atol=1e-5)
+        layer = AblationImageEncoder(
+            1, 2, 32, (3, 3), coordinates=False, relative_position_bias=True
+        )
+        out = self.run_layer_test(layer, (regions,), [(1, 9, 16)])
+        # Without coordinates, only the bias knows where regions are: a permutation
+        # of the regions is no longer a permutation of the outputs.
+        assert not np.allclose(np.asarray(layer(regions[:, order])), np.asarray(out)[:, order])
+        features = pair_features(3, 3)
+        assert features.shape == (9, 9, 4)
+        np.testing.assert_allclose(features[4, 4], 0.0)  # a region and itself
+        np.testing.assert_allclose(features[0, 8, 3], 2 * (2 / 3) ** 2, rtol=1e-6)  # corners

@@ -14,8 +14,6 @@ from simmim_tf.layers.transformer_block import TransformerBlock
 # side, so that its dot products fall monotonically with distance across the
 # whole image ("closest" and "furthest" are then one attention head each).
 COORDINATE_FREQUENCIES = (0.5, 1.0, 2.0, 4.0)
-# Hidden size of the relative-position-bias MLP.
-BIAS_HIDDEN = 32
 
 
 def coordinate_features(rows, cols):
@@ -36,23 +34,6 @@ def coordinate_features(rows, cols):
     return np.stack(features, axis=-1).astype("float32")
 
 
-def pair_features(rows, cols):
-    """Fixed features of each (query region, key region) pair: (R, R, 4), R = rows * cols.
-
-    dx and dy (key minus query, in image sides), the distance and its
-    square: what a relative position bias needs for "near", "far" and "on
-    the left of".
-    """
-    y = (np.arange(rows) + 0.5) / rows
-    x = (np.arange(cols) + 0.5) / cols
-    yy, xx = np.meshgrid(y, x, indexing="ij")
-    xx, yy = xx.reshape(-1), yy.reshape(-1)
-    dx = xx[None, :] - xx[:, None]
-    dy = yy[None, :] - yy[:, None]
-    squared = dx**2 + dy**2
-    return np.stack([dx, dy, np.sqrt(squared), squared], axis=-1).astype("float32")
-
-
 @simmim_export
 class ImageEncoder(keras.layers.Layer):
     """Self-attention between image regions, so that regions relate to each other.
@@ -62,10 +43,8 @@ class ImageEncoder(keras.layers.Layer):
     `coordinate_features`) is added to the tokens, so position is present at
     every depth rather than only at the stem, where it is soon drowned by
     content (the role of RN's coordinate tags and FiLM's coordinate maps).
-    With `relative_position_bias`, each block's attention scores also get a
-    learned function (a small MLP, as Swin-v2's continuous position bias) of
-    each pair's offset and distance (see `pair_features`), one value per
-    head: a head can then prefer near or far regions whatever their content.
+    (The experiments' `AblationImageEncoder` can leave the coordinates out
+    or add a relative position bias; neither was kept.)
 
     Args:
         num_layers: int. Transformer blocks over the regions; 0 makes the
@@ -73,8 +52,6 @@ class ImageEncoder(keras.layers.Layer):
         num_heads: int. Attention heads.
         intermediate_dim: int. MLP hidden size.
         grid_shape: (int, int). Rows and columns of the region grid.
-        coordinates: bool. Add the coordinate projection before each block.
-        relative_position_bias: bool. Add the pairwise bias to the scores.
         dropout: float. Dropout rate.
 
     Call arguments:
@@ -96,18 +73,22 @@ class ImageEncoder(keras.layers.Layer):
         num_heads,
         intermediate_dim,
         grid_shape,
-        coordinates=True,
-        relative_position_bias=False,
         dropout=0.0,
         **kwargs,
     ):
+        # Configs of earlier versions name the two ablation options; only
+        # the values the layer has load.
+        for name, value in (("coordinates", True), ("relative_position_bias", False)):
+            if kwargs.pop(name, value) != value:
+                raise ValueError(
+                    f"ImageEncoder({name}={not value}) is an ablation "
+                    "(benchmarks.ablation_backbone.AblationImageEncoder)"
+                )
         super().__init__(**kwargs)
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.grid_shape = tuple(grid_shape)
-        self.coordinates = coordinates
-        self.relative_position_bias = relative_position_bias
         self.dropout = dropout
 
     def build(self, regions_shape):
@@ -118,7 +99,7 @@ class ImageEncoder(keras.layers.Layer):
             raise ValueError(
                 f"ImageEncoder: {regions_shape[1]} regions do not fill the {rows}×{cols} grid_shape"
             )
-        self.blocks, self.coordinate_projections, self.bias_mlps = [], [], []
+        self.blocks, self.coordinate_projections = [], []
         for i in range(self.num_layers):
             block = TransformerBlock(
                 self.num_heads,
@@ -130,41 +111,29 @@ class ImageEncoder(keras.layers.Layer):
             )
             block.build(regions_shape)
             self.blocks.append(block)
-            if self.coordinates:
-                projection = keras.layers.Dense(dim, name=f"coordinates_{i}", dtype=policy)
-                projection.build((rows * cols, 2 + 4 * len(COORDINATE_FREQUENCIES)))
-                self.coordinate_projections.append(projection)
-            if self.relative_position_bias:
-                hidden = keras.layers.Dense(
-                    BIAS_HIDDEN, activation="gelu", name=f"bias_hidden_{i}", dtype=policy
-                )
-                out = keras.layers.Dense(self.num_heads, name=f"bias_{i}", dtype=policy)
-                hidden.build((rows * cols, rows * cols, 4))
-                out.build((rows * cols, rows * cols, BIAS_HIDDEN))
-                self.bias_mlps.append((hidden, out))
+            projection = keras.layers.Dense(dim, name=f"coordinates_{i}", dtype=policy)
+            projection.build((rows * cols, 2 + 4 * len(COORDINATE_FREQUENCIES)))
+            self.coordinate_projections.append(projection)
 
     def call(self, regions, training=None):
         x = regions
-        features = None
-        if self.coordinates and self.num_layers:
-            features = ops.convert_to_tensor(
-                coordinate_features(*self.grid_shape), dtype=self.compute_dtype
-            )  # (regions, features)
-        pairs = None
-        if self.relative_position_bias and self.num_layers:
-            pairs = ops.convert_to_tensor(
-                pair_features(*self.grid_shape), dtype=self.compute_dtype
-            )  # (regions, regions, 4)
+        features = ops.convert_to_tensor(
+            coordinate_features(*self.grid_shape), dtype=self.compute_dtype
+        )  # (regions, features)
         for i, block in enumerate(self.blocks):
-            if features is not None:
-                # (regions, dim) broadcast over the batch
-                x = x + self.coordinate_projections[i](features)
-            bias = None
-            if pairs is not None:
-                hidden, out = self.bias_mlps[i]
-                bias = ops.transpose(out(hidden(pairs)), (2, 0, 1))  # (heads, regions, regions)
-            x = block(x, attention_bias=bias, training=training)
+            x = self._with_position(i, x, features)
+            x = block(x, attention_bias=self._attention_bias(i), training=training)
         return x
+
+    def _with_position(self, i, x, features):
+        """Block i's input: the tokens plus its projection of the coordinate
+        features, (regions, dim) broadcast over the batch."""
+        return x + self.coordinate_projections[i](features)
+
+    def _attention_bias(self, i):
+        """Block i's bias on the attention scores: none (an experiment's
+        subclass adds one)."""
+        return None
 
     def compute_output_shape(self, regions_shape):
         return regions_shape
@@ -177,8 +146,6 @@ class ImageEncoder(keras.layers.Layer):
                 "num_heads": self.num_heads,
                 "intermediate_dim": self.intermediate_dim,
                 "grid_shape": list(self.grid_shape),
-                "coordinates": self.coordinates,
-                "relative_position_bias": self.relative_position_bias,
                 "dropout": self.dropout,
             }
         )
