@@ -36,10 +36,10 @@ from benchmarks.budgeted_training import (
 )
 from simmim_tf.data.clip_dataset import ClipQuestionSet, load_clip_split
 from simmim_tf.evaluation import accuracy_by_family
-from simmim_tf.layers.streaming_memory import time_features
 from simmim_tf.models.simmim_video_qa import SimMIMVideoQA
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.preprocessing.time_features import time_features
 from simmim_tf.training.clip_batches import clip_grouped_batches
 
 

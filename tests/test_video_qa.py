@@ -117,17 +117,16 @@ class TestStreamingMemory(TestCase):
         assert not np.allclose(np.asarray(reversed_state), np.asarray(state), atol=1e-4)
 
 
-def test_video_qa_trains_on_grouped_clips_and_saves(clips, tmp_path):
+@pytest.fixture(scope="module")
+def trained(clips):
+    """A tiny SimMIMVideoQA trained 12 steps on the fixture's clips, with
+    its vocabularies and one batch."""
     train = load_clip_split(clips, "train")
     tokenizer = QuestionTokenizer.fit(train.questions, 12)
     answers = AnswerVocabulary.fit(train.answers)
     token_ids, _ = tokenizer.encode_batch(train.questions)
     answer_ids = np.array([answers.id(a) for a in train.answers], np.int32)
     dataset = clip_grouped_batches(train, token_ids, answer_ids, 32, questions_per_clip=4)
-    inputs, targets = next(iter(dataset))
-    assert inputs["frames"].shape[1:] == (8, 48, 48, 3) and inputs["frames"].shape[0] <= 8
-    assert inputs["clip_index"].shape == targets.shape == (32,)
-
     keras.utils.set_random_seed(0)
     model = SimMIMVideoQA.from_preset("tiny", len(answers), tokenizer.vocabulary_size, 48, 12)
     model.compile(
@@ -135,16 +134,66 @@ def test_video_qa_trains_on_grouped_clips_and_saves(clips, tmp_path):
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     history = model.fit(dataset.take(6), epochs=2, verbose=0)
-    losses = history.history["loss"]
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "answers": answers,
+        "batch": next(iter(dataset)),
+        "losses": history.history["loss"],
+    }
+
+
+def test_video_qa_trains_on_grouped_clips_and_saves(trained, tmp_path):
+    inputs, targets = trained["batch"]
+    assert inputs["frames"].shape[1:] == (8, 48, 48, 3) and inputs["frames"].shape[0] <= 8
+    # 8 groups of up to 4 questions (a clip's last group may be smaller).
+    questions = targets.shape[0]
+    assert inputs["clip_index"].shape == targets.shape and 8 <= questions <= 32
+    losses = trained["losses"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    model, num_answers = trained["model"], len(trained["answers"])
     logits = model(inputs)
-    assert logits.shape == (32, len(answers))
+    assert logits.shape == (questions, num_answers)
     # Without clip_index, question i is about clip i.
     one = {k: v[:2] for k, v in inputs.items() if k != "clip_index"}
-    assert model(one).shape == (2, len(answers))
+    assert model(one).shape == (2, num_answers)
 
     path = str(tmp_path / "video.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert type(loaded) is SimMIMVideoQA
     np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(logits), atol=1e-5)
+
+
+def test_the_device_runs_a_stream_frame_by_frame_in_constant_memory(trained, clips, tmp_path):
+    from simmim_tf.edge import EdgeVideoAnswerer
+    from simmim_tf.export.video_export import export_video
+
+    model, tokenizer, answers = trained["model"], trained["tokenizer"], trained["answers"]
+    out = str(tmp_path / "export")
+    report = export_video(model, tokenizer, answers.answers, out)
+    assert set(report["files"]) == {
+        "video_frame_step_float32.tflite",
+        "video_answer_float32.tflite",
+    }
+    test = load_clip_split(clips, "test")
+    answerer = EdgeVideoAnswerer(out, "float32")
+    for q in range(0, len(test), len(test) // 4)[:4]:
+        frames, question = test.frames[test.clip_index[q]], test.questions[q]
+        answerer.reset()
+        for frame in frames:
+            answerer.push(frame)
+        ids, mask = tokenizer.encode(question)
+        keras_logits = model(
+            {"frames": frames[None], "token_ids": ids[None], "padding_mask": mask[None]}
+        )
+        expected = np.asarray(keras.ops.softmax(keras_logits))[0]
+        np.testing.assert_allclose(answerer.answer(question)["probabilities"], expected, atol=1e-4)
+    # Ten times the clip: the device still holds one state of the same size.
+    shape = answerer.state.shape
+    for frame in np.tile(frames, (10, 1, 1, 1)):
+        answerer.push(frame)
+    assert answerer.state.shape == shape == (1, model.memory.num_slots, model.backbone.hidden_dim)
+    assert answerer.frames_seen == 88 and np.all(np.isfinite(answerer.state))
+    with pytest.raises(SimMIMInputError, match="int8 is not built yet"):
+        export_video(model, tokenizer, answers.answers, out, variants=("int8",))

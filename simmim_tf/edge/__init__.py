@@ -2,6 +2,14 @@
 
 from simmim_tf.edge.edge_predictor import EdgePredictor, Prediction
 from simmim_tf.edge.edge_retriever import EdgeRetriever, ImageIndex
+from simmim_tf.edge.edge_video import EdgeVideoAnswerer
 from simmim_tf.edge.two_stage_predictor import TwoStagePredictor
 
-__all__ = ["EdgePredictor", "EdgeRetriever", "ImageIndex", "Prediction", "TwoStagePredictor"]
+__all__ = [
+    "EdgePredictor",
+    "EdgeRetriever",
+    "EdgeVideoAnswerer",
+    "ImageIndex",
+    "Prediction",
+    "TwoStagePredictor",
+]

@@ -1,24 +1,12 @@
 """Streaming memory: learned slots carried over a clip, updated once per frame."""
 
-import math
-
 import keras
-import numpy as np
 from keras import ops
 
 from simmim_tf.api_export import simmim_export
 from simmim_tf.layers.cross_attention_block import CrossAttentionBlock
 from simmim_tf.layers.transformer_block import TransformerBlock
-
-# Periods (in frames) of the sine-cosine features of a frame's index: the
-# shortest tells consecutive frames apart, the longest orders a long clip.
-TIME_PERIODS = (4.0, 8.0, 16.0, 64.0)
-
-
-def time_features(frame):
-    """float32 (2 * len(TIME_PERIODS),): sin and cos of 2π·frame/period."""
-    angles = [2 * math.pi * frame / p for p in TIME_PERIODS]
-    return np.array([f(a) for a in angles for f in (math.sin, math.cos)], "float32")
+from simmim_tf.preprocessing.time_features import TIME_PERIODS, time_features
 
 
 @simmim_export
@@ -92,11 +80,15 @@ class StreamingMemory(keras.layers.Layer):
         # TILE rather than broadcast_to: the GPU delegate has no BROADCAST_TO.
         return ops.tile(ops.cast(self.slots, self.compute_dtype), (batch_size, 1, 1))
 
-    def step(self, state, regions, frame, training=None):
-        """The state after reading frame number `frame` (an int) of the clip:
-        (state (batch, K, dim), read weights (batch, heads, K, regions))."""
-        when = ops.convert_to_tensor(time_features(frame)[None], dtype=self.compute_dtype)
-        regions = regions + ops.expand_dims(self.time_projection(when), 1)  # (1, 1, dim)
+    def step(self, state, regions, when, training=None):
+        """The state after reading one frame's regions (batch, regions, dim);
+        `when`: the frame's `time_features` (1 or batch, features), or its
+        index in the clip (an int). Returns (state (batch, K, dim), read
+        weights (batch, heads, K, regions))."""
+        if isinstance(when, int):
+            when = time_features(when)[None]
+        when = ops.cast(when, self.compute_dtype)
+        regions = regions + ops.expand_dims(self.time_projection(when), 1)
         state, weights = self.read(state, regions, training=training)
         return self.update(state, training=training), weights
 

@@ -1,0 +1,80 @@
+"""Questions about a live stream on the device: NumPy and ai-edge-litert only."""
+
+import os
+
+import numpy as np
+
+from simmim_tf.edge.edge_predictor import check_image, read_sidecar, signature_runner
+from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
+from simmim_tf.preprocessing.time_features import time_features
+
+
+def _step_file(variant, step):  # as simmim_tf.export.video_export, without TensorFlow
+    return f"video_{step}_{variant}.tflite"
+
+
+class EdgeVideoAnswerer:
+    """Feeds frames one at a time to the exported per-frame step and answers
+    questions about what it has seen. It keeps one state of fixed size (the
+    streaming memory's slots) and the last frame, whatever the stream's
+    length.
+
+    Args:
+        export_dir: str. Folder written by `simmim_tf.export.video_export.export_video`.
+        variant: str. float32 or float16.
+        num_threads: int or None. CPU threads per interpreter.
+
+    Example:
+    >>> answerer = EdgeVideoAnswerer("export", "float32")
+    >>> for frame in camera_frames:
+    ...     answerer.push(frame)
+    >>> answerer.answer("is the red object moving?")["answer"]
+    'yes'
+    """
+
+    def __init__(self, export_dir, variant="float32", num_threads=None):
+        meta = read_sidecar(export_dir, "simmim_video_meta.json", "video", variant)
+        self.tokenizer = QuestionTokenizer(**meta["tokenizer"])
+        self.answers = meta["answers"]
+        self.image_size = meta["image_size"]
+        self._initial = np.asarray(meta["initial_state"], np.float32)[None]
+        self._runners = {
+            step: signature_runner(os.path.join(export_dir, _step_file(variant, step)), num_threads)
+            for step in ("frame_step", "answer")
+        }
+        self.reset()
+
+    def reset(self):
+        """Forgets the stream: the next frame is frame 0."""
+        self.state = self._initial.copy()
+        self.frames_seen = 0
+        self._last = None
+
+    def push(self, frame):
+        """Reads one uint8 frame (any size; resized as in training) into the state."""
+        frame = check_image(frame, self.image_size)[None].astype(np.float32)
+        when = time_features(self.frames_seen)[None]
+        self.state = self._runners["frame_step"](frame=frame, state=self.state, when=when)["state"]
+        self.frames_seen += 1
+        self._last = frame
+
+    def answer(self, question, top_k=3):
+        """{"answer", "probability", "top_k": [(answer, p), ...], "unknown_words"}."""
+        if self._last is None:
+            raise ValueError("no frame pushed yet: push(frame) before answer()")
+        ids, mask = self.tokenizer.encode(question)
+        out = self._runners["answer"](
+            frame=self._last,
+            state=self.state,
+            token_ids=ids[None].astype(np.int32),
+            padding_mask=mask[None].astype(np.int32),
+        )
+        probabilities = out["probabilities"][0]
+        best = np.argsort(-probabilities)[:top_k]
+        return {
+            "answer": self.answers[best[0]],
+            "probability": float(probabilities[best[0]]),
+            "top_k": [(self.answers[i], float(probabilities[i])) for i in best],
+            "unknown_words": self.tokenizer.unknown_words(question),
+            "probabilities": probabilities,
+        }

@@ -1,0 +1,94 @@
+"""The streaming video model for the device: a per-frame step and an answer
+step, each a .tflite with static shapes, and a sidecar.
+
+    frame_step  (frame, state, when) -> state: one frame read into the
+                memory; `when` is the frame's `time_features`
+    answer      (frame, state, token_ids, padding_mask) -> probabilities:
+                the question about the last frame and the memory
+
+The device keeps only the state, (1, slots, dim) floats, however long the
+stream (`simmim_tf.edge.edge_video.EdgeVideoAnswerer` runs them).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from simmim_tf.errors import SimMIMInputError
+from simmim_tf.export.signature_conversion import export_signatures
+from simmim_tf.preprocessing.time_features import TIME_PERIODS
+
+VIDEO_META = "simmim_video_meta.json"
+STEPS = ("frame_step", "answer")
+# int8 needs calibration states from real streams: not built yet.
+VIDEO_VARIANTS = ("float32", "float16")
+
+
+def step_file(variant, step):
+    return f"video_{step}_{variant}.tflite"
+
+
+def export_video(model, tokenizer, answers, out_dir, variants=("float32",), formats=("tflite",)):
+    """Writes both steps of `model` (a `SimMIMVideoQA`) in each variant and
+    the sidecar (vocabulary, answers, sizes and the memory's initial state).
+
+    tokenizer: the `QuestionTokenizer` it was trained with; answers: its
+    answer strings, in class order.
+    Returns {"files": {name: bytes}, "gpu_delegate_problems": {variant: [...]}}.
+    """
+    unknown = [v for v in variants if v not in VIDEO_VARIANTS]
+    if unknown:
+        raise SimMIMInputError(
+            f"video export variants {unknown}: the streaming steps export as "
+            f"{', '.join(VIDEO_VARIANTS)} (int8 is not built yet)"
+        )
+    backbone = model.backbone
+    size, length = backbone.image_size, tokenizer.sequence_length
+    initial = np.asarray(model.memory.initial_state(1), np.float32)
+    meta = {
+        "tokenizer": tokenizer.get_config(),
+        "answers": list(answers),
+        "image_size": size,
+        "state_shape": list(initial.shape),
+        "initial_state": initial[0].tolist(),
+        "time_periods": list(TIME_PERIODS),
+    }
+    return export_signatures(
+        _archive(model, size, length, initial.shape),
+        out_dir,
+        VIDEO_META,
+        meta,
+        formats,
+        variants,
+        signatures=STEPS,
+        samples={},
+        file_name=step_file,
+        text_part="answer",
+    )
+
+
+def _archive(model, size, length, state_shape):
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    frame = tf.TensorSpec((1, size, size, 3), tf.float32, name="frame")
+    state = tf.TensorSpec(state_shape, tf.float32, name="state")
+
+    def frame_step(frame, state, when):
+        regions = model.backbone.encode_image(frame)
+        new_state, _ = model.memory.step(state, regions, when)
+        return {"state": new_state}
+
+    def answer(frame, state, token_ids, padding_mask):
+        regions = model.backbone.encode_image(frame)
+        logits = model.answer_from_memory(regions, state, token_ids, padding_mask)
+        return {"probabilities": ops.softmax(ops.cast(logits, "float32"), axis=-1)}
+
+    when = tf.TensorSpec((1, 2 * len(TIME_PERIODS)), tf.float32, name="when")
+    archive.add_endpoint("frame_step", frame_step, [frame, state, when])
+    tokens = [
+        tf.TensorSpec((1, length), tf.int32, name="token_ids"),
+        tf.TensorSpec((1, length), tf.int32, name="padding_mask"),
+    ]
+    archive.add_endpoint("answer", answer, [frame, state, *tokens])
+    return archive
