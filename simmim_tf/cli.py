@@ -433,16 +433,17 @@ def _predict(args):
         print(f"attention heatmap: {args.explain}")
 
 
-def _generator_arguments(parser, default_test):
-    """The arguments every data generator takes."""
+def _generator_arguments(parser, default_test, unit="images", count=10000):
+    """The arguments every data generator takes (`--num-images`, or
+    `--num-clips` with `unit` "clips")."""
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--num-images", type=int, default=10000, help="images (default 10000)")
+    parser.add_argument(f"--num-{unit}", type=int, default=count, help=f"{unit} (default {count})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--num-test",
         type=int,
         default=None,
-        help=f"test images, taken last (default {default_test})",
+        help=f"test {unit}, taken last (default {default_test})",
     )
 
 
@@ -504,13 +505,8 @@ def _add_data_commands(sub):
         help="clips of 4 objects that move and bounce off the walls (48x48, default 8 "
         "frames), with descriptive, motion, event and order questions and a caption per clip",
     )
-    ms.add_argument("--out", required=True, help="output folder")
-    ms.add_argument("--num-clips", type=int, default=3000, help="clips (default 3000)")
+    _generator_arguments(ms, "200, at most a tenth of the clips", "clips", 3000)
     ms.add_argument("--frames", type=int, default=8, help="frames per clip (default 8)")
-    ms.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ms.add_argument(
-        "--num-test", type=int, default=None, help="test clips, taken last (default 200)"
-    )
     ms.set_defaults(func=_data_moving_shapes)
 
     _add_importers(data)

@@ -15,11 +15,10 @@ import os
 import numpy as np
 
 from simmim_tf.data.bad_records import BadRecords
-from simmim_tf.data.record_schema import STR, record_problems
-from simmim_tf.data.vqa_dataset import json_records
+from simmim_tf.data.record_schema import STR
+from simmim_tf.data.vqa_dataset import read_questions
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.preprocessing.image_loading import load_image
-from simmim_tf.preprocessing.question_tokenizer import split_words
 
 CLIP_QUESTION_SCHEMA = {
     "clip": (STR, True),  # folder of frames relative to the data folder, e.g. "clips/000001"
@@ -85,27 +84,11 @@ def load_clip(clip_dir, image_size=None):
     return np.stack(frames)
 
 
-def read_clip_questions(data_dir, bad=None):
-    """All valid records of `questions.jsonl`, each with "_where"."""
-    bad = bad if bad is not None else BadRecords()
-    path = os.path.join(data_dir, "questions.jsonl")
-    records = []
-    for line_no, record in json_records(path, f"is {data_dir} a clip data folder?", bad):
-        problems = record_problems(record, CLIP_QUESTION_SCHEMA)
-        if not problems and not split_words(record["question"]):
-            problems = [f"question {record['question']!r} has no words"]
-        if problems:
-            bad(f"{path}:{line_no}: " + "; ".join(problems))
-            continue
-        record["_where"] = f"{path}:{line_no}: "
-        records.append(record)
-    return records
-
-
 def load_clip_split(data_dir, split, image_size=None, bad=None):
     """The `ClipQuestionSet` of `split`; each clip read once."""
     bad = bad if bad is not None else BadRecords()
-    records = [r for r in read_clip_questions(data_dir, bad) if r["split"] == split]
+    questions = read_questions(data_dir, bad, CLIP_QUESTION_SCHEMA)
+    records = [r for r in questions if r["split"] == split]
     if not records:
         raise SimMIMInputError(f"{data_dir}: no clip questions in split {split!r}")
     first_use = {}

@@ -92,13 +92,14 @@ def json_records(path, what, bad=None):
             yield line_no, record
 
 
-def read_questions(data_dir, bad=None):
-    """All valid records of `questions.jsonl`, each with "_where" ("file:line: ")."""
+def read_questions(data_dir, bad=None, schema=QUESTION_SCHEMA):
+    """All valid records of `questions.jsonl`, each with "_where" ("file:line: ").
+    `schema`: QUESTION_SCHEMA (a question about an image) or a clip folder's."""
     bad = bad if bad is not None else BadRecords()
     path = os.path.join(data_dir, "questions.jsonl")
     records = []
     for line_no, record in json_records(path, f"is {data_dir} a simmim_tf data folder?", bad):
-        problems = record_problems(record, QUESTION_SCHEMA)
+        problems = record_problems(record, schema)
         if not problems and not split_words(record["question"]):
             problems = [f"question {record['question']!r} has no words"]
         if problems:
