@@ -62,10 +62,11 @@ class AblationImageEncoder(ImageEncoder):
         self.coordinates = coordinates
         self.relative_position_bias = relative_position_bias
 
+    def _coordinate_projection(self, i, dim):
+        return super()._coordinate_projection(i, dim) if self.coordinates else None
+
     def build(self, regions_shape):
         super().build(regions_shape)
-        if not self.coordinates:
-            self.coordinate_projections = []
         self.bias_mlps = []
         if not self.relative_position_bias:
             return

@@ -71,6 +71,9 @@ def test_generator_is_deterministic_and_balanced(clips, tmp_path):
     for name in ("questions.jsonl", "tracks.jsonl", "captions.jsonl", "clips/000003/07.png"):
         with open(os.path.join(clips, name), "rb") as a, open(os.path.join(again, name), "rb") as b:
             assert a.read() == b.read(), name
+    # No object turns at the last frame, where the turn would not show.
+    for line in open(os.path.join(clips, "tracks.jsonl")):
+        assert all(7 not in o["hits"] for o in json.loads(line)["objects"])
     records = [json.loads(line) for line in open(os.path.join(clips, "questions.jsonl"))]
     assert {r["family"] for r in records} == {"descriptive", "motion", "events", "order"}
     # Every answer is drawn before its question: no yes/no type is mostly one answer.
@@ -96,6 +99,12 @@ def test_clip_split_loads_and_bad_clips_are_named(clips, tmp_path):
     os.link(os.path.join(clip_2, "04.png"), os.path.join(clip_2, "05.png"))
     os.rename(os.path.join(broken, "clips", "000004"), os.path.join(broken, "elsewhere"))
     with pytest.raises(SimMIMInputError, match="clips/000004: clip folder not found"):
+        load_clip_split(broken, "train")
+    # A clip path must stay inside the data folder.
+    with open(os.path.join(broken, "questions.jsonl"), "a") as f:
+        f.write(json.dumps({"clip": "../x", "question": "is it?", "answer": "yes",
+                            "family": "motion", "split": "train"}) + "\n")  # fmt: skip
+    with pytest.raises(SimMIMInputError, match="clip path '../x' must be relative"):
         load_clip_split(broken, "train")
 
 

@@ -9,6 +9,7 @@ counted and left out when skipping). `simmim_tf.data.moving_shapes` writes
 such folders.
 """
 
+import collections
 import dataclasses
 import os
 
@@ -84,6 +85,11 @@ def load_clip(clip_dir, image_size=None):
     return np.stack(frames)
 
 
+def _bad_clip(bad, first_record, records, problem):
+    uses = sum(q["clip"] == first_record["clip"] for q in records)
+    bad(f"{first_record['_where']}{problem} ({uses} question(s) use it)", left_out=uses)
+
+
 def load_clip_split(data_dir, split, image_size=None, bad=None):
     """The `ClipQuestionSet` of `split`; each clip read once."""
     bad = bad if bad is not None else BadRecords()
@@ -94,18 +100,26 @@ def load_clip_split(data_dir, split, image_size=None, bad=None):
     first_use = {}
     for r in records:
         first_use.setdefault(r["clip"], r)
-    clips, paths = [], []
+    loaded = {}
     for clip, r in sorted(first_use.items()):
         try:
-            frames = load_clip(os.path.join(data_dir, clip), image_size)
-            if clips and frames.shape != clips[0].shape:
-                raise SimMIMInputError(
-                    f"clip {clip!r} is {frames.shape[0]} frames of {frames.shape[1:3]}, "
-                    f"{paths[0]!r} {clips[0].shape[0]} of {clips[0].shape[1:3]}"
-                )
+            loaded[clip] = load_clip(os.path.join(data_dir, clip), image_size)
         except SimMIMInputError as e:
-            uses = sum(q["clip"] == clip for q in records)
-            bad(f"{r['_where']}{e} ({uses} question(s) use it)", left_out=uses)
+            _bad_clip(bad, r, records, str(e))
+    # Clips must agree with the commonest shape (frames, height, width), not
+    # with whichever clip sorts first: one odd clip is the one reported.
+    shapes = collections.Counter(frames.shape for frames in loaded.values())
+    usual = shapes.most_common(1)[0][0] if shapes else None
+    clips, paths = [], []
+    for clip, frames in loaded.items():
+        if frames.shape != usual:
+            _bad_clip(
+                bad,
+                first_use[clip],
+                records,
+                f"clip {clip!r} is {frames.shape[0]} frames of {frames.shape[1:3]}, the "
+                f"split's other clips {usual[0]} of {usual[1:3]}",
+            )
             continue
         clips.append(frames)
         paths.append(clip)
@@ -121,6 +135,6 @@ def load_clip_split(data_dir, split, image_size=None, bad=None):
         questions=[r["question"] for r in records],
         answers=[r["answer"] for r in records],
         families=[r["family"] for r in records],
-        question_types=[r.get("subtype", r["family"]) for r in records],
+        question_types=[r.get("subtype") or r["family"] for r in records],
         sources=[r["_where"].rstrip(": ") for r in records],
     )

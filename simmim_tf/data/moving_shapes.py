@@ -21,12 +21,15 @@ frames. Questions, in four families:
                  hits_before does the X object hit a wall before the Y object?
 
 Only "descriptive" can be answered from one frame; "end_left" from the last
-one. Output folder:
+one. A hit is the frame where an object turns back (never the last frame);
+which object hits first is asked only where the first hits are two frames
+or more apart. At 8 frames an object hits a wall at most once, so
+`hit_count` is 0 or 1; longer clips (`num_frames`) give more. Output folder:
 
     clips/000000/00.png ... 07.png
     questions.jsonl  {"clip", "question", "answer", "family", "subtype", "split"}
     tracks.jsonl     {"clip", "split", "objects": [{"color", "shape", "size",
-                      "x": [per frame], "y": [per frame], "hits": [frames]}]}
+                      "speed", "x": [per frame], "y": [per frame], "hits": [frames]}]}
     captions.jsonl   {"clip", "caption", "split"}: what each object does
 
 Coordinates are object centres in pixels, x rightwards and y downwards.
@@ -65,7 +68,17 @@ TEMPLATES = {
 
 def sample_clip(rng, num_frames=NUM_FRAMES):
     """Four objects with their tracks: starting centres whose squares do not
-    overlap, each still or moving along one axis, bouncing off the walls."""
+    overlap, each still or moving along one axis, bouncing off the walls.
+    A clip where an object turns at its last frame is drawn again: that
+    turn shows only as a shorter last step, and the direction "at the end"
+    would not be the last move's."""
+    while True:
+        objects = _sample_objects(rng, num_frames)
+        if all(num_frames - 1 not in o["hits"] for o in objects):
+            return objects
+
+
+def _sample_objects(rng, num_frames):
     half = OBJECT_SIZE / 2
     starts = []
     while len(starts) < NUM_OBJECTS:
@@ -147,16 +160,18 @@ def answer(objects, subtype, color=None, other_color=None):
         return yes_no[bool(o["hits"])]
     if subtype == "hit_count":
         return str(len(o["hits"]))
+    # Which hits first is asked only where the first hits are two frames or
+    # more apart: one frame apart, the order hangs on sub-pixel steps.
     if subtype == "first_hit":
         firsts = sorted((x["hits"][0], x["color"]) for x in objects if x["hits"])
-        if not firsts or (len(firsts) > 1 and firsts[0][0] == firsts[1][0]):
+        if not firsts or (len(firsts) > 1 and firsts[1][0] - firsts[0][0] < 2):
             return None
         return firsts[0][1]
     if subtype == "hits_before":
         if not o["hits"]:
             return "no"
-        if d["hits"] and d["hits"][0] == o["hits"][0]:
-            return None  # at the same frame
+        if d["hits"] and abs(d["hits"][0] - o["hits"][0]) < 2:
+            return None
         return yes_no[not d["hits"] or o["hits"][0] < d["hits"][0]]
     raise ValueError(f"unknown question subtype {subtype!r}")
 
@@ -213,13 +228,14 @@ def caption(objects):
     return "; ".join(parts)
 
 
-def generate(out_dir, num_clips=2000, seed=0, num_test=None, num_frames=NUM_FRAMES, progress=True):
+def generate(out_dir, num_clips=3000, seed=0, num_test=None, num_frames=NUM_FRAMES, progress=True):
     """Writes a moving-shapes data set; the last `num_test` clips (default a
     tenth, at most 200) are the test split. The same arguments give
     byte-identical files. Returns the number of questions written."""
     if num_clips < 1 or num_frames < 2:
         raise ValueError(f"need num_clips >= 1 and num_frames >= 2; got {num_clips}, {num_frames}")
     num_test = min(200, num_clips // 10) if num_test is None else num_test
+    width = max(2, len(str(num_frames - 1)))  # frame files sort in frame order
     rng = np.random.default_rng(seed)
     names = ("questions.jsonl", "tracks.jsonl", "captions.jsonl")
     # Written under temporary names and renamed at the end: an interrupted
@@ -232,9 +248,12 @@ def generate(out_dir, num_clips=2000, seed=0, num_test=None, num_frames=NUM_FRAM
             split = "test" if i >= num_clips - num_test else "train"
             objects = sample_clip(rng, num_frames)
             clip = f"clips/{i:06d}"
-            os.makedirs(os.path.join(out_dir, clip), exist_ok=True)
+            folder = os.path.join(out_dir, clip)
+            os.makedirs(folder, exist_ok=True)
+            for stale in os.listdir(folder):  # frames of an earlier run into OUT
+                os.remove(os.path.join(folder, stale))
             for frame in range(num_frames):
-                render(objects, frame).save(os.path.join(out_dir, clip, f"{frame:02d}.png"))
+                render(objects, frame).save(os.path.join(folder, f"{frame:0{width}d}.png"))
             tracks = [{k: v for k, v in o.items() if "velocity" not in k} for o in objects]
             tf.write(json.dumps({"clip": clip, "split": split, "objects": tracks}) + "\n")
             cf.write(json.dumps({"clip": clip, "caption": caption(objects), "split": split}) + "\n")

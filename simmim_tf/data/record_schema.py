@@ -72,8 +72,9 @@ def record_problems(record, schema):
             problems.append(f"field {field!r} must be a {expected}, got {value!r:.40}")
         elif isinstance(value, str) and not value.strip() and required:
             problems.append(f"field {field!r} is empty")
-    if not problems and "image" in schema:
-        problems += _image_path_problems(record["image"])
+    for field in ("image", "clip"):
+        if not problems and field in schema:
+            problems += _image_path_problems(record[field], field)
     if not problems and schema is SCENE_SCHEMA:
         for i, obj in enumerate(record["objects"]):
             problems += [f"objects[{i}]: {p}" for p in record_problems(obj, OBJECT_SCHEMA)]
@@ -86,9 +87,9 @@ def record_problems(record, schema):
     return problems
 
 
-def _image_path_problems(path):
+def _image_path_problems(path, field="image"):
     # Paths stay inside the data folder: a record cannot point the loader
-    # at an arbitrary file on the machine.
+    # at an arbitrary file (or clip folder) on the machine.
     if os.path.isabs(path) or ".." in path.replace("\\", "/").split("/"):
-        return [f"image path {path!r} must be relative and inside the data folder"]
+        return [f"{field} path {path!r} must be relative and inside the data folder"]
     return []

@@ -5,8 +5,9 @@ import os
 import numpy as np
 
 from simmim_tf.edge.edge_predictor import check_image, read_sidecar, signature_runner
+from simmim_tf.errors import SimMIMInputError
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
-from simmim_tf.preprocessing.time_features import time_features
+from simmim_tf.preprocessing.time_features import TIME_PERIODS, time_features
 
 
 def _step_file(variant, step):  # as simmim_tf.export.video_export, without TensorFlow
@@ -34,6 +35,11 @@ class EdgeVideoAnswerer:
 
     def __init__(self, export_dir, variant="float32", num_threads=None):
         meta = read_sidecar(export_dir, "simmim_video_meta.json", "video", variant)
+        if tuple(meta["time_periods"]) != TIME_PERIODS:
+            raise SimMIMInputError(
+                f"{export_dir}: exported with time periods {meta['time_periods']}, this "
+                f"runtime computes {list(TIME_PERIODS)}; export the model again"
+            )
         self.tokenizer = QuestionTokenizer(**meta["tokenizer"])
         self.answers = meta["answers"]
         self.image_size = meta["image_size"]

@@ -111,9 +111,14 @@ class ImageEncoder(keras.layers.Layer):
             )
             block.build(regions_shape)
             self.blocks.append(block)
-            projection = keras.layers.Dense(dim, name=f"coordinates_{i}", dtype=policy)
-            projection.build((rows * cols, 2 + 4 * len(COORDINATE_FREQUENCIES)))
-            self.coordinate_projections.append(projection)
+            self.coordinate_projections.append(self._coordinate_projection(i, dim))
+
+    def _coordinate_projection(self, i, dim):
+        """Block i's projection of the coordinate features (an experiment's
+        subclass may have none)."""
+        projection = keras.layers.Dense(dim, name=f"coordinates_{i}", dtype=self.dtype_policy)
+        projection.build((None, 2 + 4 * len(COORDINATE_FREQUENCIES)))
+        return projection
 
     def call(self, regions, training=None):
         x = regions

@@ -1,5 +1,7 @@
 """Streaming memory: learned slots carried over a clip, updated once per frame."""
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -85,7 +87,7 @@ class StreamingMemory(keras.layers.Layer):
         `when`: the frame's `time_features` (1 or batch, features), or its
         index in the clip (an int). Returns (state (batch, K, dim), read
         weights (batch, heads, K, regions))."""
-        if isinstance(when, int):
+        if isinstance(when, numbers.Integral):
             when = time_features(when)[None]
         when = ops.cast(when, self.compute_dtype)
         regions = regions + ops.expand_dims(self.time_projection(when), 1)
