@@ -78,6 +78,7 @@ def show(i, e):
         words=e.words,
         word_weights=e.word_weights,
         expected=test.answers[i],
+        anchor_map=e.anchor_map,
     )
     plt.show()
 

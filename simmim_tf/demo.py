@@ -123,6 +123,7 @@ def _pictures_and_examples(out, data, run_dir, int8_path):
         words=e.words,
         word_weights=e.word_weights,
         expected=test.answers[0],
+        anchor_map=e.anchor_map,
     )
     # Does the question's attention land on the object it names? (Its share
     # of the visual attention inside that object's box, every 4th question.)

@@ -2,7 +2,8 @@
 
 `attention_figure` draws the panels that exist for a prediction: the image,
 the question's visual attention over it, and, from the Keras model, the
-semantic memory's read attention and the image's attention over the words.
+relational anchor (the part that finds the named object), the semantic
+memory's read attention and the image's attention over the words.
 `simmim-tf predict --explain` (a .tflite gives the visual attention only) and
 notebook 02 (the Keras model gives all three) both draw through it.
 """
@@ -42,15 +43,19 @@ def attention_figure(
     words=None,
     word_weights=None,
     expected=None,
+    anchor_map=None,
 ):
     """A matplotlib Figure explaining one answer.
 
     image: uint8 (H, W, 3). attention_map: (rows, cols), the visual attention.
+    anchor_map: (rows, cols) or None, where the relational attention's anchor
+    looks: the object the question names, from which the relational answer
+    is read (it, not the visual attention, is trained to land there).
     memory_map: (rows, cols) or None, the memory's read attention.
     words, word_weights: the question's words and the image's attention over
     them, or None. expected: the right answer, shown when given.
     """
-    panels = 2 + (memory_map is not None) + (word_weights is not None)
+    panels = 2 + (anchor_map is not None) + (memory_map is not None) + (word_weights is not None)
     fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.6), dpi=120)
     axes[0].imshow(image)
     axes[0].set_title("image", fontsize=9)
@@ -62,6 +67,10 @@ def attention_figure(
     heat = _overlay(axes[1], image, attention_map, "visual attention\n" + title)
     fig.colorbar(heat, ax=axes[1], fraction=0.046, pad=0.04)
     column = 2
+    if anchor_map is not None:
+        heat = _overlay(axes[column], image, anchor_map, "relational anchor\n(the object named)")
+        fig.colorbar(heat, ax=axes[column], fraction=0.046, pad=0.04)
+        column += 1
     if memory_map is not None:
         heat = _overlay(axes[column], image, memory_map, "semantic memory reads")
         fig.colorbar(heat, ax=axes[column], fraction=0.046, pad=0.04)

@@ -91,15 +91,20 @@ def test_attention_figure_has_a_panel_per_map(tmp_path, full):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
     extra = (
-        dict(memory_map=rng.random((4, 4)), words=["a", "b"], word_weights=[0.3, 0.7])
+        dict(
+            memory_map=rng.random((4, 4)),
+            words=["a", "b"],
+            word_weights=[0.3, 0.7],
+            anchor_map=rng.random((4, 4)),
+        )
         if full
         else {}
     )
     path = tmp_path / "overlay.png"
     save_attention_overlay(image, rng.random((4, 4)), "a b?", "yes", str(path), 0.9, **extra)
     width, height = Image.open(path).size
-    # 3.2 inches per panel at 120 dpi: 2 panels, or 4 with memory and words.
-    assert width == pytest.approx(3.2 * 120 * (4 if full else 2), abs=2)
+    # 3.2 inches per panel at 120 dpi: 2 panels, or 5 with anchor, memory and words.
+    assert width == pytest.approx(3.2 * 120 * (5 if full else 2), abs=2)
 
 
 def test_named_object_box_finds_the_colour_the_question_names():
