@@ -9,8 +9,12 @@ from simmim_tf.errors import SimMIMInputError
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 from simmim_tf.preprocessing.time_features import TIME_PERIODS, time_features
 
+VIDEO_META = "simmim_video_meta.json"
+STEPS = ("frame_step", "answer")
 
-def _step_file(variant, step):  # as simmim_tf.export.video_export, without TensorFlow
+
+def step_file(variant, step):
+    """The .tflite of one step of a video export (`export.video_export` writes it)."""
     return f"video_{step}_{variant}.tflite"
 
 
@@ -34,7 +38,7 @@ class EdgeVideoAnswerer:
     """
 
     def __init__(self, export_dir, variant="float32", num_threads=None):
-        meta = read_sidecar(export_dir, "simmim_video_meta.json", "video", variant)
+        meta = read_sidecar(export_dir, VIDEO_META, "video", variant)
         if tuple(meta["time_periods"]) != TIME_PERIODS:
             raise SimMIMInputError(
                 f"{export_dir}: exported with time periods {meta['time_periods']}, this "
@@ -45,8 +49,8 @@ class EdgeVideoAnswerer:
         self.image_size = meta["image_size"]
         self._initial = np.asarray(meta["initial_state"], np.float32)[None]
         self._runners = {
-            step: signature_runner(os.path.join(export_dir, _step_file(variant, step)), num_threads)
-            for step in ("frame_step", "answer")
+            step: signature_runner(os.path.join(export_dir, step_file(variant, step)), num_threads)
+            for step in STEPS
         }
         self.reset()
 

@@ -15,18 +15,13 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from simmim_tf.edge.edge_video import STEPS, VIDEO_META, step_file
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.export.signature_conversion import export_signatures
 from simmim_tf.preprocessing.time_features import TIME_PERIODS
 
-VIDEO_META = "simmim_video_meta.json"
-STEPS = ("frame_step", "answer")
 # int8 needs calibration states from real streams: not built yet.
 VIDEO_VARIANTS = ("float32", "float16")
-
-
-def step_file(variant, step):
-    return f"video_{step}_{variant}.tflite"
 
 
 def export_video(model, tokenizer, answers, out_dir, variants=("float32",), formats=("tflite",)):
