@@ -87,7 +87,11 @@ class TestCase:
                 for o in outputs
                 if o.dtype.is_floating
             )
-        grads = tape.gradient(loss, layer.trainable_weights)
+        # Dense tensors: an embedding lookup's gradient is IndexedSlices.
+        grads = [
+            None if g is None else tf.convert_to_tensor(g)
+            for g in tape.gradient(loss, layer.trainable_weights)
+        ]
         assert all(g is None or np.all(np.isfinite(np.asarray(g))) for g in grads)
         keras.optimizers.SGD(0.1).apply_gradients(
             [(g, w) for g, w in zip(grads, layer.trainable_weights, strict=True) if g is not None]

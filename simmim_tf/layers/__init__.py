@@ -7,6 +7,7 @@ from simmim_tf.layers.cross_attention_block import CrossAttentionBlock
 from simmim_tf.layers.embedding_projection import EmbeddingProjection
 from simmim_tf.layers.feed_forward import FeedForward
 from simmim_tf.layers.grounding_head import GroundingHead
+from simmim_tf.layers.image_backbone_stem import ImageBackboneStem
 from simmim_tf.layers.image_encoder import ImageEncoder
 from simmim_tf.layers.layer_norm import LayerNorm
 from simmim_tf.layers.multi_head_attention import MultiHeadAttention
@@ -32,6 +33,7 @@ __all__ = [
     "LayerNorm",
     "MultiHeadAttention",
     "MultiInputDense",
+    "ImageBackboneStem",
     "PatchEmbedding",
     "QuestionEncoder",
     "RelationalAttention",

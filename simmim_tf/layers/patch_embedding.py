@@ -14,8 +14,50 @@ STEMS = ("patchify", "conv")
 POSITION_STDDEV = 0.5
 
 
+class GridTokens:
+    """What every stem shares: a grid of `patch_size`-pixel regions, and the
+    learned row and column embeddings added to its features. A stem sets
+    `hidden_dim` and `patch_size`, builds its layers and calls
+    `_build_position`, and defines `stem_features` (images → (batch, rows,
+    cols, hidden_dim)), where masked-image pretraining swaps in its mask
+    token."""
+
+    def grid_shape(self, image_height, image_width):
+        """The (rows, columns) of the region grid for an image size."""
+        return (
+            math.ceil(image_height / self.patch_size),
+            math.ceil(image_width / self.patch_size),
+        )
+
+    def call(self, images, training=None):
+        return self.add_position(self.stem_features(images, training=training))
+
+    def _build_position(self, rows, cols):
+        self.row_embedding = self.add_weight(
+            shape=(rows, 1, self.hidden_dim),
+            initializer=keras.initializers.RandomNormal(stddev=POSITION_STDDEV),
+            name="row_embedding",
+        )
+        self.column_embedding = self.add_weight(
+            shape=(1, cols, self.hidden_dim),
+            initializer=keras.initializers.RandomNormal(stddev=POSITION_STDDEV),
+            name="column_embedding",
+        )
+
+    def add_position(self, features):
+        """(batch, rows, cols, hidden_dim) stem features → (batch, regions, hidden_dim) tokens."""
+        position = ops.cast(self.row_embedding + self.column_embedding, self.compute_dtype)
+        x = features + position  # (rows, cols, hidden) broadcast over the batch
+        batch, rows, cols = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
+        return ops.reshape(x, (batch, rows * cols, self.hidden_dim))
+
+    def compute_output_shape(self, images_shape):
+        rows, cols = self.grid_shape(images_shape[1], images_shape[2])
+        return (images_shape[0], rows * cols, self.hidden_dim)
+
+
 @simmim_export
-class PatchEmbedding(keras.layers.Layer):
+class PatchEmbedding(GridTokens, keras.layers.Layer):
     """Turns uint8 images into a sequence of region tokens.
 
     Two stems:
@@ -61,13 +103,6 @@ class PatchEmbedding(keras.layers.Layer):
         self.patch_size = patch_size
         self.stem = stem
 
-    def grid_shape(self, image_height, image_width):
-        """The (rows, columns) of the region grid for an image size."""
-        return (
-            math.ceil(image_height / self.patch_size),
-            math.ceil(image_width / self.patch_size),
-        )
-
     def build(self, images_shape):
         policy = self.dtype_policy
         rows, cols = self.grid_shape(images_shape[1], images_shape[2])
@@ -89,16 +124,7 @@ class PatchEmbedding(keras.layers.Layer):
         for layer in self.stem_layers:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
-        self.row_embedding = self.add_weight(
-            shape=(rows, 1, self.hidden_dim),
-            initializer=keras.initializers.RandomNormal(stddev=POSITION_STDDEV),
-            name="row_embedding",
-        )
-        self.column_embedding = self.add_weight(
-            shape=(1, cols, self.hidden_dim),
-            initializer=keras.initializers.RandomNormal(stddev=POSITION_STDDEV),
-            name="column_embedding",
-        )
+        self._build_position(rows, cols)
 
     def _conv_stem(self, policy):
         """log2(patch_size) stride-2 3×3 convolutions with batch norm and
@@ -136,9 +162,6 @@ class PatchEmbedding(keras.layers.Layer):
         layers.append(keras.layers.Conv2D(self.hidden_dim, 1, name="stem_projection", dtype=policy))
         return layers
 
-    def call(self, images, training=None):
-        return self.add_position(self.stem_features(images, training=training))
-
     def stem_features(self, images, training=None):
         """The stem's output before the position embedding: (batch, rows, cols,
         hidden_dim). Masked-image pretraining swaps masked patches for its
@@ -148,17 +171,6 @@ class PatchEmbedding(keras.layers.Layer):
         for layer in self.stem_layers:
             x = layer(x, training=training)
         return x
-
-    def add_position(self, features):
-        """(batch, rows, cols, hidden_dim) stem features → (batch, regions, hidden_dim) tokens."""
-        position = ops.cast(self.row_embedding + self.column_embedding, self.compute_dtype)
-        x = features + position  # (rows, cols, hidden) broadcast over the batch
-        batch, rows, cols = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
-        return ops.reshape(x, (batch, rows * cols, self.hidden_dim))
-
-    def compute_output_shape(self, images_shape):
-        rows, cols = self.grid_shape(images_shape[1], images_shape[2])
-        return (images_shape[0], rows * cols, self.hidden_dim)
 
     def get_config(self):
         config = super().get_config()

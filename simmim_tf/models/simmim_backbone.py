@@ -7,6 +7,7 @@ import keras_hub
 from keras import ops
 
 from simmim_tf.api_export import simmim_export
+from simmim_tf.layers.image_backbone_stem import ImageBackboneStem
 from simmim_tf.layers.image_encoder import ImageEncoder
 from simmim_tf.layers.layer_norm import LayerNorm
 from simmim_tf.layers.patch_embedding import PatchEmbedding
@@ -86,6 +87,30 @@ def _checked(hidden_dim, num_heads, relational):
     return {**RELATIONAL_OPTIONS, **relational}
 
 
+def _stem(stem, hidden_dim, image_size, patch_size, dtype):
+    """The layer from images to region tokens, named "patch_embedding"."""
+    if isinstance(stem, str):
+        return PatchEmbedding(
+            hidden_dim, patch_size or 8, stem, name="patch_embedding", dtype=dtype
+        )
+    if isinstance(stem, ImageBackboneStem):  # with its own pixel scale and offset
+        if (stem.hidden_dim, stem.image_size) != (hidden_dim, image_size):
+            raise ValueError(
+                f"the stem gives {stem.hidden_dim}-wide regions of {stem.image_size}-pixel "
+                f"images; the backbone has hidden_dim={hidden_dim}, image_size={image_size}"
+            )
+        layer = stem
+        layer.name = "patch_embedding"  # the name the backbone's parts find it by
+    else:
+        layer = ImageBackboneStem(stem, hidden_dim, image_size, name="patch_embedding", dtype=dtype)
+    if patch_size not in (None, layer.patch_size):
+        raise ValueError(
+            f"patch_size={patch_size}, but the image backbone's stride makes regions of "
+            f"{layer.patch_size} pixels on {image_size}-pixel images: leave patch_size out"
+        )
+    return layer
+
+
 def _masked_mean(x, mask):
     mask = ops.expand_dims(ops.cast(mask, x.dtype), -1)  # (batch, tokens, 1)
     return ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
@@ -112,8 +137,13 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         memory_slots: int. Number of semantic-memory slots.
         memory_layers: int. Read-and-update layers of the semantic memory.
         intermediate_dim: int. MLP hidden size.
-        patch_size: int. Pixels per region side.
-        stem: str. `"conv"` or `"patchify"` (see `PatchEmbedding`).
+        patch_size: int. Pixels per region side (default 8); with an image
+            backbone as the stem, its total stride (None or that value).
+        stem: `"conv"` or `"patchify"` (the package's stems, see
+            `PatchEmbedding`), or a keras-hub image backbone (MobileNet,
+            EfficientNet, ResNet, ViT, ...) built for `image_size` or any
+            size, or an `ImageBackboneStem` holding one (to set the pixel
+            scale its pretrained weights expect).
         dropout: float. Dropout rate.
         image_layers: int. Transformer blocks over the regions
             (`ImageEncoder`); 0 leaves regions unrelated to each other.
@@ -162,7 +192,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         memory_slots,
         memory_layers,
         intermediate_dim,
-        patch_size=8,
+        patch_size=None,
         stem="conv",
         dropout=0.0,
         image_layers=0,
@@ -171,6 +201,8 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         **kwargs,
     ):
         relational = _checked(hidden_dim, num_heads, relational)
+        if isinstance(stem, dict):  # an image backbone, from a saved config
+            stem = keras.saving.deserialize_keras_object(stem)
         kwargs.setdefault("name", "simmim_backbone")
         # === Layers ===
         layers = self._make_layers(
@@ -204,7 +236,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         self.memory_slots = memory_slots
         self.memory_layers = memory_layers
         self.intermediate_dim = intermediate_dim
-        self.patch_size = patch_size
+        self.patch_size = patch_embedding.patch_size
         self.stem = stem
         self.dropout = dropout
         self.image_layers = image_layers
@@ -219,9 +251,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
     ):  # fmt: skip
         """{name: layer} of the graph (an experiment's subclass swaps some)."""
         key_dim = hidden_dim // num_heads
-        patch_embedding = PatchEmbedding(
-            hidden_dim, patch_size, stem, name="patch_embedding", dtype=dtype
-        )
+        patch_embedding = _stem(stem, hidden_dim, image_size, patch_size, dtype)
         grid = patch_embedding.grid_shape(image_size, image_size)
         layers = {
             "patch_embedding": patch_embedding,
@@ -335,7 +365,11 @@ class SimMIMBackbone(keras_hub.models.Backbone):
             "memory_layers": self.memory_layers,
             "intermediate_dim": self.intermediate_dim,
             "patch_size": self.patch_size,
-            "stem": self.stem,
+            "stem": (
+                self.stem
+                if isinstance(self.stem, str)
+                else keras.saving.serialize_keras_object(self.stem)
+            ),
             "dropout": self.dropout,
             "image_layers": self.image_layers,
             "relational": self.relational,

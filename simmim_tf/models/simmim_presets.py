@@ -69,10 +69,13 @@ def preset_arguments(preset, overrides=None):
     """The backbone arguments of named architecture `preset` with
     `overrides`: a `relational` dict is merged into the preset's
     (`relational={"gated_between": True}`), None removes the relational
-    attention; arguments of earlier versions (`relational_gated_between=True`)
-    are translated."""
+    attention, a keras-hub image backbone as `stem` brings its own stride;
+    arguments of earlier versions (`relational_gated_between=True`) are
+    translated."""
     overrides = current_arguments(overrides or {})
     arguments = {**SIMMIM_PRESETS[preset], **overrides}
+    if not isinstance(arguments["stem"], str) and "patch_size" not in overrides:
+        arguments["patch_size"] = None  # an image backbone's own stride
     if overrides.get("relational") is not None and SIMMIM_PRESETS[preset].get("relational"):
         arguments["relational"] = {
             **SIMMIM_PRESETS[preset]["relational"],
