@@ -195,9 +195,9 @@ ALTERNATIVES = {
         {"relational_offsets_in_regions": True},
         {"swap": "positions_from_offsets_only"},
     ),
-    # The stem's batch-norm statistics recomputed over 50 training batches
-    # before every measurement, instead of their moving averages.
-    "recomputed_batch_norm": ({}, {"recompute_batch_norm": True}),
+    # Measured with the stem's batch-norm moving averages, as before the
+    # recipe recomputed them before every measurement (precise BN).
+    "moving_batch_norm": ({}, {"recompute_batch_norm": False}),
     # Without scenes: the anchors' attention entropy as a loss (anchors that
     # commit to one region), offsets in image sides as the library has them
     # there (budgeted_training.AnchorEntropyTraining).
@@ -205,10 +205,13 @@ ALTERNATIVES = {
         {"relational_offsets_in_regions": False},
         {"swap": "anchor_entropy"},
     ),
-    # ... with the relation offsets in image sides (the library's choice without scenes).
-    "image_sides_recomputed_batch_norm": (
+    # Without scenes: the relation heads also score each region by its
+    # likeness to what lies under the first anchor, so that the named
+    # object's own regions can be passed over ("closest"); offsets in image
+    # sides as the library has them there (budgeted_training.AnchorLikeness).
+    "anchor_likeness_image_sides": (
         {"relational_offsets_in_regions": False},
-        {"recompute_batch_norm": True},
+        {"swap": "anchor_likeness"},
     ),
     # Recipe: Adam's second moment over ~20 steps instead of ~1,000, so that
     # a sudden rise of the gradients does not meet a stale, small estimate

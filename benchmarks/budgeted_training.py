@@ -21,6 +21,7 @@ import time
 
 import keras
 import numpy as np
+from keras import ops
 
 from benchmarks.ablation_backbone import vqa_with_switches
 from simmim_tf.data.anchor_targets import anchor_targets
@@ -38,6 +39,9 @@ from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
 from simmim_tf.preprocessing.question_tokenizer import QuestionTokenizer
 from simmim_tf.training.image_grouped_batches import image_grouped_batches
 from simmim_tf.training.input_pipeline import make_dataset
+from simmim_tf.training.precise_batch_norm import (
+    recompute_batch_norm_statistics as recompute_batch_norm_statistics_of,
+)
 from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.runs import save_preset_atomically
 from simmim_tf.training.training_data import has_scenes
@@ -238,6 +242,37 @@ class PositionsFromOffsetsOnly(RelationalAttention):
         self.positions_from_target_only = True
 
 
+class AnchorLikeness(RelationalAttention):
+    """`RelationalAttention` whose relation heads also score each region by
+    how much it looks like what lies under the first anchor: a learned
+    weight per head (starting at zero) times the cosine similarity of the
+    region's features to the anchor's. Without scenes the refined
+    positions stay near the region centres, so the other regions of the
+    named object itself sit one region side from the anchor and look like
+    the "closest" object; a head can then learn to pass them over."""
+
+    def build(self, question_shape, regions_shape):
+        super().build(question_shape, regions_shape)
+        self.likeness_weight = self.add_weight(
+            shape=(self.num_heads,), initializer="zeros", name="likeness_weight"
+        )
+
+    def _anchors(self, q, r):
+        all_anchor_weights, centres, flat = super()._anchors(q, r)
+        # (batch, 1, dim): the first anchor's features; then each region's
+        # cosine similarity to them, (batch, regions).
+        under = ops.matmul(ops.cast(all_anchor_weights[:, :1], r.dtype), r)
+        unit = r / ops.sqrt(ops.sum(r * r, axis=-1, keepdims=True) + 1e-6)
+        anchor_unit = under / ops.sqrt(ops.sum(under * under, axis=-1, keepdims=True) + 1e-6)
+        self._likeness = ops.squeeze(ops.matmul(unit, ops.transpose(anchor_unit, (0, 2, 1))), -1)
+        return all_anchor_weights, centres, flat
+
+    def _offset_bias(self, offset):
+        bias = super()._offset_bias(offset)  # (batch, heads, regions)
+        weight = ops.reshape(ops.cast(self.likeness_weight, bias.dtype), (1, -1, 1))
+        return bias + weight * ops.expand_dims(ops.cast(self._likeness, bias.dtype), 1)
+
+
 class Swap:
     """Library classes a variant replaces: `layers()` is a context in
     which the backbone builds its layers, `training` the wrapper's class."""
@@ -289,6 +324,7 @@ SWAPS = {
     None: Swap(),
     "positions_from_offsets_only": Swap(PositionsFromOffsetsOnly),
     "anchor_entropy": Swap(training=AnchorEntropyTraining),
+    "anchor_likeness": Swap(AnchorLikeness),
 }
 
 
@@ -314,37 +350,19 @@ RECIPE = {
     # How the anchor target finds the named object (simmim_tf.data.anchor_targets).
     "anchor_named_by": "description",
     "label_smoothing": 0.0,
+    # Precise BN before every measurement, as `simmim-tf train` does
+    # (simmim_tf.training.precise_batch_norm; batch_norm_statistics.py).
+    "recompute_batch_norm": True,
 }
 
 
-def batch_norm_layers(model):
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-
-
 def recompute_batch_norm_statistics(vqa, data, batches=50, batch_size=64, seed=0):
-    """Sets every batch norm's moving mean and variance to the mean of the
-    batch statistics over `batches` batches of training inputs."""
-    layers = batch_norm_layers(vqa)
-    momenta = [layer.momentum for layer in layers]
-    # Only the questions used: the whole training split's inputs hold one
-    # image per question (gigabytes on CLEVR-2D).
+    """The library's precise BN (simmim_tf.training.precise_batch_norm) on
+    `batches` batches of `batch_size` training images drawn with `seed`."""
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(data.train), batches * batch_size, replace=False)
-    keep = np.zeros(len(data.train), bool)
-    keep[chosen] = True
-    inputs = data.inputs(data.train.subset(keep))
-    order = rng.permutation(batches * batch_size)
-    for i in range(1, batches + 1):
-        for layer in layers:
-            layer.momentum = (i - 1) / i  # a running mean of the batches so far
-        batch = order[(i - 1) * batch_size : i * batch_size]
-        vqa({k: v[batch] for k, v in inputs.items()}, training=True)
-    for layer, momentum in zip(layers, momenta, strict=True):
-        layer.momentum = momentum
+    images = data.train.images[rng.choice(len(data.train.images), (batches, batch_size))]
+    stem = vqa.backbone.get_layer("patch_embedding")
+    recompute_batch_norm_statistics_of(stem, images)
 
 
 def train_simmim(
@@ -364,7 +382,7 @@ def train_simmim(
     swap = SWAPS[recipe.pop("swap", None)]
     # Batch-norm statistics recomputed over training batches before every
     # measurement instead of their moving averages (batch_norm_statistics.py).
-    recomputed = recipe.pop("recompute_batch_norm", False)
+    recomputed = recipe.pop("recompute_batch_norm")
     if recipe.pop("without_scenes", False) or not has_scenes(data.dir):
         # As on data without scenes.jsonl: no object targets at all.
         if recipe["grounding_weight"] or recipe["anchor_weight"]:

@@ -99,9 +99,10 @@ class TestImageBackboneStem(TestCase):
             for b, w in zip(before, stem.trainable_weights, strict=True)
         ), "the image backbone's weights did not train"
 
+        # The export loads the run as a preset: its answers equal the
+        # trained model's only if the stem's config and weights came back.
         run = str(tmp_path / "run")
-        loaded = self.run_preset_test(vqa, x, run)
-        assert isinstance(loaded.backbone.get_layer("patch_embedding"), ImageBackboneStem)
+        vqa.save_to_preset(run)
 
         RunConfig(data=str(tmp_path), preset="tiny", max_sequence_length=10, seed=0).save(
             os.path.join(run, "run_config.json")

@@ -45,6 +45,7 @@ from simmim_tf.training.distribution import (
     run_folder,
     shard_by_data,
 )
+from simmim_tf.training.precise_batch_norm import PreciseBatchNorm
 from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.run_progress import fit_progress, known_steps
 from simmim_tf.training.runs import removed_if_nothing_trained, save_preset_atomically
@@ -117,6 +118,9 @@ def _train(config, out_dir, verbose):
     budget, callbacks, fit_verbose = _callbacks(
         config, out_dir, model, preprocessor, validation, prefix, started, verbose
     )
+    # First: BestCheckpoint and the end of training see the recomputed statistics.
+    stem = model.backbone.get_layer("patch_embedding")
+    callbacks.insert(0, PreciseBatchNorm(stem, data.dataset))
     # shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
     history = trained.fit(
         dataset,
