@@ -429,8 +429,12 @@ def _predict(args):
             prediction.answer,
             args.explain,
             prediction.probability,
+            anchor_map=prediction.anchor_map,
         )
-        print(f"attention heatmap: {args.explain}")
+        drawn = "the visual attention"
+        if prediction.anchor_map is not None:
+            drawn += " and the relational anchor (the object the question names)"
+        print(f"attention heatmap: {args.explain} ({drawn})")
 
 
 def _generator_arguments(parser, default_test, unit="images", count=10000):
@@ -850,7 +854,12 @@ def _add_predict_command(sub):
     )
     pr.add_argument("--question", required=True, help="the question, in words")
     pr.add_argument("--top-k", type=int, default=3, help="answers to list (default 3)")
-    pr.add_argument("--explain", metavar="PNG", help="write the visual-attention heatmap here")
+    pr.add_argument(
+        "--explain",
+        metavar="PNG",
+        help="write a picture of where the model looks here: the visual attention "
+        "and, where the model has one, the relational anchor that the answer is read from",
+    )
     pr.set_defaults(func=_predict)
 
 

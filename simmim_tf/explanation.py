@@ -98,16 +98,17 @@ def explain(model, image, question, top_k=3):
         memory_map=memory,
         memory_image_share=share,
         word_weights=word_weights(out["textual_attention"][0], mask),
-        anchor_map=_anchor_map(out.get("anchor_attention"), 0, grid),
+        anchor_map=first_anchor_map(out.get("anchor_attention", [None])[0], grid),
     )
 
 
-def _anchor_map(anchor_attention, i, grid):
-    """Question `i`'s first anchor (the object named first) as (rows, cols),
-    or None for a model without relational attention."""
+def first_anchor_map(anchor_attention, grid):
+    """One question's first anchor (the object named first), (regions,) or
+    (anchors, regions), as (rows, cols); None for a model without
+    relational attention."""
     if anchor_attention is None:
         return None
-    return np.asarray(anchor_attention[i], np.float32).reshape(-1, *grid)[0]
+    return np.asarray(anchor_attention, np.float32).reshape(-1, *grid)[0]
 
 
 def attention_in_box(attention_map, image_size, patch_size, box):
@@ -179,7 +180,7 @@ def attention_on_named_objects(model, question_set, scenes, every=10, batch_size
             visual = visual_map(attention[j], masks[j], grid)
             shares.append(attention_in_box(visual, size, patch, box))
             uniform.append(attention_in_box(np.ones_like(visual), size, patch, box))
-            anchor_map = _anchor_map(anchors, j, grid)
+            anchor_map = first_anchor_map(None if anchors is None else anchors[j], grid)
             if anchor_map is not None:
                 anchor.append(attention_in_box(anchor_map, size, patch, box))
     extra = {"anchor_share": float(np.mean(anchor))} if anchor else {}

@@ -81,8 +81,8 @@ def test_predict_and_explain(trained_export, tmp_path, capsys):
         )
         == 0
     )
-    first = capsys.readouterr().out.splitlines()[0]
-    answer, probability = first.split(" (")
+    printed = capsys.readouterr().out
+    answer, probability = printed.splitlines()[0].split(" (")
     assert (
         answer
         in json.load(open(os.path.join(trained_export["export"], "simmim_meta.json")))["answers"]
@@ -90,6 +90,10 @@ def test_predict_and_explain(trained_export, tmp_path, capsys):
     assert 0 < float(probability.rstrip("%)")) <= 100
     picture = np.asarray(Image.open(heatmap).convert("RGB"), np.float32)
     assert picture.shape[0] > 200 and picture.std() > 10  # a real picture, not a blank one
+    # The int8 model gives the anchor too, and the picture has its panel:
+    # image, visual attention, anchor.
+    assert "and the relational anchor" in printed
+    assert picture.shape[1] > 2.5 * picture.shape[0]
 
 
 def test_predict_prints_only_its_answers(trained_export):

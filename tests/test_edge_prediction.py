@@ -34,6 +34,22 @@ def test_tied_probabilities_give_the_first_answer_as_argmax_does():
     np.testing.assert_allclose(prediction.attention_map.sum(), 1.0, rtol=1e-6)
 
 
+def test_the_first_anchor_is_drawn_where_the_model_has_one():
+    assert _predict(np.full(5, 0.2, np.float32)).anchor_map is None
+    anchors = np.array([[0.7, 0.1, 0.1, 0.1], [0.0, 0.0, 0.0, 1.0]], np.float32)  # two anchors
+    prediction = make_prediction(
+        np.full(5, 0.2, np.float32),
+        np.ones((2, 4, 4), np.float32),
+        np.array([1, 1, 0, 0], bool),
+        "what shape",
+        TOKENIZER,
+        [f"a{i}" for i in range(5)],
+        (2, 2),
+        anchor_attention=anchors,
+    )
+    np.testing.assert_allclose(prediction.anchor_map, [[0.7, 0.1], [0.1, 0.1]], rtol=1e-6)
+
+
 def test_unknown_words_are_named():
     prediction = _predict(np.full(5, 0.2, np.float32), "What colour is the zebra?")
     assert prediction.words == ["what", "colour", "is", "the"]  # truncated to 4

@@ -117,6 +117,8 @@ def outputs_to_prediction(predictor, out, question, mask, top_k):
         predictor.answers,
         predictor.grid_shape,
         top_k,
+        # Exports before 2026-12-07 have no anchor output.
+        anchor_attention=out["anchor_attention"][0] if "anchor_attention" in out else None,
     )
 
 

@@ -15,7 +15,8 @@ from simmim_tf.preprocessing.tf_question_tokenizer import TFQuestionTokenizer
 
 
 def serving_function(model):
-    """(images float32 0..255, token_ids int32) → probabilities and visual attention.
+    """(images float32 0..255, token_ids int32) → probabilities, visual
+    attention and, with relational attention, the anchor's.
 
     Images come in as float32 because the GPU delegate has no uint8→float
     CAST; the padding mask is computed in the graph from id 0.
@@ -25,10 +26,13 @@ def serving_function(model):
         out = model.answer_with_attention(
             {"images": images, "token_ids": token_ids, "padding_mask": ops.not_equal(token_ids, 0)}
         )
-        return {
+        outputs = {
             "probabilities": ops.softmax(out["logits"], axis=-1),
             "visual_attention": out["visual_attention"],  # (batch, heads, tokens, regions)
         }
+        if "anchor_attention" in out:  # (batch, [anchors,] regions): what answers
+            outputs["anchor_attention"] = out["anchor_attention"]
+        return outputs
 
     return serve
 

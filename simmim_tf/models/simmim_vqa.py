@@ -158,6 +158,8 @@ class SimMIMVQA(SimMIMTask):
             )
             probabilities = np.asarray(keras.ops.softmax(out["logits"]), np.float32)
             attention = np.asarray(out["visual_attention"], np.float32)
+            anchors = out.get("anchor_attention")
+            anchors = None if anchors is None else np.asarray(anchors, np.float32)
             for i, question in enumerate(questions[batch]):
                 predictions.append(
                     make_prediction(
@@ -169,6 +171,7 @@ class SimMIMVQA(SimMIMTask):
                         self.preprocessor.answers,
                         self.backbone.grid_shape,
                         top_k,
+                        anchor_attention=None if anchors is None else anchors[i],
                     )
                 )
         return predictions[0] if single else predictions
@@ -217,10 +220,11 @@ class SimMIMVQA(SimMIMTask):
         features = self.backbone.features(
             inputs["images"], inputs["token_ids"], inputs["padding_mask"], training=training
         )
-        maps = ("visual_attention", "textual_attention", "memory_attention")
+        maps = ("visual_attention", "textual_attention", "memory_attention", "anchor_attention")
         return {
             "logits": self.answer_head(features["pooled"], training=training),
-            # All three unless an ablation switched a fusion part off.
+            # The anchor where the backbone has relational attention; the
+            # other three unless an ablation switched a fusion part off.
             **{name: features[name] for name in maps if name in features},
         }
 
