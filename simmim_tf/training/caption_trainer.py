@@ -32,6 +32,7 @@ from simmim_tf.models.simmim_retriever import SimMIMRetriever
 from simmim_tf.models.simmim_retriever_preprocessor import SimMIMRetrieverPreprocessor
 from simmim_tf.preprocessing.question_tokenizer import split_words
 from simmim_tf.training.distribution import run_folder, shard_by_data
+from simmim_tf.training.precise_batch_norm import PreciseBatchNorm
 from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.run_progress import fit_progress
 from simmim_tf.training.runs import removed_if_nothing_trained, save_preset_atomically
@@ -122,6 +123,9 @@ def _train_captions_model(config, out_dir, task, verbose):
         verbose=fit_verbose,
         shuffle=False,
         callbacks=[
+            # First: the checkpoints and the saved model see the stem's
+            # recomputed batch-norm statistics.
+            PreciseBatchNorm(model.backbone.get_layer("patch_embedding"), dataset),
             # A killed run started again with the same command resumes from
             # the last finished epoch.
             keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),

@@ -50,7 +50,8 @@ class PreciseBatchNorm(keras.callbacks.Callback):
 
     Args:
         stem: the layer holding the batch norms (the backbone's
-            `patch_embedding`); nothing happens if it has none.
+            `patch_embedding`; the VQA, retrieval and captioning trainers
+            pass it); nothing happens if it has none.
         dataset: tf.data.Dataset of the training batches, `(x, ...)` with
             `x["images"]`.
         batches: int. Batches per recomputation.
