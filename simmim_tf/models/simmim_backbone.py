@@ -87,6 +87,12 @@ def _checked(hidden_dim, num_heads, relational):
     return {**RELATIONAL_OPTIONS, **relational}
 
 
+def _deserialized(stem):
+    """An image backbone (or `ImageBackboneStem`) from a saved config; a
+    stem's name or an object as it is."""
+    return keras.saving.deserialize_keras_object(stem) if isinstance(stem, dict) else stem
+
+
 def _stem(stem, hidden_dim, image_size, patch_size, dtype):
     """The layer from images to region tokens, named "patch_embedding"."""
     if isinstance(stem, str):
@@ -200,9 +206,7 @@ class SimMIMBackbone(keras_hub.models.Backbone):
         dtype=None,
         **kwargs,
     ):
-        relational = _checked(hidden_dim, num_heads, relational)
-        if isinstance(stem, dict):  # an image backbone, from a saved config
-            stem = keras.saving.deserialize_keras_object(stem)
+        relational, stem = _checked(hidden_dim, num_heads, relational), _deserialized(stem)
         kwargs.setdefault("name", "simmim_backbone")
         # === Layers ===
         layers = self._make_layers(
