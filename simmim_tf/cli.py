@@ -407,6 +407,8 @@ def _caption(args):
 
 
 def _predict(args):
+    if args.video:
+        return _predict_video(args)
     from simmim_tf.edge import EdgePredictor
     from simmim_tf.preprocessing.image_loading import load_image
 
@@ -435,6 +437,40 @@ def _predict(args):
         if prediction.anchor_map is not None:
             drawn += " and the relational anchor (the object the question names)"
         print(f"attention heatmap: {args.explain} ({drawn})")
+
+
+def _predict_video(args):
+    """`predict --video`: the clip's frames pushed one at a time through the
+    exported per-frame step, then the question answered from the state."""
+    import re
+
+    from simmim_tf.data.clip_dataset import load_clip
+    from simmim_tf.edge.edge_video import EdgeVideoAnswerer
+
+    if args.explain:
+        raise SimMIMInputError("--explain draws still images only; leave it out with --video")
+    export_dir, variant = args.model, "float32"
+    if os.path.isfile(args.model):  # one of the export's files: its folder and variant
+        export_dir = os.path.dirname(args.model) or "."
+        name = os.path.basename(args.model)
+        named = re.fullmatch(r"video_(?:frame_step|answer)_(\w+)\.tflite", name)
+        if not named:
+            raise SimMIMInputError(
+                f"--model {args.model}: with --video, give the video export's folder "
+                "or one of its video_*.tflite files"
+            )
+        variant = named.group(1)
+    answerer = EdgeVideoAnswerer(export_dir, variant)
+    frames = load_clip(args.video)
+    for frame in frames:
+        answerer.push(frame)
+    answer = answerer.answer(args.question, top_k=args.top_k)
+    print(f"{answer['answer']} ({answer['probability']:.1%}) after {len(frames)} frames")
+    if answer["unknown_words"]:
+        unknown = ", ".join(repr(w) for w in answer["unknown_words"])
+        print(f"  note: words the model does not know, read as unknown: {unknown}")
+    for other, p in answer["top_k"][1:]:
+        print(f"  or {other} ({p:.1%})")
 
 
 def _generator_arguments(parser, default_test, unit="images", count=10000):
@@ -845,12 +881,25 @@ def _add_caption_command(sub):
 
 def _add_predict_command(sub):
     """`predict`: one answer from a .tflite."""
-    pr = sub.add_parser("predict", help="answer a question about an image with a .tflite model")
-    pr.add_argument("--model", required=True, help="exported .tflite (simmim_meta.json beside it)")
+    pr = sub.add_parser(
+        "predict", help="answer a question about an image or a clip with an exported model"
+    )
     pr.add_argument(
-        "--image",
+        "--model",
         required=True,
+        help="exported .tflite (simmim_meta.json beside it); with --video, the video "
+        "export's folder or one of its video_*_VARIANT.tflite files",
+    )
+    source = pr.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--image",
         help="PNG or JPEG of any size and mode (grayscale, palette and RGBA are converted)",
+    )
+    source.add_argument(
+        "--video",
+        metavar="CLIP",
+        help="a folder of frames (PNG or JPEG, in name order) or an animated GIF: pushed "
+        "one frame at a time through the streaming memory (simmim_tf.edge.EdgeVideoAnswerer)",
     )
     pr.add_argument("--question", required=True, help="the question, in words")
     pr.add_argument("--top-k", type=int, default=3, help="answers to list (default 3)")

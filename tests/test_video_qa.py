@@ -174,7 +174,9 @@ def test_video_qa_trains_on_grouped_clips_and_saves(trained, tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(logits), atol=1e-5)
 
 
-def test_the_device_runs_a_stream_frame_by_frame_in_constant_memory(trained, clips, tmp_path):
+def test_the_device_runs_a_stream_frame_by_frame_in_constant_memory(
+    trained, clips, tmp_path, capsys
+):
     from simmim_tf.edge import EdgeVideoAnswerer
     from simmim_tf.export.video_export import export_video
 
@@ -206,3 +208,31 @@ def test_the_device_runs_a_stream_frame_by_frame_in_constant_memory(trained, cli
     assert answerer.frames_seen == 88 and np.all(np.isfinite(answerer.state))
     with pytest.raises(SimMIMInputError, match="int8 is not built yet"):
         export_video(model, tokenizer, answers.answers, out, variants=("int8",))
+    _predict_video_from_the_command_line(out, clips, test, q, capsys, tmp_path)
+
+
+def _predict_video_from_the_command_line(export_dir, clips, test, q, capsys, tmp_path):
+    """`predict --video`: a clip folder, and the same frames as an animated
+    GIF, answered as the edge runtime answers them."""
+    from PIL import Image
+
+    from simmim_tf.edge import EdgeVideoAnswerer
+
+    clip = os.path.join(clips, test.clip_paths[test.clip_index[q]])
+    question = test.questions[q]
+    answerer = EdgeVideoAnswerer(export_dir, "float32")
+    for frame in test.frames[test.clip_index[q]]:
+        answerer.push(frame)
+    expected = answerer.answer(question)
+    model = os.path.join(export_dir, "video_answer_float32.tflite")
+    capsys.readouterr()  # the export's own lines
+    assert main(["predict", "--model", model, "--video", clip, "--question", question]) == 0
+    printed = capsys.readouterr().out.splitlines()[0]
+    assert printed.startswith(f"{expected['answer']} (") and printed.endswith("after 8 frames")
+    gif = str(tmp_path / "clip.gif")
+    frames = [Image.fromarray(f) for f in test.frames[test.clip_index[q]]]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    assert main(["predict", "--model", export_dir, "--video", gif, "--question", question]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("after 8 frames")
+    with pytest.raises(SystemExit):  # one of --image and --video
+        main(["predict", "--model", model, "--image", gif, "--video", clip, "--question", "x"])

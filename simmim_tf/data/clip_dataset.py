@@ -14,11 +14,13 @@ import dataclasses
 import os
 
 import numpy as np
+from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.record_schema import STR
 from simmim_tf.data.vqa_dataset import read_questions
 from simmim_tf.errors import SimMIMInputError
+from simmim_tf.preprocessing.image_conversion import convert_image
 from simmim_tf.preprocessing.image_loading import load_image
 
 CLIP_QUESTION_SCHEMA = {
@@ -71,8 +73,10 @@ def frame_files(clip_dir):
 
 
 def load_clip(clip_dir, image_size=None):
-    """uint8 (frames, H, W, 3) of one clip folder; a one-line error naming
-    the folder or the frame that cannot be read."""
+    """uint8 (frames, H, W, 3) of one clip folder (or animated GIF); a
+    one-line error naming the folder or the frame that cannot be read."""
+    if clip_dir.lower().endswith(".gif") and os.path.isfile(clip_dir):
+        return load_gif(clip_dir, image_size)
     if not os.path.isdir(clip_dir):
         raise SimMIMInputError(f"{clip_dir}: clip folder not found")
     files = frame_files(clip_dir)
@@ -83,6 +87,16 @@ def load_clip(clip_dir, image_size=None):
         odd = next(f for f, x in zip(files, frames, strict=True) if x.shape != frames[0].shape)
         raise SimMIMInputError(f"{odd}: frame size differs from {files[0]}'s")
     return np.stack(frames)
+
+
+def load_gif(path, image_size=None):
+    """uint8 (frames, H, W, 3): every frame of an animated GIF, as RGB."""
+    try:
+        with Image.open(path) as gif:
+            frames = [np.asarray(f.convert("RGB"), np.uint8) for f in ImageSequence.Iterator(gif)]
+    except (UnidentifiedImageError, OSError) as e:
+        raise SimMIMInputError(f"{path}: not a readable GIF ({e})") from None
+    return np.stack([convert_image(f, image_size) for f in frames])
 
 
 def _bad_clip(bad, first_record, records, problem):
