@@ -34,9 +34,8 @@ class ImageBackboneStem(GridTokens, keras.layers.Layer):
     ResNet, CSPNet: (batch, rows, cols, channels)) or a ViT's patch tokens
     (its class token left out) are projected to `hidden_dim` and get the
     same learned row and column embeddings as `PatchEmbedding`'s regions
-    (`GridTokens`);
-    the region side in pixels (`patch_size`) is the backbone's total
-    stride. The rest of SimMIM (attention, memory, relational anchors,
+    (`GridTokens`); the region side in pixels (`patch_size`) is the
+    backbone's total stride. The rest of SimMIM (attention, memory, relational anchors,
     masked-image pretraining, export) works on these regions unchanged.
 
     Pixels (0..255) reach the backbone as `pixels * scale + offset`: give
@@ -71,13 +70,14 @@ class ImageBackboneStem(GridTokens, keras.layers.Layer):
     def __init__(self, backbone, hidden_dim, image_size, scale=2.0 / 255.0, offset=-1.0, **kwargs):
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
-        rows, cols, self.class_tokens = _grid(backbone, image_size)
+        rows, cols, class_tokens = _grid(backbone, image_size)
         if rows != cols or rows * (image_size // rows) != image_size:
             raise ValueError(
                 f"{type(backbone).__name__} makes a {rows}×{cols} grid of a {image_size}-pixel "
                 "image: image_size must be a whole number of the backbone's strides"
             )
         super().__init__(**kwargs)
+        self.class_tokens = class_tokens
         self.patch_size = image_size // rows
         self.backbone = backbone
         self.hidden_dim = hidden_dim
