@@ -70,6 +70,8 @@ from benchmarks.budgeted_training import (
     train_simmim,
     write_report,
 )
+from benchmarks.label_efficiency import pretrain
+from simmim_tf.models.simmim_masked_image_pretrainer import pretrained_image_config
 from simmim_tf.training.training_data import has_scenes
 
 # Every part on: the tiny preset with two image layers (the preset has none
@@ -272,6 +274,14 @@ def main(argv=None):
         help="initialisation and shuffling seed; a second seed is a second run for the variance",
     )
     parser.add_argument(
+        "--pretrain-minutes",
+        type=float,
+        default=0.0,
+        help="first pretrain the image encoder (masked-image modelling, two image layers) "
+        "on the training images for this long, with no labels, and start every variant "
+        "from it; --minutes is then the VQA budget after it (default: 0, from scratch)",
+    )
+    parser.add_argument(
         "--save-models",
         default="",
         help="a folder to write each trained variant to (FOLDER/VARIANT, a run that "
@@ -296,6 +306,16 @@ def main(argv=None):
     report["seed"] = args.seed
     report["without_scenes"] = args.without_scenes or not has_scenes(args.data)
     report["validation_questions"] = len(data.validation) if data.validation else 0
+    pretrained, pretrained_overrides = None, {}
+    if args.pretrain_minutes:
+        pretrained = os.path.join("benchmarks", "data", "pretrained_" + os.path.basename(
+            os.path.splitext(args.out)[0]))  # fmt: skip
+        report["pretraining"] = pretrain(
+            data, args.pretrain_minutes, pretrained,
+            os.path.splitext(args.out)[0] + "_reconstructions.png", image_layers=2, seed=args.seed,
+        )  # fmt: skip
+        pretrained_overrides = pretrained_image_config(pretrained)
+        pretrained_overrides.pop("image_size")
     for name in variants:
         overrides, recipe = ALL[name]
         overrides, recipe = {**base_overrides, **overrides}, {**base_recipe, **recipe}
@@ -305,9 +325,10 @@ def main(argv=None):
             data,
             args.minutes,
             args.preset,
-            {**FULL, **overrides},
+            {**FULL, **overrides, **pretrained_overrides},
             recipe,
             seed=args.seed,
+            init_from=pretrained,
             save_to=os.path.join(args.save_models, name) if args.save_models else None,
         )
         report["results"].append({"model": name, **result})
@@ -324,7 +345,13 @@ def table(report):
         f"{report['title']}: {report['minutes_per_model']} min of training per variant, "
         f"preset {report['preset']}, base {report.get('base', 'FULL')}, "
         f"seed {report.get('seed', 0)}; "
-        f"{report['train_questions']} training / "
+        + (
+            f"image encoder pretrained first for {report['pretraining']['minutes']} min "
+            f"({report['pretraining']['steps']} steps); "
+            if "pretraining" in report
+            else ""
+        )
+        + f"{report['train_questions']} training / "
         f"{report['test_questions']} test questions; {report['date']}, {report['machine']}.\n"
         f"Test accuracy (%) per family and per question type.\n\n" + per_type_table(report)
     ) + (
