@@ -16,6 +16,14 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: demo test install which-python lint notebooks clean
 
+# LiteRT.js for `simmim-tf export --web` (simmim_tf/web/package-lock.json):
+# installed, never built.
+LITERT_JS := simmim_tf/web/node_modules/.package-lock.json
+# Debian's Chromium, for the browser test (tests/test_web_app.py): a system
+# package, installed once by `make test` (as root, or with sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(STAMP): requirements-lock.txt setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory -s which-python
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +32,15 @@ $(STAMP): requirements-lock.txt setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+$(LITERT_JS): simmim_tf/web/package-lock.json
+	npm ci --prefix simmim_tf/web --no-audit --no-fund --loglevel=error
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y --no-install-recommends chromium \
+		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
 # The package and its pinned dependencies in .venv, nothing else.
-install: $(STAMP)
+install: $(STAMP) $(LITERT_JS)
 	@echo "installed: source $(VENV)/bin/activate, then simmim-tf --help"
 
 # The Python the virtual environment is made with.
@@ -35,17 +50,21 @@ which-python:
 	@$(PYTHON) -c 'import sys; print(sys.executable, "(Python %d.%d)" % sys.version_info[:2])' \
 		|| { echo "error: PYTHON=$(PYTHON) does not run"; exit 1; }
 
-demo: $(STAMP)
+demo: $(STAMP) $(LITERT_JS)
 	$(BIN)/python -m simmim_tf.demo --out $(DEMO)
 
 # Two workers (pytest-xdist), one per core of the 2-core machines this is
 # planned for; each test file stays on one worker, and the trained runs
 # the files share are built once (tests/conftest.py, built_once).
 # Not --dist loadgroup: with pytest 9.2 it silently stops grouping
-# (pytest-dev/pytest-xdist#1386).
+# (pytest-dev/pytest-xdist#1386). --no-loadscope-reorder: files go out in
+# the order tests/conftest.py gives them (FIRST), so that neither worker
+# waits for a run the other is building.
 TEST_WORKERS ?= 2
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+PYTEST_ARGS ?=
+test: $(STAMP) $(LITERT_JS) $(CHROMIUM)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		$(PYTEST_ARGS) tests
 
 # notebooks/*.ipynb are generated from the percent-format notebooks/*.py.
 notebooks: $(STAMP)

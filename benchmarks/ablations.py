@@ -197,6 +197,10 @@ ALTERNATIVES = {
         {"relational_offsets_in_regions": True},
         {"swap": "positions_from_offsets_only"},
     ),
+    # The architecture of --pretrain-minutes' arm from scratch: the library's
+    # model without scenes with two image layers (the control of
+    # results/without_scenes row 16).
+    "image_layers_image_sides": ({"relational_offsets_in_regions": False, "image_layers": 2}, {}),
     # Measured with the stem's batch-norm moving averages, as before the
     # recipe recomputed them before every measurement (precise BN).
     "moving_batch_norm": ({}, {"recompute_batch_norm": False}),

@@ -41,7 +41,7 @@ from simmim_tf.models import SimMIMVQA, SimMIMVQAPreprocessor
 NUM_IMAGES = 400  # 10,000 in the paper's setting
 EPOCHS = 4
 BATCH_SIZE = 64
-DATA = "notebook_data/sort_of_clevr_400"
+DATA = f"notebook_data/sort_of_clevr_{NUM_IMAGES}"
 keras.utils.set_random_seed(0)
 
 # %% [markdown]

@@ -42,7 +42,9 @@ from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.runs import load_run
 from simmim_tf.training.vqa_trainer import train
 
-DATA = "notebook_data/sort_of_clevr_400"
+NUM_IMAGES = 400  # Sort-of-CLEVR images to generate and train on
+EPOCHS = 4
+DATA = f"notebook_data/sort_of_clevr_{NUM_IMAGES}"
 RUN = "notebook_data/run_tiny"
 
 # %% [markdown]
@@ -53,9 +55,9 @@ RUN = "notebook_data/run_tiny"
 
 # %%
 if not os.path.isfile(os.path.join(DATA, "questions.jsonl")):
-    sort_of_clevr.generate(DATA, num_images=400, seed=0)
+    sort_of_clevr.generate(DATA, num_images=NUM_IMAGES, seed=0)
 if not os.path.isfile(os.path.join(RUN, "task.json")):
-    train(RunConfig(data=DATA, preset="tiny", epochs=4, batch_size=64), RUN, verbose=2)
+    train(RunConfig(data=DATA, preset="tiny", epochs=EPOCHS, batch_size=64), RUN, verbose=2)
 model = load_run(RUN)  # = SimMIMVQA.from_preset(RUN)
 test = load_split(DATA, "test", image_size=model.backbone.image_size)
 scenes = read_scenes(DATA)

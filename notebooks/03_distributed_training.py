@@ -46,7 +46,8 @@ tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
 
-DATA = "notebook_data/sort_of_clevr_200"
+NUM_IMAGES = 200
+DATA = f"notebook_data/sort_of_clevr_{NUM_IMAGES}"
 GLOBAL_BATCH_SIZE = 64
 EPOCHS = 4
 STEPS_PER_EPOCH = 5  # a short run: the comparison is about the first steps
@@ -60,7 +61,7 @@ print(f"per-replica batch: {GLOBAL_BATCH_SIZE // strategy.num_replicas_in_sync}"
 
 # %%
 if not os.path.isfile(os.path.join(DATA, "questions.jsonl")):
-    sort_of_clevr.generate(DATA, num_images=200, seed=0)
+    sort_of_clevr.generate(DATA, num_images=NUM_IMAGES, seed=0)
 train = load_split(DATA, "train")
 tokenizer = QuestionTokenizer.fit(train.questions, sequence_length=16)
 answers = AnswerVocabulary.fit(train.answers)

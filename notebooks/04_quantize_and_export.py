@@ -46,15 +46,17 @@ from simmim_tf.training.run_config import RunConfig
 from simmim_tf.training.run_evaluation import evaluate
 from simmim_tf.training.vqa_trainer import train
 
-DATA = "notebook_data/sort_of_clevr_400"
+NUM_IMAGES = 400  # Sort-of-CLEVR images to generate and train on
+EPOCHS = 4
+DATA = f"notebook_data/sort_of_clevr_{NUM_IMAGES}"
 RUN = "notebook_data/run_tiny"  # notebook 02 trains the same run
 EXPORT = "notebook_data/export_tiny"
 VARIANTS = ("float32", "float16", "int8")
 
 if not os.path.isfile(os.path.join(DATA, "questions.jsonl")):
-    sort_of_clevr.generate(DATA, num_images=400, seed=0)
+    sort_of_clevr.generate(DATA, num_images=NUM_IMAGES, seed=0)
 if not os.path.isfile(os.path.join(RUN, "task.json")):
-    train(RunConfig(data=DATA, preset="tiny", epochs=4, batch_size=64), RUN, verbose=2)
+    train(RunConfig(data=DATA, preset="tiny", epochs=EPOCHS, batch_size=64), RUN, verbose=2)
 
 # %% [markdown]
 # ## Export

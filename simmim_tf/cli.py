@@ -247,6 +247,8 @@ def _export(args):
         raise SimMIMInputError(f"--format: choose from {FORMATS}; got {args.format!r}")
     if args.report and "tflite" not in formats:
         raise SimMIMInputError("--report measures the .tflite files: add tflite to --format")
+    if args.web and "tflite" not in formats:
+        raise SimMIMInputError("--web serves the .tflite files: add tflite to --format")
     task = _registered_task(args.run)
     if task in ("simmim_tf>SimMIMRetriever", "simmim_tf>SimMIMCaptioner"):
         _export_two_part(args, formats, "retrieval" if "Retriever" in task else "captioning")
@@ -284,6 +286,22 @@ def _export(args):
 
         print(format_report(export_report(args.out, args.run, _report_data(args))))
         print(f"wrote {os.path.join(args.out, 'report.json')} and report.md")
+    _write_web(args)
+
+
+def _write_web(args):
+    """`--web WEB`: the export's part of the browser page (VQA, captioner or
+    search), beside the parts WEB already has."""
+    if not args.web:
+        return
+    from simmim_tf.export.web_export import export_web
+
+    variants = export_web(args.out, args.web)
+    print(
+        f"wrote {os.path.join(args.web, 'index.html')} ({', '.join(variants)}): serve it with "
+        f"`python -m http.server -d {args.web} 8000` and open http://localhost:8000 "
+        "(docs/web.md: on a phone)"
+    )
 
 
 def _print_exported(report):
@@ -333,6 +351,7 @@ def _export_two_part(args, formats, task):
     if args.report:
         print(format_report(measure(args.out, args.run, _report_data(args), variants)))
         print(f"wrote {os.path.join(args.out, report_name + '.json')} and {report_name}.md")
+    _write_web(args)
 
 
 def _index(args):
@@ -850,6 +869,14 @@ def _add_export_command(sub):
         action="store_true",
         help="then measure each variant (size, accuracy per family, agreement with Keras, "
         "latency with 1 and 2 threads, GPU-delegate ops) into OUT/report.json and report.md",
+    )
+    ex.add_argument(
+        "--web",
+        metavar="WEB",
+        help="also write a static page to WEB that runs the export in the browser with "
+        "LiteRT.js (WebGPU or WebAssembly), offline once loaded: a photo or picture, a typed "
+        "question, the answer and where the model looked; a captioning or retrieval run's "
+        "export joins the page already in WEB as a caption button or a search (docs/web.md)",
     )
     ex.set_defaults(func=_export)
 

@@ -56,6 +56,7 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
     print("\n== Export (SavedModel, TFLite float32 and int8) ==")
     with _timed(timings, "export_s"):
         report = export_run(run_dir, export_dir, variants=("float32", "int8"))
+    web = _web_page(export_dir, os.path.join(out, "web"))
     int8_path = os.path.join(export_dir, "model_int8.tflite")
     with _timed(timings, "evaluate_int8_s"):
         int8_accuracy = evaluate_tflite(int8_path, data)
@@ -75,7 +76,23 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
     with open(os.path.join(out, "demo_results.json"), "w") as f:
         json.dump(results, f, indent=2)
     _print_results(results, pictures)
+    print(web)
     return results
+
+
+def _web_page(export_dir, web_dir):
+    """Writes the browser page of the export; returns the line that says how to open it."""
+    from simmim_tf.errors import SimMIMInputError
+    from simmim_tf.export.web_export import export_web
+
+    try:
+        export_web(export_dir, web_dir)
+    except SimMIMInputError as e:
+        return f"Web page: not written ({e})"
+    return (
+        f"Web page: `python -m http.server -d {web_dir} 8000`, then open "
+        "http://localhost:8000 (docs/web.md: on a phone)"
+    )
 
 
 def _pictures_and_examples(out, data, run_dir, int8_path):

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny configurations, and one trained + exported run that
 the export, edge and CLI tests share (so the suite converts to TFLite once)."""
 
+import collections
 import contextlib
 import os
 import shutil
@@ -10,6 +11,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# The files the two workers start with (`make test` passes
+# --no-loadscope-reorder, so files go out in this order): test_cli builds
+# the trained run that test_export and others share, while the other
+# worker runs long files that need nothing built; then the rest, most
+# tests first (pytest-xdist's own order).
+FIRST = ("test_cli.py", "test_training_options.py", "test_export.py", "test_readme.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    count = collections.Counter(item.path.name for item in items)
+
+    def order(item):
+        name = item.path.name
+        return (0, FIRST.index(name)) if name in FIRST else (1, -count[name], name)
+
+    items.sort(key=order)  # stable: each file keeps its own order
+
 
 TINY_BACKBONE = dict(
     vocabulary_size=30,
