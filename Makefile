@@ -35,9 +35,9 @@ $(STAMP): requirements-lock.txt setup.cfg pyproject.toml
 $(LITERT_JS): simmim_tf/web/package-lock.json
 	npm ci --prefix simmim_tf/web --no-audit --no-fund --loglevel=error
 
+APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 $(CHROMIUM):
-	$(SUDO) apt-get install -y --no-install-recommends chromium \
-		|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+	$(APT_INSTALL) chromium || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
 
 # The package and its pinned dependencies in .venv, nothing else.
 install: $(STAMP) $(LITERT_JS)
