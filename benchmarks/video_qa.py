@@ -34,7 +34,7 @@ from benchmarks.budgeted_training import (
     remove_partial,
     write_report,
 )
-from simmim_tf.data.clip_dataset import ClipQuestionSet, load_clip_split
+from simmim_tf.data.clip_dataset import load_clip_split, split_off_clips
 from simmim_tf.evaluation import accuracy_by_family
 from simmim_tf.models.simmim_video_qa import SimMIMVideoQA
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
@@ -84,33 +84,6 @@ VARIANTS = {
 RECIPE = {"learning_rate": 1e-3, "weight_decay": 0.05, "batch_size": 64, "questions_per_clip": 4}
 
 
-def held_out(clip_set, fraction):
-    """(train, validation) `ClipQuestionSet`s: whole clips held out."""
-    rng = np.random.default_rng(1000)  # the same clips whatever the run's seed
-    clips = len(clip_set.frames)
-    chosen = rng.permutation(clips)[: int(round(fraction * clips))]
-    is_held = np.zeros(clips, bool)
-    is_held[chosen] = True
-    parts = []
-    for keep_clip in (~is_held, is_held):
-        keep = keep_clip[clip_set.clip_index]
-        index = np.cumsum(keep_clip) - 1
-        pick = lambda xs, k=keep: [x for x, m in zip(xs, k, strict=True) if m]  # noqa: E731
-        parts.append(
-            ClipQuestionSet(
-                frames=clip_set.frames[keep_clip],
-                clip_paths=pick(clip_set.clip_paths, keep_clip),
-                clip_index=index[clip_set.clip_index[keep]].astype(np.int32),
-                questions=pick(clip_set.questions),
-                answers=pick(clip_set.answers),
-                families=pick(clip_set.families),
-                question_types=pick(clip_set.question_types),
-                sources=pick(clip_set.sources),
-            )
-        )
-    return parts
-
-
 def evaluate(model, clip_set, tokenizer, answers, batch_size=128):
     """Accuracy per family and per question type."""
     token_ids, _ = tokenizer.encode_batch(clip_set.questions)
@@ -147,7 +120,11 @@ def train_variant(name, train, validation, test, tokenizer, answers, minutes, se
     keras.utils.set_random_seed(seed)
     size = train.frames.shape[2]
     model = VARIANTS[name].from_preset(
-        "tiny", len(answers), tokenizer.vocabulary_size, size, tokenizer.sequence_length
+        "tiny",
+        num_answers=len(answers),
+        vocabulary_size=tokenizer.vocabulary_size,
+        image_size=size,
+        max_sequence_length=tokenizer.sequence_length,
     )
     optimizer = keras.optimizers.AdamW(
         RECIPE["learning_rate"], weight_decay=RECIPE["weight_decay"], beta_2=0.95, clipnorm=1.0
@@ -215,7 +192,7 @@ def main(argv=None):
         parser.error(
             "--validation-fraction must be between 0 and 1 (checkpoints are measured on it)"
         )
-    train, validation = held_out(everything, args.validation_fraction)
+    train, validation = split_off_clips(everything, args.validation_fraction)
     tokenizer = QuestionTokenizer.fit(train.questions, args.max_sequence_length)
     answers = AnswerVocabulary.fit(train.answers)
     report = {

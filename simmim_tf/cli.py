@@ -133,6 +133,10 @@ def _train(args):
         from simmim_tf.training.caption_trainer import train_captioning
 
         model = train_captioning(config, args.out)
+    elif config.task == "video-qa":
+        from simmim_tf.training.video_trainer import train_video_qa
+
+        model = train_video_qa(config, args.out)
     else:
         model = train(config, args.out)
     print(
@@ -188,6 +192,18 @@ def _evaluate(args):
         return
     if args.beams is not None:
         raise SimMIMInputError("--beams is for captioning runs (--run CRUN of --task captioning)")
+    if args.run and _registered_task(args.run) == "simmim_tf>SimMIMVideoQA":
+        from simmim_tf.evaluation import format_accuracy
+        from simmim_tf.training.run_evaluation import evaluate_video_qa
+
+        result = evaluate_video_qa(args.run, args.data, args.split)
+        print(
+            format_accuracy(result, f"Keras video model {args.run} on {args.data} [{args.split}]")
+        )
+        return
+    if args.model and _is_video_export(args.model):
+        _evaluate_edge_video(args)
+        return
     if args.model and _is_retrieval_tflite(args.model):
         from simmim_tf.edge.edge_retriever import evaluate_edge_retriever
         from simmim_tf.retrieval_recall import format_recall
@@ -215,6 +231,39 @@ def _registered_task(run_dir):
         return ""
     with open(path) as f:
         return json.load(f).get("registered_name", "")
+
+
+def _is_video_export(path):
+    from simmim_tf.edge.edge_video import VIDEO_META
+
+    if os.path.isdir(path):
+        return os.path.isfile(os.path.join(path, VIDEO_META))
+    return os.path.basename(path).startswith("video_") and path.endswith(".tflite")
+
+
+def _evaluate_edge_video(args):
+    """`evaluate --model` of a video export: every clip streamed frame by
+    frame through the exported steps, then its questions answered."""
+    from simmim_tf.console import step
+    from simmim_tf.data.clip_dataset import load_clip_split
+    from simmim_tf.edge.edge_video import (
+        EdgeVideoAnswerer,
+        edge_video_answers,
+        video_export_and_variant,
+    )
+    from simmim_tf.evaluation import accuracy_by_family, format_accuracy
+
+    export_dir, variant = video_export_and_variant(args.model)
+    answerer = EdgeVideoAnswerer(export_dir, variant)
+    with step(f"reading the {args.split} split of {args.data}"):
+        clips = load_clip_split(args.data, args.split, image_size=answerer.image_size)
+    with step(f"streaming its {len(clips.frames):,} clips and answering {len(clips):,} questions"):
+        predicted = edge_video_answers(answerer, clips)
+    result = accuracy_by_family(
+        predicted, clips.answers, clips.families, question_types=clips.question_types
+    )
+    title = f"TFLite video steps {export_dir} ({variant}) on {args.data} [{args.split}]"
+    print(format_accuracy(result, title))
 
 
 def _is_retrieval_tflite(path):
@@ -250,6 +299,10 @@ def _export(args):
     if args.web and "tflite" not in formats:
         raise SimMIMInputError("--web serves the .tflite files: add tflite to --format")
     task = _registered_task(args.run)
+    if task == "simmim_tf>SimMIMVideoQA":
+        _export_video_run(args, formats)
+        return
+    args.quantize = args.quantize or "float32,int8"
     if task in ("simmim_tf>SimMIMRetriever", "simmim_tf>SimMIMCaptioner"):
         _export_two_part(args, formats, "retrieval" if "Retriever" in task else "captioning")
         return
@@ -318,6 +371,40 @@ def _report_data(args):
     from simmim_tf.training.run_config import RunConfig
 
     return args.data or RunConfig.load(os.path.join(args.run, "run_config.json")).data
+
+
+def _export_video_run(args, formats):
+    """`export` of a video-qa run: the per-frame step and the answer step."""
+    from simmim_tf.export.video_export import VIDEO_VARIANTS, export_video
+    from simmim_tf.models.simmim_video_qa import SimMIMVideoQA
+
+    variants = [v.strip() for v in (args.quantize or ",".join(VIDEO_VARIANTS)).split(",")]
+    variants = [v for v in variants if v]
+    if not variants or set(variants) - set(VIDEO_VARIANTS):
+        raise SimMIMInputError(
+            f"--quantize: a video-qa run exports {VIDEO_VARIANTS} (int8 steps are not built "
+            f"yet); got {args.quantize!r}"
+        )
+    still_only = [
+        flag
+        for flag, used in [
+            ("--two-stage", args.two_stage),
+            ("--int8-float-ops", args.int8_float_ops != "ONE_HOT"),
+            ("--report", args.report),
+            ("--web", args.web),
+        ]
+        if used
+    ]
+    if still_only:
+        raise SimMIMInputError(f"{', '.join(still_only)}: for still-image runs, not video-qa")
+    model = SimMIMVideoQA.from_preset(args.run)
+    tokenizer, answers = model.preprocessor.question_tokenizer(), model.preprocessor.answers
+    report = export_video(model, tokenizer, answers, args.out, variants, formats)
+    _print_exported(report)
+    print(
+        f"answer a clip with `simmim-tf predict --model {args.out} --video CLIP --question Q`; "
+        f"measure them with `simmim-tf evaluate --model {args.out} --data DATA`"
+    )
 
 
 def _export_two_part(args, formats, task):
@@ -461,24 +548,12 @@ def _predict(args):
 def _predict_video(args):
     """`predict --video`: the clip's frames pushed one at a time through the
     exported per-frame step, then the question answered from the state."""
-    import re
-
     from simmim_tf.data.clip_dataset import load_clip
-    from simmim_tf.edge.edge_video import EdgeVideoAnswerer
+    from simmim_tf.edge.edge_video import EdgeVideoAnswerer, video_export_and_variant
 
     if args.explain:
         raise SimMIMInputError("--explain draws still images only; leave it out with --video")
-    export_dir, variant = args.model, "float32"
-    if os.path.isfile(args.model):  # one of the export's files: its folder and variant
-        export_dir = os.path.dirname(args.model) or "."
-        name = os.path.basename(args.model)
-        named = re.fullmatch(r"video_(?:frame_step|answer)_(\w+)\.tflite", name)
-        if not named:
-            raise SimMIMInputError(
-                f"--model {args.model}: with --video, give the video export's folder "
-                "or one of its video_*.tflite files"
-            )
-        variant = named.group(1)
+    export_dir, variant = video_export_and_variant(args.model)
     answerer = EdgeVideoAnswerer(export_dir, variant)
     frames = load_clip(args.video)
     for frame in frames:
@@ -730,8 +805,8 @@ def _add_train_command(sub):
     """`train`: the run's options are generated from `RunConfig`."""
     tr = sub.add_parser(
         "train",
-        help="train SimMIMVQA (or, with --task retrieval or captioning, SimMIMRetriever or "
-        "SimMIMCaptioner) with model.fit",
+        help="train SimMIMVQA (or, with --task retrieval, captioning or video-qa, "
+        "SimMIMRetriever, SimMIMCaptioner or SimMIMVideoQA) with model.fit",
     )
     tr.add_argument(
         "--out",
@@ -835,11 +910,11 @@ def _add_export_command(sub):
     )
     ex.add_argument(
         "--quantize",
-        default="float32,int8",
+        default=None,
         help="comma-separated variants: float32, float16 (GPU delegate), dynamic (int8 "
         "weights, float activations), int8 (integer, calibrated; see --int8-float-ops), "
         "int8_mixed (calibrated int8 in the fully connected and convolution layers, the "
-        "rest float) (default float32,int8)",
+        "rest float) (default float32,int8; a video-qa run: float32,float16)",
     )
     ex.add_argument(
         "--calibration-size",

@@ -152,3 +152,33 @@ def load_clip_split(data_dir, split, image_size=None, bad=None):
         question_types=[r.get("subtype") or r["family"] for r in records],
         sources=[r["_where"].rstrip(": ") for r in records],
     )
+
+
+def split_off_clips(clip_set, fraction, seed=1000):
+    """(kept, held out) `ClipQuestionSet`s: a `fraction` of the clips, with
+    all their questions, held out (a validation share of the training
+    clips); the same clips for the same `seed`."""
+    if not 0 <= fraction < 1:
+        raise SimMIMInputError(f"validation_fraction must be in [0, 1); got {fraction}")
+    clips = len(clip_set.frames)
+    chosen = np.random.default_rng(seed).permutation(clips)[: int(round(fraction * clips))]
+    is_held = np.zeros(clips, bool)
+    is_held[chosen] = True
+    parts = []
+    for keep_clip in (~is_held, is_held):
+        keep = keep_clip[clip_set.clip_index]
+        index = np.cumsum(keep_clip) - 1
+        pick = lambda xs, k=keep: [x for x, m in zip(xs, k, strict=True) if m]  # noqa: E731
+        parts.append(
+            ClipQuestionSet(
+                frames=clip_set.frames[keep_clip],
+                clip_paths=pick(clip_set.clip_paths, keep_clip),
+                clip_index=index[clip_set.clip_index[keep]].astype(np.int32),
+                questions=pick(clip_set.questions),
+                answers=pick(clip_set.answers),
+                families=pick(clip_set.families),
+                question_types=pick(clip_set.question_types),
+                sources=pick(clip_set.sources),
+            )
+        )
+    return tuple(parts)

@@ -1,6 +1,7 @@
 """Questions about a live stream on the device: NumPy and ai-edge-litert only."""
 
 import os
+import re
 
 import numpy as np
 
@@ -88,3 +89,30 @@ class EdgeVideoAnswerer:
             "unknown_words": self.tokenizer.unknown_words(question),
             "probabilities": probabilities,
         }
+
+
+def video_export_and_variant(path):
+    """(export folder, variant) of a video export's folder (float32) or of
+    one of its `video_*_VARIANT.tflite` files."""
+    if not os.path.isfile(path):
+        return path, "float32"
+    named = re.fullmatch(r"video_(?:frame_step|answer)_(\w+)\.tflite", os.path.basename(path))
+    if not named:
+        raise SimMIMInputError(
+            f"{path}: give the video export's folder or one of its video_*.tflite files"
+        )
+    return os.path.dirname(path) or ".", named.group(1)
+
+
+def edge_video_answers(answerer, clip_set):
+    """The answer the exported steps give to each question of a
+    `ClipQuestionSet`: each clip streamed once, frame by frame, then its
+    questions answered from the state."""
+    predicted = [None] * len(clip_set)
+    for clip, frames in enumerate(clip_set.frames):
+        answerer.reset()
+        for frame in frames:
+            answerer.push(frame)
+        for q in np.flatnonzero(clip_set.clip_index == clip):
+            predicted[q] = answerer.answer(clip_set.questions[q], top_k=1)["answer"]
+    return predicted

@@ -65,7 +65,16 @@ def export_video(model, tokenizer, answers, out_dir, variants=("float32",), form
 
 def _archive(model, size, length, state_shape):
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # The layers the steps call (not the task: its preprocessor's lookup
+    # tables are no TFLite ops).
+    for layer in (
+        model.backbone,
+        model.memory,
+        model.memory_read,
+        model.final_norm,
+        model.answer_head,
+    ):
+        archive.track(layer)
     frame = tf.TensorSpec((1, size, size, 3), tf.float32, name="frame")
     state = tf.TensorSpec(state_shape, tf.float32, name="state")
 

@@ -1,6 +1,6 @@
 """SimMIMVideoQA: questions about a clip, with a memory carried frame by frame."""
 
-import keras
+import numpy as np
 from keras import ops
 
 from simmim_tf.api_export import simmim_export
@@ -8,12 +8,14 @@ from simmim_tf.layers.answer_head import AnswerHead
 from simmim_tf.layers.cross_attention_block import CrossAttentionBlock
 from simmim_tf.layers.layer_norm import LayerNorm
 from simmim_tf.layers.streaming_memory import StreamingMemory
+from simmim_tf.models.answer_task import AnswerTask
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
-from simmim_tf.models.simmim_presets import preset_arguments
+from simmim_tf.models.simmim_task import SimMIMTask
+from simmim_tf.models.simmim_video_qa_preprocessor import SimMIMVideoQAPreprocessor
 
 
 @simmim_export
-class SimMIMVideoQA(keras.Model):
+class SimMIMVideoQA(AnswerTask, SimMIMTask):
     """Video question answering on a `SimMIMBackbone`.
 
     1. The backbone's image encoder turns every frame into regions.
@@ -24,9 +26,16 @@ class SimMIMVideoQA(keras.Model):
        head) and that answer's features read the streaming memory by
        cross-attention; the two are added and classified.
 
+    A keras-hub `Task`: with a `preprocessor` attached, `fit`, `evaluate` and
+    `predict` take raw inputs, `{"frames": uint8 clips, "questions":
+    strings, "clip_index": ...}` and answer strings as labels;
+    `answer_clips()` returns answer strings.
+
     Args:
         backbone: `SimMIMBackbone` (its image size is the frames').
         num_answers: int. Size of the answer vocabulary.
+        preprocessor: `SimMIMVideoQAPreprocessor` or None (inputs already
+            tokenised and resized).
         memory_slots: int or None. Slots of the streaming memory; None: the
             backbone's `memory_slots`.
         dropout: float.
@@ -38,13 +47,24 @@ class SimMIMVideoQA(keras.Model):
     num_answers).
     """
 
-    def __init__(self, backbone, num_answers, memory_slots=None, dropout=0.0, **kwargs):
-        kwargs.setdefault("name", "simmim_video_qa")
-        super().__init__(**kwargs)
+    backbone_cls = SimMIMBackbone
+    preprocessor_cls = SimMIMVideoQAPreprocessor
+    # Every backbone layer answers.
+    UNUSED_LAYERS = ()
+
+    def __init__(
+        self, backbone, num_answers, preprocessor=None, memory_slots=None, dropout=0.0,
+        dtype=None, **kwargs,
+    ):  # fmt: skip
+        # === Layers ===
         self.backbone = backbone
-        self.num_answers = num_answers
-        self.memory_slots = memory_slots
-        self.dropout = dropout
+        self.preprocessor = preprocessor
+        if preprocessor is not None and len(preprocessor.answers) != num_answers:
+            raise ValueError(
+                f"the preprocessor has {len(preprocessor.answers)} answers; "
+                f"num_answers={num_answers}"
+            )
+        dtype = dtype or backbone.dtype_policy
         dim, heads = backbone.hidden_dim, backbone.num_heads
         self.memory = StreamingMemory(
             memory_slots or backbone.memory_slots,
@@ -52,20 +72,24 @@ class SimMIMVideoQA(keras.Model):
             backbone.intermediate_dim,
             dropout,
             name="streaming_memory",
+            dtype=dtype,
         )
-        self.memory_read = CrossAttentionBlock(heads, dim // heads, dropout, name="memory_read")
-        self.final_norm = LayerNorm(1e-5, name="video_norm")
-        self.answer_head = AnswerHead(num_answers, dim, dropout, name="answer_head")
-
-    @classmethod
-    def from_preset(cls, preset, num_answers, vocabulary_size, image_size, max_sequence_length):
-        """A new model of named architecture `preset` ("tiny", "small", "base")."""
-        backbone = SimMIMBackbone(
-            vocabulary_size=vocabulary_size,
-            max_sequence_length=max_sequence_length,
-            **{**preset_arguments(preset), "image_size": image_size},
+        self.memory_read = CrossAttentionBlock(
+            heads, dim // heads, dropout, name="memory_read", dtype=dtype
         )
-        return cls(backbone, num_answers)
+        self.final_norm = LayerNorm(1e-5, name="video_norm", dtype=dtype)
+        self.answer_head = AnswerHead(num_answers, dim, dropout, name="answer_head", dtype=dtype)
+        # === Model ===
+        kwargs.setdefault("name", "simmim_video_qa")
+        super().__init__(dtype=dtype, **kwargs)
+        # A subclassed model: one call on a two-frame clip builds every
+        # layer now (the weights do not depend on the clip's length), so
+        # that a preset's weights load into it.
+        self._build_on_a_short_clip()
+        # === Config ===
+        self.num_answers = num_answers
+        self.memory_slots = memory_slots
+        self.dropout = dropout
 
     def clip_regions(self, frames, training=False):
         """(clips, frames, regions, dim): every frame through the image encoder."""
@@ -103,9 +127,30 @@ class SimMIMVideoQA(keras.Model):
             last, memory, inputs["token_ids"], inputs["padding_mask"], training=training
         )
 
-    def build_from_config(self, config):
-        """On loading: one call on a two-frame clip builds every layer (the
-        weights do not depend on the clip's length)."""
+    def answer_clips(self, frames, clip_index, questions, batch_size=128):
+        """The answer string to each question, `clip_index[i]` naming its
+        clip in `frames` (uint8, (clips, frames, H, W, C), at the model's
+        image size); needs a preprocessor. Each batch of questions encodes
+        its clips once."""
+        preprocessor = self._require_preprocessor()
+        token_ids, padding_mask = (np.asarray(t) for t in preprocessor.token_ids(questions))
+        clip_index = np.asarray(clip_index)
+        predicted = []
+        for start in range(0, len(questions), batch_size):
+            rows = slice(start, start + batch_size)
+            clips, local = np.unique(clip_index[rows], return_inverse=True)
+            logits = self(
+                {
+                    "frames": frames[clips],
+                    "clip_index": local.astype(np.int32),
+                    "token_ids": token_ids[rows],
+                    "padding_mask": padding_mask[rows],
+                }
+            )
+            predicted += [preprocessor.answers[i] for i in np.argmax(np.asarray(logits), -1)]
+        return predicted
+
+    def _build_on_a_short_clip(self):
         size, length = self.backbone.image_size, self.backbone.max_sequence_length
         self(
             {
@@ -116,19 +161,12 @@ class SimMIMVideoQA(keras.Model):
         )
 
     def get_config(self):
-        config = super().get_config()
+        config = super().get_config()  # backbone, preprocessor, name
         config.update(
             {
-                "backbone": keras.saving.serialize_keras_object(self.backbone),
                 "num_answers": self.num_answers,
                 "memory_slots": self.memory_slots,
                 "dropout": self.dropout,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)

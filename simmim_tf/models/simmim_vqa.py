@@ -6,16 +6,14 @@ import numpy as np
 from simmim_tf.api_export import simmim_export
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.answer_head import AnswerHead
+from simmim_tf.models.answer_task import AnswerTask
 from simmim_tf.models.simmim_backbone import SimMIMBackbone
-from simmim_tf.models.simmim_presets import preset_arguments
 from simmim_tf.models.simmim_task import SimMIMTask
 from simmim_tf.models.simmim_vqa_preprocessor import SimMIMVQAPreprocessor
-from simmim_tf.models.smoothed_answer_loss import SmoothedAnswerLoss
-from simmim_tf.models.summed_then_clipped import SimMIMAdamW
 
 
 @simmim_export
-class SimMIMVQA(SimMIMTask):
+class SimMIMVQA(AnswerTask, SimMIMTask):
     """Answer classification over a fixed answer vocabulary.
 
     A keras-hub `Task`: with a `preprocessor` attached, `fit`, `evaluate` and
@@ -82,45 +80,6 @@ class SimMIMVQA(SimMIMTask):
         self.head_dim = head_dim
         self.dropout = dropout
 
-    @classmethod
-    def _from_architecture(
-        cls, preset, preprocessor, dtype, num_answers=None, vocabulary_size=None,
-        image_size=None, max_sequence_length=32, **overrides,
-    ):  # fmt: skip
-        """`from_preset` of a named architecture: `num_answers`,
-        `vocabulary_size`, `image_size` and `max_sequence_length` size it
-        when no `preprocessor` does; `overrides` replace the preset's
-        backbone arguments."""
-        if preprocessor is not None:
-            num_answers = len(preprocessor.answers)
-            vocabulary_size = preprocessor.tokenizer.vocabulary_size()
-            image_size = preprocessor.image_size
-            max_sequence_length = preprocessor.sequence_length
-        missing = [
-            name
-            for name, value in [
-                ("num_answers", num_answers),
-                ("vocabulary_size", vocabulary_size),
-                ("image_size", image_size),
-            ]
-            if value is None
-        ]
-        if missing:
-            raise ValueError(
-                f"SimMIMVQA.from_preset({preset!r}) needs a preprocessor or {', '.join(missing)}"
-            )
-        config = preset_arguments(preset, overrides)
-        backbone = SimMIMBackbone(
-            vocabulary_size=vocabulary_size,
-            image_size=image_size,
-            max_sequence_length=max_sequence_length,
-            dtype=dtype,
-            **config,
-        )
-        return cls(
-            backbone, num_answers, preprocessor=preprocessor, dropout=config["dropout"], dtype=dtype
-        )
-
     def answer(self, images, questions, top_k=3, batch_size=64):
         """Answers questions about images, as people have them.
 
@@ -175,41 +134,6 @@ class SimMIMVQA(SimMIMTask):
                     )
                 )
         return predictions[0] if single else predictions
-
-    def compile(
-        self,
-        optimizer="auto",
-        loss="auto",
-        metrics="auto",
-        learning_rate=1e-3,
-        label_smoothing=0.0,
-        **kwargs,
-    ):
-        """Compiles with AdamW, sparse cross-entropy on logits and accuracy by default.
-
-        `label_smoothing` > 0 uses `SmoothedAnswerLoss` instead of the plain
-        cross-entropy.
-        """
-        if optimizer == "auto":
-            optimizer = self.default_optimizer(learning_rate)
-        if loss == "auto" and label_smoothing:
-            loss = SmoothedAnswerLoss(label_smoothing)
-        elif loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    @staticmethod
-    def default_optimizer(learning_rate=1e-3, beta_2=0.95):
-        """AdamW (weight decay 0.01), each weight's gradient clipped to norm 1.
-
-        `beta_2` 0.95 (Keras's default is 0.999) keeps Adam's second moment
-        over ~20 steps, so a sudden rise of the gradients does not meet a
-        stale, small estimate: on CLEVR-2D it was ahead in every pair of
-        60-minute runs measured (docs/reasoning.md).
-        """
-        return SimMIMAdamW(learning_rate, weight_decay=0.01, beta_2=beta_2, clipnorm=1.0)
 
     def answer_with_attention(self, inputs, training=False):
         """Logits and the backbone's attention maps, for explanation and export.

@@ -13,9 +13,14 @@ import typing
 from simmim_tf.atomic_files import write_atomically
 from simmim_tf.errors import SimMIMInputError
 
+TASKS = ("vqa", "retrieval", "captioning", "video-qa")
 
-def _option(default, help, choices=None):
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+def _option(default, help, choices=None, tasks=TASKS):
+    """A field with its command-line help; `tasks`: those that use it (a
+    value other than the default for another task is an error)."""
+    metadata = {"help": help, "choices": choices, "tasks": tasks}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass
@@ -25,23 +30,26 @@ class RunConfig:
         "vqa",
         "vqa: answer questions (DATA/questions.jsonl); retrieval: image–text retrieval with "
         "a contrastive loss (DATA/captions.jsonl); captioning: a caption decoder over the "
-        "image (DATA/captions.jsonl); the options marked VQA are ignored for the last two",
-        ("vqa", "retrieval", "captioning"),
+        "image (DATA/captions.jsonl); video-qa: questions about clips (DATA/questions.jsonl "
+        "naming clip folders, docs/video.md); an option marked for other tasks is an error",
+        TASKS,
     )
     preset: str = _option("tiny", "named architecture", ("tiny", "small", "base"))
     init_from: str | None = _option(
         None,
         "a folder written by `simmim-tf pretrain`: start from its pretrained image encoder "
         "(the image encoder's architecture comes from it, the rest from --preset)",
+        tasks=("vqa", "retrieval", "captioning"),
     )
     epochs: int = _option(
         10, "passes over the training questions (with --minutes: at most this many)"
     )
     minutes: float | None = _option(
         None,
-        "VQA: train for this many minutes of wall clock, end-of-epoch evaluation included; "
-        "the learning rate warms up and decays over the time rather than the steps "
-        "(default: none, --epochs alone)",
+        "VQA and video-qa: train for this many minutes of wall clock, end-of-epoch "
+        "evaluation included; the learning rate warms up and decays over the time rather "
+        "than the steps (default: none, --epochs alone)",
+        tasks=("vqa", "video-qa"),
     )
     batch_size: int = _option(64, "global batch: split between the replicas of a distributed run")
     learning_rate: float = _option(1e-3, "peak learning rate (warm-up, then cosine decay)")
@@ -62,6 +70,7 @@ class RunConfig:
         None,
         "VQA: answer classes: the K most frequent training answers (default: all); questions "
         "with other answers are bad records",
+        tasks=("vqa",),
     )
     skip_bad_records: bool = _option(
         False,
@@ -76,38 +85,50 @@ class RunConfig:
         "files in parallel each epoch; tfrecord: the same from DATA/tfrecords shards "
         "(`data to-tfrecord`)",
         ("memory", "stream", "tfrecord"),
+        tasks=("vqa",),
     )
     contrastive_loss: str = _option(
         "clip",
         "retrieval: clip (symmetric softmax cross-entropy, learned temperature) or sigmoid "
         "(SigLIP's pairwise loss)",
         ("clip", "sigmoid"),
+        tasks=("retrieval",),
     )
     embedding_dim: int | None = _option(
-        None, "retrieval: embedding size (default: the preset's hidden size)"
+        None,
+        "retrieval: embedding size (default: the preset's hidden size)",
+        tasks=("retrieval",),
     )
-    decoder_layers: int = _option(2, "captioning: blocks of the caption decoder")
-    label_smoothing: float = _option(0.0, "VQA: 0 to <1 (0: none)")
+    decoder_layers: int = _option(
+        2, "captioning: blocks of the caption decoder", tasks=("captioning",)
+    )
+    label_smoothing: float = _option(
+        0.0, "VQA and video-qa: 0 to <1 (0: none)", tasks=("vqa", "video-qa")
+    )
     grounding_weight: float = _option(
         1.0,
         "VQA: weight of the auxiliary loss that predicts each image region's object attributes "
         "from DATA/scenes.jsonl, where it exists (every pipeline and strategy; 0: off)",
+        tasks=("vqa",),
     )
     anchor_weight: float = _option(
         1.0,
         "VQA: weight of the loss that trains the relational attention's anchor to land on the "
         "object the question names (from DATA/scenes.jsonl, where it exists; presets with "
         "relational attention; every pipeline and strategy; 0: off)",
+        tasks=("vqa",),
     )
     questions_per_image: int = _option(
         4,
         "VQA: questions of one image kept in the same batch, so the image is encoded once for "
-        "them (memory pipeline, one replica; 1: off)",
+        "them (memory pipeline, one replica; 1: off); video-qa: of one clip",
+        tasks=("vqa", "video-qa"),
     )
     validation_fraction: float = _option(
         0.0,
-        "VQA: share of training images held out to keep RUN/best/ by validation accuracy "
-        "(0: best by training loss)",
+        "VQA and video-qa: share of training images (clips) held out to keep RUN/best/ by "
+        "validation accuracy (0: best by training loss)",
+        tasks=("vqa", "video-qa"),
     )
     per_replica_batch_size: int | None = _option(
         None, "set the batch per replica instead: the global batch is this × replicas"
@@ -124,6 +145,17 @@ class RunConfig:
     jit_compile: bool = _option(
         False, "compile the training step with XLA (off: slower on the 2-core CPU measured)"
     )
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            tasks = field.metadata.get("tasks", TASKS)
+            value = getattr(self, field.name)
+            if self.task not in tasks and value != field.default:
+                flag = "--" + field.name.replace("_", "-")
+                raise SimMIMInputError(
+                    f"{flag} {value} is for --task {' or '.join(tasks)}; "
+                    f"--task {self.task} does not use it"
+                )
 
     def global_batch_and_learning_rate(self, replicas):
         """(global batch, peak learning rate) for `replicas` replicas in sync."""

@@ -108,3 +108,24 @@ def evaluate_captioning(run_dir, data_dir, split="test", num_beams=None):
         ),
     )
     return result
+
+
+def evaluate_video_qa(run_dir, data_dir, split="test"):
+    """Accuracy per question family and type of a video-qa run's Keras
+    model on `split`'s clips; writes RUN/eval.json."""
+    from simmim_tf.data.clip_dataset import load_clip_split
+    from simmim_tf.models.simmim_video_qa import SimMIMVideoQA
+
+    model = SimMIMVideoQA.from_preset(run_dir)
+    with step(f"reading the {split} split of {data_dir}"):
+        clips = load_clip_split(data_dir, split, image_size=model.backbone.image_size)
+    with step(f"answering its {len(clips):,} questions about {len(clips.frames):,} clips"):
+        predicted = model.answer_clips(clips.frames, clips.clip_index, clips.questions)
+    result = accuracy_by_family(
+        predicted, clips.answers, clips.families, question_types=clips.question_types
+    )
+    write_atomically(
+        os.path.join(run_dir, "eval.json"),
+        json.dumps({"split": split, "data": data_dir, "accuracy": result}, indent=2),
+    )
+    return result
