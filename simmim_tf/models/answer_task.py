@@ -57,6 +57,14 @@ class AnswerTask:
             backbone, num_answers, preprocessor=preprocessor, dropout=config["dropout"], dtype=dtype
         )
 
+    @staticmethod
+    def _check_answers(preprocessor, num_answers):
+        if preprocessor is not None and len(preprocessor.answers) != num_answers:
+            raise ValueError(
+                f"the preprocessor has {len(preprocessor.answers)} answers; "
+                f"num_answers={num_answers}"
+            )
+
     def compile(
         self,
         optimizer="auto",

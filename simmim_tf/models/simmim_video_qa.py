@@ -59,11 +59,7 @@ class SimMIMVideoQA(AnswerTask, SimMIMTask):
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
-        if preprocessor is not None and len(preprocessor.answers) != num_answers:
-            raise ValueError(
-                f"the preprocessor has {len(preprocessor.answers)} answers; "
-                f"num_answers={num_answers}"
-            )
+        self._check_answers(preprocessor, num_answers)
         dtype = dtype or backbone.dtype_policy
         dim, heads = backbone.hidden_dim, backbone.num_heads
         self.memory = StreamingMemory(

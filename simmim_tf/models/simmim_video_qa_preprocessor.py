@@ -1,7 +1,6 @@
 """SimMIMVideoQAPreprocessor: raw clips, question strings and answer
 strings → the tensors `SimMIMVideoQA` trains and predicts on."""
 
-import keras
 import tensorflow as tf
 from keras_hub.src.utils.tensor_utils import preprocessing_function
 
@@ -42,12 +41,4 @@ class SimMIMVideoQAPreprocessor(SimMIMVQAPreprocessor):
         out = {"frames": tf.reshape(converted, [clips, length, *converted.shape[1:]])}
         if "clip_index" in x:
             out["clip_index"] = tf.cast(x["clip_index"], tf.int32)
-        if "token_ids" in x:
-            out["token_ids"], out["padding_mask"] = x["token_ids"], x["padding_mask"]
-        else:
-            if "questions" not in x:
-                raise ValueError('SimMIMVideoQAPreprocessor: the input dict has no "questions"')
-            out["token_ids"], out["padding_mask"] = self.token_ids(x["questions"])
-        if y is not None and y.dtype == tf.string:
-            y = self.answer_ids(y)
-        return keras.utils.pack_x_y_sample_weight(out, y, sample_weight)
+        return self._with_questions_and_answers(x, out, y, sample_weight)

@@ -61,11 +61,7 @@ class SimMIMVQA(AnswerTask, SimMIMTask):
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
-        if preprocessor is not None and len(preprocessor.answers) != num_answers:
-            raise ValueError(
-                f"the preprocessor has {len(preprocessor.answers)} answers; "
-                f"num_answers={num_answers}"
-            )
+        self._check_answers(preprocessor, num_answers)
         dtype = dtype or backbone.dtype_policy
         self.answer_head = AnswerHead(
             num_answers, head_dim or backbone.hidden_dim, dropout, name="answer_head", dtype=dtype

@@ -89,12 +89,16 @@ class SimMIMVQAPreprocessor(SimMIMPreprocessor):
                 f"received {type(x).__name__}"
             )
         out = {"images": self.image_converter(x["images"])}
+        return self._with_questions_and_answers(x, out, y, sample_weight)
+
+    def _with_questions_and_answers(self, x, out, y, sample_weight):
+        """`out` with x's token ids (kept, or tokenised from its questions),
+        packed with `y` as class ids and `sample_weight`."""
         if "token_ids" in x:
-            out["token_ids"] = x["token_ids"]
-            out["padding_mask"] = x["padding_mask"]
+            out["token_ids"], out["padding_mask"] = x["token_ids"], x["padding_mask"]
         else:
             if "questions" not in x:
-                raise ValueError('SimMIMVQAPreprocessor: the input dict has no "questions"')
+                raise ValueError(f'{type(self).__name__}: the input dict has no "questions"')
             out["token_ids"], out["padding_mask"] = self.token_ids(x["questions"])
         if y is not None and y.dtype == tf.string:
             y = self.answer_ids(y)

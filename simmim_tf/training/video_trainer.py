@@ -12,15 +12,11 @@ Each batch holds the questions of one clip in groups of
 (`clip_grouped_batches`); that needs the whole batch on one replica.
 """
 
-import json
-import os
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from simmim_tf.atomic_files import write_atomically
 from simmim_tf.data.bad_records import BadRecords
 from simmim_tf.data.clip_dataset import load_clip_split, split_off_clips
 from simmim_tf.errors import SimMIMInputError
@@ -31,10 +27,11 @@ from simmim_tf.training.distribution import run_folder
 from simmim_tf.training.image_grouped_batches import steps_per_epoch
 from simmim_tf.training.precise_batch_norm import PreciseBatchNorm
 from simmim_tf.training.run_config import RunConfig
-from simmim_tf.training.runs import removed_if_nothing_trained, save_preset_atomically
+from simmim_tf.training.runs import removed_if_nothing_trained
 from simmim_tf.training.vqa_trainer import (
     _callbacks,
     _report_skipped,
+    fit_and_save,
     start_run,
     warmup_cosine_schedule,
 )
@@ -91,22 +88,10 @@ def _train(config, out_dir, verbose):
     # batch-norm statistics (over frames, as the image encoder sees them).
     frames = dataset.map(lambda x, y: ({"images": _flat_frames(x["frames"])}, y))
     callbacks.insert(0, PreciseBatchNorm(model.backbone.get_layer("patch_embedding"), frames))
-    history = model.fit(
-        dataset,
-        validation_data=validation_data,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=fit_verbose,
-        shuffle=False,
-    ).history
-    if not np.all(np.isfinite(history.get("loss", [0.0]))):
-        raise RuntimeError("training stopped: the loss became NaN; the model was not written")
-    history["steps"] = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    if budget is not None:
-        history["train_minutes"] = budget.elapsed() / 60
-    model.preprocessor = preprocessor
-    save_preset_atomically(model, out_dir)
-    write_atomically(os.path.join(out_dir, "history.json"), json.dumps(history, indent=2))
+    fit_and_save(
+        model, preprocessor, dataset, validation_data, config.epochs, callbacks, out_dir,
+        budget=budget, verbose=fit_verbose,
+    )  # fmt: skip
     return model
 
 

@@ -121,13 +121,31 @@ def _train(config, out_dir, verbose):
     # First: BestCheckpoint and the end of training see the recomputed statistics.
     stem = model.backbone.get_layer("patch_embedding")
     callbacks.insert(0, PreciseBatchNorm(stem, data.dataset))
+    fit_and_save(
+        model, preprocessor, dataset, validation, config.epochs, callbacks, out_dir,
+        trained=trained, prefix=prefix, budget=budget, verbose=fit_verbose,
+    )  # fmt: skip
+    return model
+
+
+def fit_and_save(
+    model, preprocessor, dataset, validation, epochs, callbacks, out_dir,
+    trained=None, prefix="", budget=None, verbose=0,
+):  # fmt: skip
+    """What the VQA and video-qa trainers do once the model is compiled: fit,
+    then write the preset (`model` with `preprocessor`) and RUN/history.json.
+
+    trained: the model `fit` trains where it is a wrapper of `model` whose
+    metric names carry `prefix`; budget: the run's `TimeBudget` or None;
+    verbose: `fit`'s."""
+    trained = trained or model
     # shuffle=False: the tf.data pipeline shuffles (Keras would only warn).
     history = trained.fit(
         dataset,
         validation_data=validation,
-        epochs=config.epochs,
+        epochs=epochs,
         callbacks=callbacks,
-        verbose=fit_verbose,
+        verbose=verbose,
         shuffle=False,
     ).history
     if not np.all(np.isfinite(history.get("loss", [0.0]))):
@@ -141,11 +159,10 @@ def _train(config, out_dir, verbose):
     if budget is not None:
         history["train_minutes"] = budget.elapsed() / 60
     # Trained on tokenised tf.data pipelines; the preset carries the
-    # preprocessor, so that the saved model takes raw images and questions.
+    # preprocessor, so that the saved model takes raw inputs.
     model.preprocessor = preprocessor
     save_preset_atomically(model, out_dir)
     write_atomically(os.path.join(out_dir, "history.json"), json.dumps(history, indent=2))
-    return model
 
 
 def _image_grouped(config, strategy):
