@@ -390,7 +390,6 @@ def _export_video_run(args, formats):
         for flag, used in [
             ("--two-stage", args.two_stage),
             ("--int8-float-ops", args.int8_float_ops != "ONE_HOT"),
-            ("--report", args.report),
             ("--web", args.web),
         ]
         if used
@@ -401,6 +400,11 @@ def _export_video_run(args, formats):
     tokenizer, answers = model.preprocessor.question_tokenizer(), model.preprocessor.answers
     report = export_video(model, tokenizer, answers, args.out, variants, formats)
     _print_exported(report)
+    if args.report:
+        from simmim_tf.export.video_report import format_report, video_report
+
+        print(format_report(video_report(args.out, args.run, _report_data(args), variants)))
+        print(f"wrote {os.path.join(args.out, 'video_report.json')} and video_report.md")
     print(
         f"answer a clip with `simmim-tf predict --model {args.out} --video CLIP --question Q`; "
         f"measure them with `simmim-tf evaluate --model {args.out} --data DATA`"
@@ -943,7 +947,9 @@ def _add_export_command(sub):
         "--report",
         action="store_true",
         help="then measure each variant (size, accuracy per family, agreement with Keras, "
-        "latency with 1 and 2 threads, GPU-delegate ops) into OUT/report.json and report.md",
+        "latency with 1 and 2 threads, GPU-delegate ops) into OUT/report.json and report.md; "
+        "a video-qa run's: the state's size and the ms of a frame step and of an answer, "
+        "into OUT/video_report.json and .md",
     )
     ex.add_argument(
         "--web",

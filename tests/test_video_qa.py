@@ -197,7 +197,7 @@ def test_the_device_runs_a_stream_frame_by_frame_in_constant_memory(
     model, tokenizer, answers = trained["model"], trained["tokenizer"], trained["answers"]
     out = str(tmp_path / "export")
     export = ["export", "--run", trained["run"], "--out", out, "--format", "tflite"]
-    assert main([*export, "--quantize", "float32"]) == 0
+    assert main([*export, "--quantize", "float32", "--report"]) == 0
     assert sorted(f for f in os.listdir(out) if f.endswith(".tflite")) == [
         "video_answer_float32.tflite",
         "video_frame_step_float32.tflite",
@@ -224,8 +224,8 @@ def test_the_device_runs_a_stream_frame_by_frame_in_constant_memory(
     with pytest.raises(SimMIMInputError, match="int8 is not built yet"):
         export_video(model, tokenizer, answers.answers, out, variants=("int8",))
     capsys.readouterr()
-    assert main([*export, "--quantize", "float32", "--report"]) == 2
-    assert "--report: for still-image runs, not video-qa" in capsys.readouterr().err
+    assert main([*export, "--quantize", "float32", "--web", str(tmp_path / "web")]) == 2
+    assert "--web: for still-image runs, not video-qa" in capsys.readouterr().err
     _evaluate_video_from_the_command_line(trained, out, clips, test, capsys)
     _predict_video_from_the_command_line(out, clips, test, q, capsys, tmp_path)
 
@@ -250,6 +250,16 @@ def _evaluate_video_from_the_command_line(trained, export_dir, clips, test, caps
     edge = edge_video_answers(EdgeVideoAnswerer(export_dir, "float32"), test)
     agreement = np.mean([a == b for a, b in zip(keras_answers, edge, strict=True)])
     assert agreement >= 0.995, agreement
+    # The export's report (written by `export --report`): the same agreement,
+    # the state's size and the milliseconds of a step.
+    with open(os.path.join(export_dir, "video_report.json")) as f:
+        report = json.load(f)
+    entry = report["variants"]["float32"]
+    assert report["questions"] == len(test) and entry["same_as_keras"] >= 99.5
+    assert report["keras"] == keras_accuracy
+    hidden = trained["model"].backbone.hidden_dim
+    assert entry["state_bytes"] == 4 * trained["model"].memory.num_slots * hidden
+    assert 0 < entry["frame_ms"] < 1000 and 0 < entry["answer_ms"] < 1000
 
 
 def _predict_video_from_the_command_line(export_dir, clips, test, q, capsys, tmp_path):

@@ -2,6 +2,7 @@
 
 import os
 import re
+import time
 
 import numpy as np
 
@@ -104,15 +105,22 @@ def video_export_and_variant(path):
     return os.path.dirname(path) or ".", named.group(1)
 
 
-def edge_video_answers(answerer, clip_set):
+def edge_video_answers(answerer, clip_set, timing=None):
     """The answer the exported steps give to each question of a
     `ClipQuestionSet`: each clip streamed once, frame by frame, then its
-    questions answered from the state."""
+    questions answered from the state. `timing`, a dict, gets the
+    milliseconds of every frame step ("frame_ms") and answer ("answer_ms")."""
+    timing = {} if timing is None else timing
+    frame_ms, answer_ms = timing.setdefault("frame_ms", []), timing.setdefault("answer_ms", [])
     predicted = [None] * len(clip_set)
     for clip, frames in enumerate(clip_set.frames):
         answerer.reset()
         for frame in frames:
+            start = time.perf_counter()
             answerer.push(frame)
+            frame_ms.append(1e3 * (time.perf_counter() - start))
         for q in np.flatnonzero(clip_set.clip_index == clip):
+            start = time.perf_counter()
             predicted[q] = answerer.answer(clip_set.questions[q], top_k=1)["answer"]
+            answer_ms.append(1e3 * (time.perf_counter() - start))
     return predicted
