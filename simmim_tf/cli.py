@@ -1006,8 +1006,9 @@ def _add_predict_command(sub):
     source.add_argument(
         "--video",
         metavar="CLIP",
-        help="a folder of frames (PNG or JPEG, in name order) or an animated GIF: pushed "
-        "one frame at a time through the streaming memory (simmim_tf.edge.EdgeVideoAnswerer)",
+        help="a folder of frames (PNG or JPEG, in name order), an animated GIF or a video file "
+        "(.mp4, .mov, .avi, .mkv, .webm): pushed one frame at a time through the streaming "
+        "memory (simmim_tf.edge.EdgeVideoAnswerer)",
     )
     pr.add_argument("--question", required=True, help="the question, in words")
     pr.add_argument("--top-k", type=int, default=3, help="answers to list (default 3)")

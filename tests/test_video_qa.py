@@ -11,7 +11,7 @@ import pytest
 from simmim_tf.cli import main
 from simmim_tf.data import moving_shapes
 from simmim_tf.data.bad_records import BadRecords
-from simmim_tf.data.clip_dataset import load_clip_split
+from simmim_tf.data.clip_dataset import load_clip, load_clip_split
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.layers.streaming_memory import StreamingMemory
 from simmim_tf.models.simmim_video_qa import SimMIMVideoQA
@@ -285,6 +285,18 @@ def _predict_video_from_the_command_line(export_dir, clips, test, q, capsys, tmp
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
     assert main(["predict", "--model", export_dir, "--video", gif, "--question", question]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("after 8 frames")
+    # And as an .mp4 a phone or camera writes (lossy: the frames are close).
+    mp4 = str(tmp_path / "clip.mp4")
+    _write_mp4(mp4, test.frames[test.clip_index[q]])
+    decoded = load_clip(mp4)
+    assert decoded.shape == (8, 48, 48, 3)
+    assert np.abs(decoded.astype(int) - test.frames[test.clip_index[q]]).mean() < 8
+    assert main(["predict", "--model", export_dir, "--video", mp4, "--question", question]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("after 8 frames")
+    with open(str(tmp_path / "broken.mp4"), "wb") as f:
+        f.write(b"not a video")
+    assert main(["predict", "--model", export_dir, "--video", f.name, "--question", "x"]) == 2
+    assert "broken.mp4: not a readable video" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # one of --image and --video
         main(["predict", "--model", model, "--image", gif, "--video", clip, "--question", "x"])
 
@@ -296,3 +308,14 @@ def test_options_a_task_does_not_use_are_errors(tmp_path, capsys):
     assert "--minutes 5.0 is for --task vqa or video-qa" in capsys.readouterr().err
     assert main([*train, "--task", "video-qa", "--input-pipeline", "stream"]) == 2
     assert "--input-pipeline stream is for --task vqa;" in capsys.readouterr().err
+
+
+def _write_mp4(path, frames):
+    import av
+
+    with av.open(path, "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())

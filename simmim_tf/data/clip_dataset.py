@@ -32,6 +32,7 @@ CLIP_QUESTION_SCHEMA = {
     "subtype": (STR, False),
 }
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 
 
 @dataclasses.dataclass
@@ -73,10 +74,13 @@ def frame_files(clip_dir):
 
 
 def load_clip(clip_dir, image_size=None):
-    """uint8 (frames, H, W, 3) of one clip folder (or animated GIF); a
-    one-line error naming the folder or the frame that cannot be read."""
+    """uint8 (frames, H, W, 3) of one clip folder, animated GIF or video
+    file (`VIDEO_SUFFIXES`); a one-line error naming the folder or the frame
+    that cannot be read."""
     if clip_dir.lower().endswith(".gif") and os.path.isfile(clip_dir):
         return load_gif(clip_dir, image_size)
+    if clip_dir.lower().endswith(VIDEO_SUFFIXES) and os.path.isfile(clip_dir):
+        return load_video(clip_dir, image_size)
     if not os.path.isdir(clip_dir):
         raise SimMIMInputError(f"{clip_dir}: clip folder not found")
     files = frame_files(clip_dir)
@@ -96,6 +100,21 @@ def load_gif(path, image_size=None):
             frames = [np.asarray(f.convert("RGB"), np.uint8) for f in ImageSequence.Iterator(gif)]
     except (UnidentifiedImageError, OSError) as e:
         raise SimMIMInputError(f"{path}: not a readable GIF ({e})") from None
+    return np.stack([convert_image(f, image_size) for f in frames])
+
+
+def load_video(path, image_size=None):
+    """uint8 (frames, H, W, 3): every frame of a video file (.mp4 and the
+    other `VIDEO_SUFFIXES`), decoded with PyAV (FFmpeg), as RGB."""
+    import av  # PyAV: its wheels carry FFmpeg's decoders
+
+    try:
+        with av.open(path) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except (av.error.FFmpegError, ValueError, IndexError) as e:
+        raise SimMIMInputError(f"{path}: not a readable video ({e})") from None
+    if not frames:
+        raise SimMIMInputError(f"{path}: the video has no frames")
     return np.stack([convert_image(f, image_size) for f in frames])
 
 
