@@ -95,6 +95,29 @@ def save_attention_overlay(image, attention_map, question, answer, path, probabi
     plt.close(fig)
 
 
+def memory_strip_figure(frames, reads, slots=3, title=None):
+    """A clip as a strip of frames (top row) and, below, where the streaming
+    memory's busiest `slots` read in each frame (`SimMIMVideoQA.memory_reads`:
+    (frames, slots, rows, cols)), the slots with the most concentrated reads
+    first. Returns the figure."""
+    reads = np.asarray(reads, np.float32)
+    peak = reads.reshape(*reads.shape[:2], -1).max(axis=-1).mean(axis=0)  # (slots,)
+    chosen = np.argsort(-peak)[:slots]
+    rows, columns = 1 + len(chosen), len(frames)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.4 * rows), squeeze=False)
+    for t, frame in enumerate(frames):
+        axes[0, t].imshow(frame, interpolation="nearest")
+        axes[0, t].set_title(f"frame {t}", fontsize=8)
+        for row, slot in enumerate(chosen, start=1):
+            _overlay(axes[row, t], frame, reads[t, slot], f"slot {slot}" if t == 0 else "")
+    for ax in axes.flat:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def reconstruction_figure(masked, reconstruction, original, title=None):
     """Rows of masked input | reconstruction | original (uint8 (n, H, W, 3)
     each), for masked-image pretraining. Returns the matplotlib figure."""

@@ -146,6 +146,16 @@ class SimMIMVideoQA(AnswerTask, SimMIMTask):
             predicted += [preprocessor.answers[i] for i in np.argmax(np.asarray(logits), -1)]
         return predicted
 
+    def memory_reads(self, frames):
+        """Where the streaming memory looked in each frame of one clip:
+        float32 (frames, slots, rows, cols), each slot's read attention over
+        the frame's regions, averaged over heads. `frames`: uint8 (frames,
+        H, W, C) at the model's image size."""
+        regions = self.clip_regions(ops.cast(ops.convert_to_tensor(frames[None]), "float32"))
+        _, weights = self.memory(regions)  # (1, frames, heads, slots, regions)
+        reads = ops.convert_to_numpy(ops.mean(ops.cast(weights[0], "float32"), axis=1))
+        return reads.reshape(*reads.shape[:2], *self.backbone.grid_shape)
+
     def _build_on_a_short_clip(self):
         size, length = self.backbone.image_size, self.backbone.max_sequence_length
         self(
