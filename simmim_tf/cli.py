@@ -375,15 +375,16 @@ def _report_data(args):
 
 def _export_video_run(args, formats):
     """`export` of a video-qa run: the per-frame step and the answer step."""
+    from simmim_tf.data.clip_dataset import load_clip_split
+    from simmim_tf.export.signature_conversion import calibration_data
     from simmim_tf.export.video_export import VIDEO_VARIANTS, export_video
     from simmim_tf.models.simmim_video_qa import SimMIMVideoQA
 
-    variants = [v.strip() for v in (args.quantize or ",".join(VIDEO_VARIANTS)).split(",")]
+    variants = [v.strip() for v in (args.quantize or "float32,float16").split(",")]
     variants = [v for v in variants if v]
     if not variants or set(variants) - set(VIDEO_VARIANTS):
         raise SimMIMInputError(
-            f"--quantize: a video-qa run exports {VIDEO_VARIANTS} (int8 steps are not built "
-            f"yet); got {args.quantize!r}"
+            f"--quantize: a video-qa run exports {VIDEO_VARIANTS}; got {args.quantize!r}"
         )
     still_only = [
         flag
@@ -398,7 +399,11 @@ def _export_video_run(args, formats):
         raise SimMIMInputError(f"{', '.join(still_only)}: for still-image runs, not video-qa")
     model = SimMIMVideoQA.from_preset(args.run)
     tokenizer, answers = model.preprocessor.question_tokenizer(), model.preprocessor.answers
-    report = export_video(model, tokenizer, answers, args.out, variants, formats)
+    data = calibration_data(args.run, args.data, variants)
+    clips = data and load_clip_split(data, "train", image_size=model.backbone.image_size)
+    report = export_video(
+        model, tokenizer, answers, args.out, variants, formats, clips, args.calibration_size
+    )
     _print_exported(report)
     if args.report:
         from simmim_tf.export.video_report import format_report, video_report

@@ -18,25 +18,36 @@ from keras import ops
 from simmim_tf.edge.edge_video import STEPS, VIDEO_META, step_file
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.export.signature_conversion import export_signatures
-from simmim_tf.preprocessing.time_features import TIME_PERIODS
+from simmim_tf.export.tflite_conversion import CALIBRATED, VARIANTS
+from simmim_tf.preprocessing.time_features import TIME_PERIODS, time_features
 
-# int8 needs calibration states from real streams: not built yet.
-VIDEO_VARIANTS = ("float32", "float16")
+VIDEO_VARIANTS = VARIANTS
 
 
-def export_video(model, tokenizer, answers, out_dir, variants=("float32",), formats=("tflite",)):
+def export_video(
+    model, tokenizer, answers, out_dir, variants=("float32",), formats=("tflite",),
+    calibration=None, calibration_size=200, seed=0,
+):  # fmt: skip
     """Writes both steps of `model` (a `SimMIMVideoQA`) in each variant and
     the sidecar (vocabulary, answers, sizes and the memory's initial state).
 
     tokenizer: the `QuestionTokenizer` it was trained with; answers: its
-    answer strings, in class order.
+    answer strings, in class order; calibration: a `ClipQuestionSet` (the
+    training clips) for the calibrated variants (int8, int8_mixed), whose
+    clips are streamed through the Keras model for the states a real stream
+    passes through (`calibration_size` samples of each step).
     Returns {"files": {name: bytes}, "gpu_delegate_problems": {variant: [...]}}.
     """
     unknown = [v for v in variants if v not in VIDEO_VARIANTS]
     if unknown:
         raise SimMIMInputError(
             f"video export variants {unknown}: the streaming steps export as "
-            f"{', '.join(VIDEO_VARIANTS)} (int8 is not built yet)"
+            f"{', '.join(VIDEO_VARIANTS)}"
+        )
+    calibrated = sorted(set(variants) & set(CALIBRATED))
+    if calibrated and calibration is None:
+        raise SimMIMInputError(
+            f"{', '.join(calibrated)}: calibration needs clips (calibration=, or --data)"
         )
     backbone = model.backbone
     size, length = backbone.image_size, tokenizer.sequence_length
@@ -57,7 +68,11 @@ def export_video(model, tokenizer, answers, out_dir, variants=("float32",), form
         formats,
         variants,
         signatures=STEPS,
-        samples={},
+        samples=(
+            _calibration_samples(model, tokenizer, calibration, calibration_size, seed)
+            if calibrated
+            else {}
+        ),
         file_name=step_file,
         text_part="answer",
     )
@@ -96,3 +111,34 @@ def _archive(model, size, length, state_shape):
     ]
     archive.add_endpoint("answer", answer, [frame, state, *tokens])
     return archive
+
+
+def _calibration_samples(model, tokenizer, clips, count, seed):
+    """Representative inputs of both steps: frames of training clips with
+    the states the Keras model reaches streaming them (every frame of a
+    clip), and questions with their clip's last frame and final state."""
+    rng = np.random.default_rng(seed)
+    length = clips.frames.shape[1]
+    chosen = rng.choice(
+        len(clips.frames), size=min(len(clips.frames), -(-count // length)), replace=False
+    )
+    frame_samples, answer_samples = [], []
+    for clip in chosen:
+        frames = clips.frames[clip].astype(np.float32)
+        state = np.asarray(model.memory.initial_state(1))
+        for t, frame in enumerate(frames):
+            when = time_features(t)[None]
+            frame_samples.append({"frame": frame[None], "state": state, "when": when})
+            regions = model.backbone.encode_image(frame[None])
+            state = np.asarray(model.memory.step(state, regions, when)[0])
+        for q in np.flatnonzero(clips.clip_index == clip)[:length]:
+            ids, mask = tokenizer.encode(clips.questions[q])
+            answer_samples.append(
+                {
+                    "frame": frames[-1][None],
+                    "state": state,
+                    "token_ids": ids[None].astype(np.int32),
+                    "padding_mask": mask[None].astype(np.int32),
+                }
+            )
+    return {"frame_step": frame_samples[:count], "answer": answer_samples[:count]}
