@@ -29,7 +29,7 @@ QUICK = {
     "02_what_the_model_looks_at": {"NUM_IMAGES": 120, "EPOCHS": 2},
     "03_distributed_training": {"NUM_IMAGES": 100},
     "04_quantize_and_export": {"NUM_IMAGES": 120, "EPOCHS": 2},
-    "05_video_question_answering": {"NUM_CLIPS": 40, "MINUTES": 0.5},
+    "05_video_question_answering": {"NUM_CLIPS": 40, "MINUTES": 0.25},
 }
 NAMES = tuple(QUICK)
 TIME_LIMIT_S = 300

@@ -197,7 +197,8 @@ def test_the_device_runs_a_stream_frame_by_frame_in_constant_memory(
     model, tokenizer, answers = trained["model"], trained["tokenizer"], trained["answers"]
     out = str(tmp_path / "export")
     export = ["export", "--run", trained["run"], "--out", out, "--format", "tflite"]
-    assert main([*export, "--quantize", "float32,int8_mixed", "--report"]) == 0
+    quantize = ["--quantize", "float32,int8_mixed", "--calibration-size", "16"]
+    assert main([*export, *quantize, "--report"]) == 0
     assert sorted(f for f in os.listdir(out) if f.endswith(".tflite")) == [
         "video_answer_float32.tflite",
         "video_answer_int8_mixed.tflite",
