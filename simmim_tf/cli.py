@@ -948,6 +948,12 @@ def _add_export_command(sub):
         "(float32, float16 or dynamic): the image encoder runs once per picture, each further "
         "question runs the answer model alone (default: none)",
     )
+    _add_export_reports(ex)
+    ex.set_defaults(func=_export)
+
+
+def _add_export_reports(ex):
+    """`export`'s measurements and page: `--report` and `--web`."""
     ex.add_argument(
         "--report",
         action="store_true",
@@ -964,7 +970,6 @@ def _add_export_command(sub):
         "question, the answer and where the model looked; a captioning or retrieval run's "
         "export joins the page already in WEB as a caption button or a search (docs/web.md)",
     )
-    ex.set_defaults(func=_export)
 
 
 def _add_caption_command(sub):
