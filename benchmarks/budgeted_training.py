@@ -16,7 +16,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import time
 
 import keras
@@ -29,6 +28,7 @@ from simmim_tf.data.region_targets import region_targets
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.evaluation import accuracy_by_family
 from simmim_tf.layers.relational_attention import RelationalAttention
+from simmim_tf.machine import describe
 from simmim_tf.models import simmim_backbone
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
 from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder
@@ -65,9 +65,7 @@ def machine():
     """The machine in words; the cores this process may use (taskset) if fewer than all."""
     usable = len(os.sched_getaffinity(0))
     cores = f"{usable} of {os.cpu_count()} cores" if usable < os.cpu_count() else "all cores"
-    return f"{platform.machine()}, {os.cpu_count()} cores ({cores} used), Python " + (
-        platform.python_version()
-    )
+    return f"{describe()}; {cores} used"
 
 
 class Data:

@@ -31,13 +31,13 @@ import collections
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 
 import keras
 import numpy as np
 
+from simmim_tf import machine
 from simmim_tf.data import clevr2d
 from simmim_tf.data.vqa_dataset import read_questions
 from simmim_tf.preprocessing.answer_vocabulary import AnswerVocabulary
@@ -124,7 +124,7 @@ def main():
             rows[family]["simmim_tiny"] = float(np.mean(np.array(simmim)[pick]))
     result = {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine.describe(),
         "command": "python " + " ".join(sys.argv),
         "data": args.data,
         "train_questions": len(train),

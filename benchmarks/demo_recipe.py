@@ -15,9 +15,9 @@ machine) and the run folder (--run, or OUT without .json).
 import argparse
 import json
 import os
-import platform
 import time
 
+from simmim_tf import machine
 from simmim_tf.evaluation import format_accuracy
 
 
@@ -82,8 +82,7 @@ def main():
         "train_s": train_s,
         "accuracy": accuracy,
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        "machine": machine.describe(),
     }
     with open(args.out, "w") as f:
         json.dump(record, f, indent=1)

@@ -14,7 +14,6 @@ alternate, so that a drift of this machine's speed shows.
 import argparse
 import json
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -22,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 
+from simmim_tf import machine
 from simmim_tf.models import SimMIMVQA
 from simmim_tf.models.prebuilt_optimizer import (
     PrebuiltOptimizer,
@@ -63,7 +63,7 @@ def main():
             print(json.dumps(runs[-1]), flush=True)
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine.describe(),
         "runs": runs,
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

@@ -25,13 +25,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 
 from benchmarks import train_throughput
+from simmim_tf import machine
 from simmim_tf.data import clevr2d, sort_of_clevr
 from simmim_tf.data.tfrecord_shards import write_shards
 from simmim_tf.data.vqa_dataset import load_split, read_questions
@@ -115,7 +115,7 @@ def main():
 
     result = {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine.describe(),
         "command": "python " + " ".join(sys.argv),
         "batch_size": BATCH,
         "datasets": {},

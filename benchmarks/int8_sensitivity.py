@@ -27,11 +27,11 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 
 import keras
 import numpy as np
 
+from simmim_tf import machine
 from simmim_tf.evaluation import accuracy_by_family
 from simmim_tf.export import quantization_aware as qa
 from simmim_tf.export.tflite_conversion import representative_samples
@@ -159,7 +159,7 @@ def main():
         "questions": n,
         "parts": parts,
         "date": datetime.datetime.now().isoformat(timespec="minutes"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine.describe(),
         "results": results,
     }
     if args.within:

@@ -29,7 +29,6 @@ import collections
 import contextlib
 import datetime
 import os
-import platform
 import tempfile
 
 import keras
@@ -37,6 +36,7 @@ from ai_edge_litert.interpreter import OpResolverType
 
 from benchmarks.tflite_timing import median_ms
 from benchmarks.xnnpack_partitions import op_counts
+from simmim_tf import machine
 from simmim_tf.export import tflite_conversion
 from simmim_tf.export.serving_saved_model import write_saved_model
 from simmim_tf.layers.layer_norm import LayerNorm
@@ -89,7 +89,7 @@ def main():
         args.data, tokenizer, model.backbone.image_size, 200
     )
     print(
-        f"{args.run}; {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores; "
+        f"{args.run}; {datetime.date.today()}, {machine.describe()}; "
         "1 thread, median of 200 calls, XNNPACK on"
     )
     print(

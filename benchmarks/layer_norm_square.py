@@ -19,7 +19,6 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 
@@ -28,6 +27,7 @@ from keras import ops
 
 from benchmarks.tflite_agreement import first_question, tflite_probabilities
 from benchmarks.tflite_timing import median_ms
+from simmim_tf import machine
 from simmim_tf.export import serving_saved_model, tflite_conversion
 from simmim_tf.export.export_report import _litert_benchmark_ms
 from simmim_tf.export.tflite_model_ops import read_ops
@@ -102,8 +102,7 @@ def main():
     report = {
         "command": "python -m benchmarks.layer_norm_square " + " ".join(sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        "machine": machine.describe(),
         "questions": int(len(images)),
         "rows": rows,
     }

@@ -22,10 +22,10 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import sys
 
+from simmim_tf import machine
 from simmim_tf.export.export_report import export_report
 from simmim_tf.export.litert_exporter import export_run
 from simmim_tf.export.quantization_aware import LOSSES, PLAIN, fine_tune_run
@@ -73,8 +73,7 @@ def main(argv=None):
     results = {
         "command": "python -m benchmarks.quantization_aware " + " ".join(sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        "machine": machine.describe(),
         "arms": {},
     }
     for i, arm in enumerate(arms):

@@ -28,10 +28,11 @@ logical devices share one core: slower, the same steps.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
+
+from simmim_tf import machine
 
 ARMS = {"one_device": 1, "one_device_per_example": 1, "mirrored": 2, "mirrored_keras_clipping": 2}
 
@@ -108,8 +109,7 @@ def run_arms(args):
     report = {
         "command": "python -m benchmarks.replicas " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"{len(os.sched_getaffinity(0))} usable, Python {platform.python_version()}",
+        "machine": f"{machine.describe()}; {len(os.sched_getaffinity(0))} cores usable",
         "epochs": args.epochs,
         "seed": args.seed,
         "runs": results,

@@ -23,13 +23,13 @@ Recipes (litert-quantizer):
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from litert_quantizer import quantizer, recipe
 
+from simmim_tf import machine
 from simmim_tf.export.tflite_conversion import representative_samples
 from simmim_tf.training.run_evaluation import load_run_and_split
 
@@ -155,8 +155,7 @@ def main():
 
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        "machine": machine.describe(),
         "run": args.run,
         "questions": n,
         "margin": args.margin,

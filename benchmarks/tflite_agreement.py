@@ -26,7 +26,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import tempfile
 
 import numpy as np
@@ -34,6 +33,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from benchmarks.tflite_timing import median_ms
+from simmim_tf import machine
 from simmim_tf.export import tflite_conversion
 from simmim_tf.training.run_evaluation import load_run_and_split
 
@@ -119,8 +119,8 @@ def main():
             paths[f"int8, float: {choice or 'none'}"] = path
 
     print(
-        f"{n} test questions of {args.data}; {datetime.date.today()}, {platform.machine()}, "
-        f"{os.cpu_count()} cores; the export's int8 keeps "
+        f"{n} test questions of {args.data}; {datetime.date.today()}, {machine.describe()}; "
+        "the export's int8 keeps "
         f"{','.join(tflite_conversion.FLOAT_OPS_IN_INT8)} in float"
     )
     top2 = np.sort(reference, axis=-1)[:, -2:]

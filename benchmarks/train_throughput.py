@@ -22,12 +22,12 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import time
 
 import keras
 import numpy as np
 
+from simmim_tf import machine
 from simmim_tf.models.simmim_vqa import SimMIMVQA
 
 IMAGE_SIZE = 75
@@ -145,8 +145,7 @@ def main():
         "date": time.strftime("%Y-%m-%d"),
         "backend": keras.backend.backend(),
         "device": device,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        "machine": machine.describe(),
         "results": results,
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

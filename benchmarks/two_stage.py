@@ -21,12 +21,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 
+from simmim_tf import machine
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.edge import EdgePredictor, TwoStagePredictor
 from simmim_tf.export.litert_exporter import export_run
@@ -73,7 +73,7 @@ def main():
         rows.append(row)
     result = {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine.describe(),
         "command": "python " + " ".join(sys.argv),
         "runs": args.runs,
         "rows": rows,

@@ -11,9 +11,9 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import time
 
+from simmim_tf import machine
 from simmim_tf.evaluation import evaluate_tflite, format_accuracy
 
 
@@ -63,7 +63,7 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
 
     examples, pictures, named = _pictures_and_examples(out, data, run_dir, int8_path)
     results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine.describe(),
         "config": {"num_images": num_images, **vars(config)},
         "parameters": model.count_params(),
         "accuracy": {"keras": keras_accuracy, "tflite_int8": int8_accuracy},

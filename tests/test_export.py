@@ -170,6 +170,10 @@ def test_export_report(trained_export):
     for name in rows:
         assert f"| {name} |" in table
     assert "benchmark tool ms (1 thr)" in table
+    # The report names the variant that answered fastest here, and the CPU.
+    fastest = min(("float32", "float16", "int8"), key=lambda v: rows[v]["latency_ms"]["1"])
+    assert f"Fastest here on 1 thread(s): **{fastest}**" in table
+    assert report["machine"] in table and "cores" in report["machine"]
 
 
 def test_saved_model_cli_shows_and_runs_the_serving_model(trained_export):

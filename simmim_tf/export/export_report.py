@@ -12,7 +12,6 @@ inputs, `CompiledModel` API), and whether the GPU delegate accepts every op
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import time
 
 import numpy as np
 
+from simmim_tf import machine
 from simmim_tf.console import step
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.edge import EdgePredictor
@@ -132,8 +132,7 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50, 
             rows[variant]["size_vs_float32"] = rows[variant]["bytes"] / rows["float32"]["bytes"]
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        "machine": machine.describe(),
         "export": export_dir,
         "data": data_dir,
         "split": split,
@@ -152,6 +151,28 @@ def export_report(export_dir, run_dir, data_dir, split="test", latency_runs=50, 
 
 def _ms(value):
     return f"{value:.2f}" if isinstance(value, float | int) else str(value)
+
+
+def _fastest_lines(report):
+    """Which variant answered fastest on one thread here, and why that
+    depends on the CPU (`simmim_tf.machine`)."""
+    threads = report["threads"][0]
+    timed = {
+        name: row["latency_ms"][threads]
+        for name, row in report["variants"].items()
+        if name != "keras"
+    }
+    if not timed:
+        return []
+    fastest = min(timed, key=timed.get)
+    others = ", ".join(f"{name} {ms:.2f} ms" for name, ms in timed.items() if name != fastest)
+    return [
+        "",
+        f"Fastest here on {threads} thread(s): **{fastest}** "
+        f"({timed[fastest]:.2f} ms; {others or 'no other variant'}). int8 variants "
+        "beat float32 only on CPUs with an int8 dot product (AVX-512 VNNI, AVX-VNNI, "
+        "Arm dotprod/i8mm); this machine: " + report["machine"] + ".",
+    ]
 
 
 def format_report(report):
@@ -193,6 +214,7 @@ def format_report(report):
                 else ("all ops accepted" if not gpu else "; ".join(gpu)),
             ]
         lines.append("| " + " | ".join([name, *accuracy, *rest]) + " |")
+    lines += _fastest_lines(report)
     types = sorted(report["variants"]["keras"]["accuracy"].get("by_question_type", {}))
     if types:
         lines += ["", "Accuracy per question type:", ""]
