@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 DEMO := demo_out
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: demo test install which-python lint notebooks clean
+.PHONY: demo test install which-python lint notebooks clean tcmalloc
 
 # LiteRT.js for `simmim-tf export --web` (simmim_tf/web/package-lock.json):
 # installed, never built.
@@ -39,6 +39,20 @@ APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -
 $(CHROMIUM):
 	$(APT_INSTALL) chromium || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
 
+# tcmalloc under every Python that `make demo` and `make test` start: with
+# glibc's malloc, TensorFlow's training spends 30 to 45% of its time in the
+# kernel on some machines (every step's tensors mapped and faulted in
+# afresh); with tcmalloc 3%, and training is 1.7x faster
+# (docs/training.md). Debian's libtcmalloc-minimal4, installed once (as
+# root, or with sudo); where it cannot be, both run without it and say so.
+TCMALLOC_PACKAGE := libtcmalloc-minimal4
+FIND_TCMALLOC := /sbin/ldconfig -p 2>/dev/null | awk '/libtcmalloc_minimal\.so\.4 /{print $$NF; exit}'
+PRELOAD = LD_PRELOAD="$$($(FIND_TCMALLOC))"
+tcmalloc:
+	@test -n "$$($(FIND_TCMALLOC))" || $(APT_INSTALL) $(TCMALLOC_PACKAGE) >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -q >/dev/null 2>&1 && $(APT_INSTALL) $(TCMALLOC_PACKAGE) >/dev/null 2>&1; } \
+		|| echo "note: $(TCMALLOC_PACKAGE) could not be installed; training runs with glibc's malloc, up to 1.7x slower (docs/training.md)"
+
 # The package and its pinned dependencies in .venv, nothing else.
 install: $(STAMP) $(LITERT_JS)
 	@echo "installed: source $(VENV)/bin/activate, then simmim-tf --help"
@@ -50,8 +64,8 @@ which-python:
 	@$(PYTHON) -c 'import sys; print(sys.executable, "(Python %d.%d)" % sys.version_info[:2])' \
 		|| { echo "error: PYTHON=$(PYTHON) does not run"; exit 1; }
 
-demo: $(STAMP) $(LITERT_JS)
-	$(BIN)/python -m simmim_tf.demo --out $(DEMO)
+demo: $(STAMP) $(LITERT_JS) tcmalloc
+	$(PRELOAD) $(BIN)/python -m simmim_tf.demo --out $(DEMO)
 
 # Two workers (pytest-xdist), one per core of the 2-core machines this is
 # planned for; each test file stays on one worker, and the trained runs
@@ -62,8 +76,8 @@ demo: $(STAMP) $(LITERT_JS)
 # waits for a run the other is building.
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
-test: $(STAMP) $(LITERT_JS) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+test: $(STAMP) $(LITERT_JS) $(CHROMIUM) tcmalloc
+	$(PRELOAD) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		$(PYTEST_ARGS) tests
 
 # notebooks/*.ipynb are generated from the percent-format notebooks/*.py.

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from simmim_tf import machine
 from simmim_tf.console import filter_native_logs
 from simmim_tf.errors import SimMIMInputError
 from simmim_tf.training.run_config import add_arguments as add_run_config_arguments
@@ -125,6 +126,12 @@ def _train(args):
     from simmim_tf.training.vqa_trainer import train
 
     config = from_arguments(args)
+    if machine.allocator() == "glibc malloc":
+        print(
+            "note: training with glibc's malloc, which on some machines spends a third of "
+            "the time in the kernel; tcmalloc trains up to 1.7x faster (docs/training.md, "
+            '"tcmalloc")'
+        )
     if config.task == "retrieval":
         from simmim_tf.training.caption_trainer import train_retrieval
 

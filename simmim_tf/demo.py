@@ -16,6 +16,10 @@ import time
 from simmim_tf import machine
 from simmim_tf.evaluation import evaluate_tflite, format_accuracy
 
+# The epochs README's `make demo` figures took (6 minutes on a 2-core CPU with
+# AVX-512, docs/benchmarks.md); a slower machine fits fewer in the budget.
+RECIPE_EPOCHS = 7
+
 
 @contextlib.contextmanager
 def _timed(timings, name):
@@ -51,6 +55,8 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
     )
     with _timed(timings, "train_s"):
         model = train(config, run_dir)
+    with open(os.path.join(run_dir, "history.json")) as f:
+        epochs_trained = len(json.load(f)["loss"])
     with _timed(timings, "evaluate_keras_s"):
         keras_accuracy = evaluate(run_dir, data)
     print("\n== Export (SavedModel, TFLite float32 and int8) ==")
@@ -70,6 +76,8 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
         "sizes_bytes": report["files"],
         "gpu_delegate_problems": report["gpu_delegate_problems"],
         "timings_s": timings,
+        "epochs_trained": epochs_trained,
+        "short_of_recipe": _short_of_recipe(minutes, epochs_trained, timings["train_s"]),
         "examples": examples,
         "attention_on_named_object": named,
     }
@@ -78,6 +86,20 @@ def run(out, num_images, epochs, batch_size, learning_rate, seed, minutes=None):
     _print_results(results, pictures)
     print(web)
     return results
+
+
+def _short_of_recipe(minutes, epochs_trained, train_s):
+    """A line saying that the time budget held fewer epochs than README's
+    figures took, and how to train them here; None when it did not."""
+    if not minutes or epochs_trained >= RECIPE_EPOCHS:
+        return None
+    estimate = train_s / epochs_trained * RECIPE_EPOCHS / 60
+    return (
+        f"This machine trained {epochs_trained} epoch(s) in the {minutes:g}-minute budget; "
+        f"README's figures (relational about 95%) took {RECIPE_EPOCHS}, so expect less here. "
+        f"For them: `python -m simmim_tf.demo --minutes 0 --epochs {RECIPE_EPOCHS}` "
+        f"(about {estimate:.0f} minutes of training at this machine's pace)."
+    )
 
 
 def _web_page(export_dir, web_dir):
@@ -173,6 +195,8 @@ def _print_results(results, pictures):
         + (f"; the relational anchor's: {anchor:.1%}" if anchor is not None else "")
     )
     print("Timings: " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_s"].items()))
+    if results["short_of_recipe"]:
+        print(results["short_of_recipe"])
 
 
 def main(argv=None):

@@ -1,11 +1,14 @@
 """This machine in one line, for the records that reports and benchmarks write.
 
-A latency means little without the CPU it was measured on, and one fact about
-that CPU decides whether an int8 model beats float32: an int8 dot-product
-instruction (x86's AVX-512 VNNI or AVX-VNNI, Arm's dot product or i8mm).
-XNNPACK's int8 matrix products use it where the CPU has one; without it
-(an AVX2-only x86 CPU) they are slower than its float32 ones
-(docs/export.md, "Which variant is fastest depends on the CPU").
+A figure means little without the machine it was measured on, and two facts
+about it move ours most. An int8 dot-product instruction (x86's AVX-512 VNNI
+or AVX-VNNI, Arm's dot product or i8mm) decides whether an int8 model beats
+float32: XNNPACK's int8 matrix products use it where the CPU has one, and
+without it (an AVX2-only x86 CPU) they are slower than its float32 ones
+(docs/export.md, "Which variant is fastest depends on the CPU"). The memory
+allocator decides how much of training's time goes to the kernel: with
+glibc's malloc up to 45% on some machines, with tcmalloc a few percent
+(docs/training.md, "tcmalloc").
 """
 
 import os
@@ -48,6 +51,20 @@ def int8_dot_product(flags):
     return [name for name in INT8_DOT_PRODUCT if name in flags]
 
 
+def allocator(maps_path="/proc/self/maps"):
+    """ "tcmalloc" or "jemalloc" where one is loaded (LD_PRELOAD), "glibc
+    malloc" on other Linux processes, None where /proc is missing."""
+    try:
+        with open(maps_path) as f:
+            maps = f.read()
+    except OSError:
+        return None
+    for name in ("tcmalloc", "jemalloc"):
+        if f"lib{name}" in maps:
+            return name
+    return "glibc malloc"
+
+
 def describe(cpuinfo=None):
     """ "x86_64 AMD EPYC, 2 cores, avx2, no int8 dot product, Python 3.11.7"."""
     cpuinfo = read_cpuinfo() if cpuinfo is None else cpuinfo
@@ -58,5 +75,8 @@ def describe(cpuinfo=None):
     if flags:
         parts.append(vector or "no SIMD flags")
         parts.append("int8 dot product: " + "/".join(dot) if dot else "no int8 dot product")
+    memory = allocator()
+    if memory:
+        parts.append(memory)
     parts.append(f"Python {platform.python_version()}")
     return ", ".join(parts)

@@ -38,3 +38,12 @@ def test_vnni_and_arm_dot_products_are_named():
 def test_without_cpuinfo_the_line_still_names_the_machine():
     line = machine.describe("")
     assert "cores" in line and "int8" not in line
+
+
+def test_the_allocator_is_named(tmp_path):
+    maps = tmp_path / "maps"
+    maps.write_text("7f00-7f10 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4\n")
+    assert machine.allocator(str(maps)) == "tcmalloc"
+    maps.write_text("7f00-7f10 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+    assert machine.allocator(str(maps)) == "glibc malloc"
+    assert machine.allocator(str(tmp_path / "absent")) is None
