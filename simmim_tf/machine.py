@@ -66,7 +66,7 @@ def allocator(maps_path="/proc/self/maps"):
 
 
 def describe(cpuinfo=None):
-    """ "x86_64 AMD EPYC, 2 cores, avx2, no int8 dot product, Python 3.11.7"."""
+    """ "x86_64 AMD EPYC, 2 cores, avx2, no int8 dot product, tcmalloc, Python 3.11.7"."""
     cpuinfo = read_cpuinfo() if cpuinfo is None else cpuinfo
     flags = cpu_flags(cpuinfo)
     vector = next((name for name in VECTOR_UNITS if name in flags), None)
