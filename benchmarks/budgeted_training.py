@@ -28,7 +28,7 @@ from simmim_tf.data.region_targets import region_targets
 from simmim_tf.data.vqa_dataset import load_split
 from simmim_tf.evaluation import accuracy_by_family
 from simmim_tf.layers.relational_attention import RelationalAttention
-from simmim_tf.machine import describe
+from simmim_tf.machine import describe as machine
 from simmim_tf.models import simmim_backbone
 from simmim_tf.models.simmim_image_converter import SimMIMImageConverter
 from simmim_tf.models.simmim_masked_image_pretrainer import load_image_encoder
@@ -59,13 +59,6 @@ def report_per_run(data, runs, measure, out):
     with open(out, "w") as f:
         json.dump(report, f, indent=2)
     return report
-
-
-def machine():
-    """The machine in words; the cores this process may use (taskset) if fewer than all."""
-    usable = len(os.sched_getaffinity(0))
-    cores = f"{usable} of {os.cpu_count()} cores" if usable < os.cpu_count() else "all cores"
-    return f"{describe()}; {cores} used"
 
 
 class Data:

@@ -109,7 +109,7 @@ def run_arms(args):
     report = {
         "command": "python -m benchmarks.replicas " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{machine.describe()}; {len(os.sched_getaffinity(0))} cores usable",
+        "machine": machine.describe(),
         "epochs": args.epochs,
         "seed": args.seed,
         "runs": results,

@@ -65,13 +65,21 @@ def allocator(maps_path="/proc/self/maps"):
     return "glibc malloc"
 
 
+def _cores():
+    """ "2 cores", or "2 cores (1 usable)" where this process is pinned (taskset)."""
+    cores = f"{os.cpu_count()} cores"
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < os.cpu_count():
+        cores += f" ({len(os.sched_getaffinity(0))} usable)"
+    return cores
+
+
 def describe(cpuinfo=None):
     """ "x86_64 AMD EPYC, 2 cores, avx2, no int8 dot product, tcmalloc, Python 3.11.7"."""
     cpuinfo = read_cpuinfo() if cpuinfo is None else cpuinfo
     flags = cpu_flags(cpuinfo)
     vector = next((name for name in VECTOR_UNITS if name in flags), None)
     dot = int8_dot_product(flags)
-    parts = [f"{platform.machine()} {cpu_model(cpuinfo)}", f"{os.cpu_count()} cores"]
+    parts = [f"{platform.machine()} {cpu_model(cpuinfo)}", _cores()]
     if flags:
         parts.append(vector or "no SIMD flags")
         parts.append("int8 dot product: " + "/".join(dot) if dot else "no int8 dot product")
