@@ -114,32 +114,26 @@ def test_the_data_code_sees_the_data_section_only():
     assert not names & {"RunConfig", "config"}
 
 
-def test_steps_per_execution_keeps_the_number_of_steps(tmp_path):
-    """Several steps per graph call: the same optimizer steps, each a batch."""
-    data = str(tmp_path / "data")
-    sort_of_clevr.generate(data, num_images=6, seed=3, num_test=2, progress=False)
-    config = RunConfig(data=data, epochs=2, batch_size=16, steps_per_execution=3)
-    model = train(config, str(tmp_path / "run"), verbose=0)
-    # 4 training images, 20 questions each, in groups of 4: 20 groups, 4 a batch.
-    history = json.load(open(tmp_path / "run" / "history.json"))
-    assert history["steps"] == 2 * math.ceil(20 / 4)
-    assert model.steps_per_execution == 3
-    assert RunConfig.load(str(tmp_path / "run" / "run_config.json")).steps_per_execution == 3
-
-
 def test_every_pipeline_trains_the_object_losses_and_says_so(tmp_path, capsys):
     """The streaming pipeline (one question per example, as under any
-    tf.distribute strategy) carries each question's object targets."""
+    tf.distribute strategy) carries each question's object targets; several
+    steps per graph call take the same optimizer steps, each a batch."""
     data = str(tmp_path / "data")
     sort_of_clevr.generate(data, num_images=6, seed=3, num_test=2, progress=False)
-    config = RunConfig(data=data, epochs=1, batch_size=16, input_pipeline="stream")
-    train(config, str(tmp_path / "stream"), verbose=0)
+    config = RunConfig(
+        data=data, epochs=2, batch_size=16, input_pipeline="stream", steps_per_execution=3
+    )
+    model = train(config, str(tmp_path / "stream"), verbose=0)
     out = capsys.readouterr().out
     assert "losses: answers, grounding, anchor (objects from scenes.jsonl)" in out
     assert "questions_per_image 4: one question per example" in out
     history = json.load(open(tmp_path / "stream" / "history.json"))
-    assert history["steps"] == math.ceil(80 / 16)
+    # 4 training images, 20 questions each: ceil(80 / 16) batches an epoch,
+    # in graph calls of 3 steps and then 2.
+    assert history["steps"] == 2 * math.ceil(80 / 16)
     assert all(np.isfinite(history[k][0]) for k in ("grounding_loss", "anchor_loss", "loss"))
+    assert model.steps_per_execution == 3
+    assert RunConfig.load(str(tmp_path / "stream" / "run_config.json")).steps_per_execution == 3
     # What a configuration cannot train is said, not dropped (no need to train for it).
     from simmim_tf.data.bad_records import BadRecords
     from simmim_tf.training.training_data import training_data
@@ -201,7 +195,9 @@ def test_grounding_only_where_scenes_exist_and_plain_batches_on_request(tmp_path
     data = str(tmp_path / "data")
     sort_of_clevr.generate(data, num_images=6, seed=3, num_test=2, progress=False)
     os.remove(os.path.join(data, "scenes.jsonl"))  # as for an imported VQAv2 folder
-    config = RunConfig(data=data, epochs=1, batch_size=16)
+    # One question per image: plain batches (image-grouped batches without
+    # scenes run in tests/test_readme.py's own-data section).
+    config = RunConfig(data=data, epochs=1, batch_size=16, questions_per_image=1)
     train(config, str(tmp_path / "no_scenes"), verbose=0)
     history = json.load(open(tmp_path / "no_scenes" / "history.json"))
     assert "grounding_loss" not in history and "accuracy" in history
@@ -210,10 +206,8 @@ def test_grounding_only_where_scenes_exist_and_plain_batches_on_request(tmp_path
     assert "no scenes: relation offsets in image sides" in out
     trained = load_run(str(tmp_path / "no_scenes"))
     assert trained.backbone.relational["offsets_in_regions"] is False
-    # One question per image: plain batches of 16 questions, ceil(80 / 16) steps.
-    config = RunConfig(data=data, epochs=1, batch_size=16, questions_per_image=1)
-    train(config, str(tmp_path / "plain"), verbose=0)
-    assert json.load(open(tmp_path / "plain" / "history.json"))["steps"] == 5
+    # Plain batches of 16 questions of 4 training images: ceil(80 / 16) steps.
+    assert history["steps"] == 5
     with pytest.raises(ValueError, match="questions_per_image must be at least 1"):
         train(RunConfig(data=data, questions_per_image=0), str(tmp_path / "bad"), verbose=0)
 

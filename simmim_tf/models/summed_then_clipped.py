@@ -3,6 +3,8 @@ clips the whole batch's gradient."""
 
 import keras
 
+from simmim_tf.models.weight_decay_once import WeightDecayAtOneRate
+
 
 class SumThenClip:
     """An optimizer mixin: under tf.distribute (TensorFlow backend) the
@@ -32,6 +34,8 @@ class SumThenClip:
 
 
 @keras.saving.register_keras_serializable(package="simmim_tf")
-class SimMIMAdamW(SumThenClip, keras.optimizers.AdamW):
+class SimMIMAdamW(SumThenClip, WeightDecayAtOneRate, keras.optimizers.AdamW):
     """`keras.optimizers.AdamW` whose clipping is the same on N replicas as
-    on one device (`SumThenClip`): the tasks' default optimizer."""
+    on one device (`SumThenClip`), and whose weight decay reads the
+    learning-rate schedule once a step (`WeightDecayAtOneRate`): the tasks'
+    default optimizer."""
