@@ -11,9 +11,9 @@ class WeightDecayAtOneRate:
     Keras 3.15's TensorFlow optimizer reads `self.learning_rate` inside the
     per-weight update of `_apply_weight_decay`, so a schedule (the tasks'
     warm-up and cosine: a `cond` and a cosine) is traced into the step once
-    per weight: 300 copies in the `tiny` model's train step. Tracing them
-    was a third of a new model's first `fit` (15 of 46 s, 2026-12-08), and
-    every step ran them. The value is the same: both read the schedule at
+    per weight: 300 copies in the `tiny` model's train step, traced into
+    a new model's first `fit` and run at every step (docs/training.md,
+    "The first epoch"). The value is the same: both read the schedule at
     the step's iteration, before it is counted. Other backends compile the
     step with XLA, which merges the copies, and are unchanged.
     """
